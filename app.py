@@ -1,0 +1,56 @@
+"""Roll Call's entry point: ``python app.py`` sets up the database on first run and serves the app.
+
+``flask --app app lms …`` finds ``app`` here for the command line; gunicorn serves ``app:app``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lms import create_app
+
+app = create_app()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Migrate, load content, seed demo data into an empty database, print the logins, serve."""
+    parser = argparse.ArgumentParser(description="Serve Roll Call.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", default=5000, type=int, help="port (default 5000)")
+    args = parser.parse_args(argv)
+
+    from lms.bootstrap import has_members, init_database
+    from lms.cli import print_logins
+    from lms.services.content import ContentError
+
+    try:
+        init_database(app)
+    except ContentError as exc:
+        print("content/ has problems; fix them and start again:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if app.config["SEED_DEMO_ON_FIRST_RUN"] and not has_members(app):
+        from lms.db import get_session, utcnow
+        from seeds.demo import DEMO_PASSWORD, seed_demo
+
+        print("First run: seeding demo personnel and this year's training cycle…")
+        with app.app_context():
+            session = get_session()
+            logins = seed_demo(session, people=app.config["DEMO_PEOPLE"], seed=2026, now=utcnow(),
+                               tz=app.config["TIMEZONE"], hash_method=app.config["PASSWORD_HASH_METHOD"],
+                               department=app.config["DEPARTMENT_NAME"])
+            session.commit()
+        print_logins(logins, DEMO_PASSWORD)
+    else:
+        from seeds.demo import DEMO_PASSWORD, DEMO_PEOPLE, DemoLogin
+
+        if app.config["SEED_DEMO_ON_FIRST_RUN"]:
+            print_logins([DemoLogin(p[0], f"{p[1]} {p[2]}", p[3], p[7]) for p in DEMO_PEOPLE], DEMO_PASSWORD)
+    print(f"Roll Call is running at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Bringing a database up to date: schema, content, and on first run the demo data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from lms import migrate
+from lms.db import get_database
+from lms.models import Member
+from lms.services.content import PolicyPack, load_packs, sync_content
+
+
+def init_database(app: Flask) -> list[PolicyPack]:
+    """Apply migrations and load content/ into the database; raises ContentError on bad content,
+    before anything of the content is written."""
+    database = get_database(app)
+    packs = load_packs(Path(app.config["CONTENT_DIR"]))
+    migrate.upgrade(database.engine)
+    with database.sessionmaker() as session:
+        sync_content(session, packs)
+        session.commit()
+    return packs
+
+
+def has_members(app: Flask) -> bool:
+    """Whether anyone is on the personnel roster yet."""
+    with get_database(app).sessionmaker() as session:
+        return bool(session.scalar(select(func.count(Member.id))))

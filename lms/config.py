@@ -1,0 +1,34 @@
+"""Configuration defaults.
+
+Precedence, lowest first: these defaults, ``instance/config.py``, ``LMS_*`` environment variables
+(``LMS_SECRET_KEY`` sets ``SECRET_KEY``), ``DATABASE_URL``, then the test config passed to
+``create_app``.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    #: SQLAlchemy URL; None means an SQLite file in the instance folder.
+    DATABASE_URL: str | None = None
+    #: Folder holding one sub-folder per policy.
+    CONTENT_DIR = str(PROJECT_ROOT / "content")
+    #: The department's local time zone: receipts show local time beside UTC.
+    TIMEZONE = "America/Chicago"
+    DEPARTMENT_NAME = "Elgin Police Department"
+    #: werkzeug hash method; scrypt with n=2**15, r=8, p=1 (tests lower it for speed).
+    PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
+    #: Seed Faker personnel and the current cycle when ``python app.py`` finds an empty database.
+    SEED_DEMO_ON_FIRST_RUN = True
+    DEMO_PEOPLE = 60
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024

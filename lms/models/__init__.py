@@ -1,0 +1,19 @@
+"""All models, imported here so metadata and Alembic see every table."""
+from lms.models.audit import AuditEvent
+from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole
+from lms.models.policies import Lesson, Policy, PolicyVersion, Question, QuestionOption
+from lms.models.records import Acknowledgment, ChainHead, Receipt
+from lms.models.training import (
+    Assignment,
+    AttemptItem,
+    Cycle,
+    CyclePolicy,
+    LessonProgress,
+    QuizAttempt,
+)
+
+__all__ = [
+    "Acknowledgment", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
+    "CyclePolicy", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt",
+]

@@ -1,0 +1,84 @@
+"""Members of the department and the roles they hold."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.db import Base, UTCDateTime
+
+MEMBER_STATUSES = ("active", "leave", "separated")
+ROLES = ("officer", "coordinator", "hr", "admin")
+
+
+class Member(Base):
+    """A sworn or civilian member, keyed by badge number."""
+
+    __tablename__ = "member"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'leave', 'separated')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Badge or employee number; never reused for another person.
+    badge: Mapped[str] = mapped_column(String(20), unique=True)
+    first_name: Mapped[str] = mapped_column(String(80))
+    last_name: Mapped[str] = mapped_column(String(80))
+    email: Mapped[str | None] = mapped_column(String(254))
+    rank: Mapped[str | None] = mapped_column(String(40))
+    unit: Mapped[str | None] = mapped_column(String(80), index=True)
+    shift: Mapped[str | None] = mapped_column(String(40))
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    hire_date: Mapped[date | None]
+    #: active, leave or separated; separated members keep every record but cannot sign in.
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    #: werkzeug hash; None means the member cannot sign in until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    supervisor: Mapped[Member | None] = relationship(remote_side=[id])
+    roles: Mapped[list[MemberRole]] = relationship(
+        back_populates="member", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def role_names(self) -> set[str]:
+        return {r.role for r in self.roles}
+
+    def has_role(self, role: str) -> bool:
+        return role in self.role_names
+
+    # Flask-Login's user protocol, written out so the model need not import Flask.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != "separated"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class MemberRole(Base):
+    """One role held by a member; a member may hold several."""
+
+    __tablename__ = "member_role"
+    __table_args__ = (
+        CheckConstraint("role IN ('officer', 'coordinator', 'hr', 'admin')", name="role"),
+    )
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+    member: Mapped[Member] = relationship(back_populates="roles")

@@ -1,0 +1,117 @@
+"""Training cycles, the assignments they make, and each member's progress through them."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.db import Base, UTCDateTime
+from lms.models.people import Member
+from lms.models.policies import Lesson, PolicyVersion, Question
+
+
+class Cycle(Base):
+    """An annual training cycle: policy versions assigned to an audience with a due date."""
+
+    __tablename__ = "cycle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    due_date: Mapped[date]
+    #: Days a member who joins the audience late (new hire, back from leave) has to complete.
+    grace_days: Mapped[int] = mapped_column(default=30)
+    #: {"units": [...], "ranks": [...]}; empty lists mean every active member.
+    audience: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+
+    policy_versions: Mapped[list[PolicyVersion]] = relationship(
+        secondary="cycle_policy", order_by="PolicyVersion.policy_id"
+    )
+
+
+class CyclePolicy(Base):
+    """A policy version that a cycle assigns."""
+
+    __tablename__ = "cycle_policy"
+
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"), primary_key=True)
+    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_version.id"), primary_key=True)
+
+
+class Assignment(Base):
+    """One member's duty to complete one policy version in one cycle."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (UniqueConstraint("cycle_id", "member_id", "policy_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    policy_version_id: Mapped[int] = mapped_column(ForeignKey("policy_version.id"))
+    #: The cycle's due date, or later for a member who joined the audience late.
+    due_date: Mapped[date]
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    cycle: Mapped[Cycle] = relationship()
+    member: Mapped[Member] = relationship()
+    policy_version: Mapped[PolicyVersion] = relationship()
+
+
+class LessonProgress(Base):
+    """A lesson a member has read for an assignment."""
+
+    __tablename__ = "lesson_progress"
+    __table_args__ = (UniqueConstraint("assignment_id", "lesson_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lesson.id"))
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    lesson: Mapped[Lesson] = relationship()
+
+
+class QuizAttempt(Base):
+    """One attempt at a version's quiz; the drawn questions are fixed when it starts."""
+
+    __tablename__ = "quiz_attempt"
+    __table_args__ = (UniqueConstraint("assignment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)
+    #: 1 for the first attempt of the assignment, then 2, 3…
+    number: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    correct_count: Mapped[int | None]
+    #: Percentage 0–100, rounded down, set at submission.
+    score: Mapped[int | None]
+    passed: Mapped[bool | None]
+
+    assignment: Mapped[Assignment] = relationship()
+    items: Mapped[list[AttemptItem]] = relationship(
+        back_populates="attempt", order_by="AttemptItem.position", lazy="selectin"
+    )
+
+
+class AttemptItem(Base):
+    """A question drawn into an attempt, the order its options were shown, and what was chosen."""
+
+    __tablename__ = "attempt_item"
+    __table_args__ = (UniqueConstraint("attempt_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("quiz_attempt.id"))
+    position: Mapped[int]
+    question_id: Mapped[int] = mapped_column(ForeignKey("question.id"), index=True)
+    #: Option ids in the order they were shown.
+    option_order: Mapped[list] = mapped_column(JSON)
+    #: Option ids chosen; None until submission.
+    chosen: Mapped[list | None] = mapped_column(JSON)
+    correct: Mapped[bool | None]
+
+    attempt: Mapped[QuizAttempt] = relationship(back_populates="items")
+    question: Mapped[Question] = relationship(lazy="joined")

@@ -1,0 +1,15 @@
+"""Department time: the local date decides due dates and lateness."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+
+def local_date(moment: datetime, tz_name: str) -> date:
+    """The calendar date of ``moment`` in the department's time zone."""
+    return moment.astimezone(ZoneInfo(tz_name)).date()
+
+
+def local_iso(moment: datetime, tz_name: str) -> str:
+    """``moment`` in the department's time zone, ISO 8601 with offset, to the second."""
+    return moment.astimezone(ZoneInfo(tz_name)).isoformat(timespec="seconds")

@@ -1,0 +1,141 @@
+"""Signing an acknowledgment: the checks, the record, its receipt and its audit event, together."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lms import pdf
+from lms.models import Acknowledgment, Assignment, Lesson, Member, Receipt
+from lms.services.accounts import password_matches
+from lms.services.audit import record_event
+from lms.services.clock import local_iso
+from lms.services.content import sha256_hex
+from lms.services.progress import completed_lesson_ids, current_acknowledgment
+from lms.services.quiz import submitted_attempts
+from lms.services.records import (
+    canonical_acknowledgment,
+    lock_chain_head,
+    new_verification_code,
+    record_hash,
+)
+
+
+class SigningError(ValueError):
+    """The signature was refused; ``problems`` maps a form field (or None) to what is wrong."""
+
+    def __init__(self, problems: dict[str | None, str]):
+        super().__init__("; ".join(problems.values()))
+        self.problems = problems
+
+
+@dataclass
+class SigningFacts:
+    """Where and how the signature was given, from the request."""
+
+    ip: str
+    user_agent: str
+    now: datetime
+    timezone: str
+    department: str
+
+
+def signing_blockers(session: Session, assignment: Assignment) -> list[str]:
+    """What still stands between the member and signing; empty when they may sign."""
+    blockers = []
+    lesson_ids = set(session.scalars(select(Lesson.id).where(
+        Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False))))
+    if not lesson_ids <= completed_lesson_ids(session, assignment.id):
+        blockers.append("Read every lesson first.")
+    if not any(a.passed for a in submitted_attempts(session, assignment.id)):
+        blockers.append("Pass the quiz first.")
+    if current_acknowledgment(session, assignment.id) is not None:
+        blockers.append("You have already signed this acknowledgment.")
+    return blockers
+
+
+def names_match(typed: str, member: Member) -> bool:
+    """Whether the typed name is the member's full name, ignoring case and extra spaces."""
+    return " ".join(typed.split()).casefold() == " ".join(member.full_name.split()).casefold()
+
+
+def sign_acknowledgment(session: Session, *, assignment: Assignment, member: Member,
+                        typed_name: str, password: str, shown_text_sha256: str,
+                        facts: SigningFacts) -> tuple[Acknowledgment, bool]:
+    """Check the two signature components and append the acknowledgment with its receipt.
+
+    Returns the record and whether it was created now; a repeated submission returns the record
+    already written. Nothing is written unless every check passes; the caller commits once.
+    """
+    if assignment.member_id != member.id:
+        raise SigningError({None: "This assignment is not yours."})
+    existing = current_acknowledgment(session, assignment.id)
+    if existing is not None:
+        return existing, False
+    blockers = signing_blockers(session, assignment)
+    if blockers:
+        raise SigningError({None: " ".join(blockers)})
+    problems: dict[str | None, str] = {}
+    if not names_match(typed_name, member):
+        problems["full_name"] = "Type your full name exactly as it appears on your record: " \
+                                f"{member.full_name}."
+    if not password_matches(member, password):
+        problems["password"] = "That is not your current password."
+    if shown_text_sha256 != assignment.policy_version.text_sha256:
+        problems[None] = "The policy text changed while you were reading it. Read it again and sign."
+    if problems:
+        raise SigningError(problems)
+
+    return append_acknowledgment(session, assignment=assignment, member=member,
+                                 printed_name=typed_name, facts=facts)
+
+
+def append_acknowledgment(session: Session, *, assignment: Assignment, member: Member,
+                          printed_name: str, facts: SigningFacts) -> tuple[Acknowledgment, bool]:
+    """Write the record, its receipt and its audit event, serialised on the chain head.
+
+    Callers have already checked the signature components; the demo seed calls this directly.
+    """
+    version = assignment.policy_version
+    passed = next(a for a in submitted_attempts(session, assignment.id) if a.passed)
+    ack = Acknowledgment(
+        member_id=member.id, assignment_id=assignment.id, generation=0,
+        cycle_id=assignment.cycle_id, policy_version_id=version.id, quiz_attempt_id=passed.id,
+        badge=member.badge, printed_name=" ".join(printed_name.split()),
+        policy_ref=version.policy_id, policy_title=version.policy.title,
+        policy_effective=version.effective, text_sha256=version.text_sha256,
+        statement=version.attestation, signed_at=facts.now,
+        signed_at_local=local_iso(facts.now, facts.timezone), timezone=facts.timezone,
+        signed_from_ip=facts.ip[:64], user_agent=facts.user_agent[:512],
+        quiz_attempt_number=passed.number, quiz_score=passed.score,
+        verification_code=new_verification_code(),
+    )
+    # Rendered before taking the chain lock, so signers queue only for the inserts.
+    receipt_pdf = render_receipt(ack, cycle_name=assignment.cycle.name, department=facts.department)
+    receipt_sha256 = sha256_hex(receipt_pdf)
+
+    head = lock_chain_head(session)
+    existing = current_acknowledgment(session, assignment.id)
+    if existing is not None:  # a double submit that got here first
+        return existing, False
+    ack.sequence = head.sequence
+    ack.prev_hash = head.last_hash
+    ack.record_hash = record_hash(head.last_hash, canonical_acknowledgment(ack, receipt_sha256))
+    head.last_hash = ack.record_hash
+    session.add(ack)
+    session.flush()
+    session.add(Receipt(acknowledgment_id=ack.id, pdf=receipt_pdf, sha256=receipt_sha256))
+    record_event(session, "ack.sign", at=facts.now, actor_id=member.id,
+                 target=f"acknowledgment:{ack.id}", ip=facts.ip,
+                 details={"policy": version.policy_id, "version": version.effective.isoformat(),
+                          "cycle": assignment.cycle.year, "verification_code": ack.verification_code})
+    session.flush()
+    return ack, True
+
+
+def render_receipt(ack: Acknowledgment, *, cycle_name: str, department: str) -> bytes:
+    """The one-page receipt PDF of an acknowledgment."""
+    html = pdf.render_template("receipt.html", ack=ack, cycle_name=cycle_name, department=department)
+    return pdf.create_pdf(html)

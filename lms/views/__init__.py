@@ -1,0 +1,1 @@
+"""One blueprint per audience: auth, officer, coordinator, hr, admin, and the public pages."""

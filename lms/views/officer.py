@@ -1,0 +1,266 @@
+"""The officer's pages: assigned training, lessons, the quiz, signing, receipts and history."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from lms.auth import role_required
+from lms.db import get_session
+from lms.forms import ActionForm, SignatureForm
+from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
+from lms.services import progress as progress_service
+from lms.services import quiz as quiz_service
+from lms.services.audit import record_event
+from lms.services.lessons import render_lesson
+from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
+from lms.web import client_ip, commit, request_now, today
+
+bp = Blueprint("officer", __name__, url_prefix="/training")
+officer_required = role_required("officer")
+
+
+def _own_assignment(assignment_id: int) -> Assignment:
+    """The signed-in member's assignment, or 404: another member's id looks exactly like a missing one."""
+    assignment = progress_service.member_assignment(get_session(), current_user.id, assignment_id)
+    if assignment is None:
+        abort(404)
+    return assignment
+
+
+def _progress(assignment: Assignment) -> progress_service.AssignmentProgress:
+    return progress_service.progress_for(get_session(), assignment, today=today(),
+                                         tz=current_app.config["TIMEZONE"])
+
+
+@bp.get("/")
+@officer_required
+def dashboard():
+    """What is assigned, when it is due, and how far along the member is."""
+    db = get_session()
+    items = [_progress(a) for a in progress_service.member_assignments(db, current_user.id)]
+    return render_template("officer/dashboard.html", items=items, today=today())
+
+
+@bp.get("/<int:assignment_id>")
+@officer_required
+def assignment(assignment_id: int):
+    """One assignment: its lessons, the quiz and the signature, in order."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    done = progress_service.completed_lesson_ids(db, assignment.id)
+    return render_template("officer/assignment.html", item=_progress(assignment),
+                           lessons=assignment.policy_version.lessons, done=done,
+                           open_attempt=quiz_service.open_attempt(db, assignment.id),
+                           attempts=quiz_service.submitted_attempts(db, assignment.id),
+                           form=ActionForm())
+
+
+@bp.get("/<int:assignment_id>/lessons/<int:lesson_id>")
+@officer_required
+def lesson(assignment_id: int, lesson_id: int):
+    """A lesson, with the verbatim policy text it covers."""
+    assignment = _own_assignment(assignment_id)
+    lessons = assignment.policy_version.lessons
+    index = next((i for i, l in enumerate(lessons) if l.id == lesson_id), None)
+    if index is None:
+        abort(404)
+    db = get_session()
+    return render_template(
+        "officer/lesson.html", item=_progress(assignment), lesson=lessons[index],
+        body=render_lesson(lessons[index], assignment.policy_version), position=index + 1,
+        lessons=lessons, done=progress_service.completed_lesson_ids(db, assignment.id),
+        previous=lessons[index - 1] if index > 0 else None,
+        following=lessons[index + 1] if index + 1 < len(lessons) else None, form=ActionForm())
+
+
+@bp.post("/<int:assignment_id>/lessons/<int:lesson_id>/read")
+@officer_required
+def mark_read(assignment_id: int, lesson_id: int):
+    """Record the lesson as read and go on to the next step."""
+    assignment = _own_assignment(assignment_id)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    db = get_session()
+    lesson = db.get(Lesson, lesson_id)
+    if lesson is None or lesson.version_id != assignment.policy_version_id or lesson.retired:
+        abort(404)
+    try:
+        progress_service.mark_lesson_read(db, assignment, lesson, request_now())
+        commit()
+    except IntegrityError:  # a double click recorded it a moment ago
+        db.rollback()
+    lessons = assignment.policy_version.lessons
+    following = next((l for l in lessons if l.position > lesson.position), None)
+    if following is not None:
+        return redirect(url_for(".lesson", assignment_id=assignment.id, lesson_id=following.id))
+    flash("All lessons read. You can take the quiz now.", "success")
+    return redirect(url_for(".quiz", assignment_id=assignment.id))
+
+
+@bp.get("/<int:assignment_id>/quiz")
+@officer_required
+def quiz(assignment_id: int):
+    """The open attempt's questions, or the way to start one."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    attempt = quiz_service.open_attempt(db, assignment.id)
+    return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
+                           attempts=quiz_service.submitted_attempts(db, assignment.id),
+                           form=ActionForm(), chosen={}, problems={})
+
+
+@bp.post("/<int:assignment_id>/quiz/start")
+@officer_required
+def start_quiz(assignment_id: int):
+    """Draw a new attempt (or return to the open one)."""
+    assignment = _own_assignment(assignment_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    db = get_session()
+    try:
+        quiz_service.start_attempt(db, assignment, request_now())
+        commit()
+    except quiz_service.QuizError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+    except IntegrityError:  # started twice at once: the other request's attempt stands
+        db.rollback()
+    return redirect(url_for(".quiz", assignment_id=assignment.id))
+
+
+@bp.post("/<int:assignment_id>/quiz/<int:attempt_id>")
+@officer_required
+def submit_quiz(assignment_id: int, attempt_id: int):
+    """Score the attempt on the server and show the feedback."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    attempt = db.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.assignment_id != assignment.id:
+        abort(404)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    answers = _answers_from_form()
+    try:
+        quiz_service.submit_attempt(db, attempt, answers, request_now())
+        commit()
+    except quiz_service.AnswerError as exc:
+        db.rollback()
+        chosen = {p: set(ids) for p, ids in answers.items()}
+        return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
+                               attempts=quiz_service.submitted_attempts(db, assignment.id),
+                               form=form, chosen=chosen, problems=exc.problems), 400
+    except quiz_service.QuizError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
+    return redirect(url_for(".quiz_result", assignment_id=assignment.id, attempt_id=attempt.id), 303)
+
+
+def _answers_from_form() -> dict[int, list[int]]:
+    """Read ``q<position>`` fields into position -> option ids; junk values become problems later."""
+    answers: dict[int, list[int]] = {}
+    for key in request.form:
+        if key.startswith("q") and key[1:].isdigit():
+            values = request.form.getlist(key)
+            answers[int(key[1:])] = [int(v) if v.isdigit() else -1 for v in values]
+    return answers
+
+
+@bp.get("/<int:assignment_id>/quiz/<int:attempt_id>")
+@officer_required
+def quiz_result(assignment_id: int, attempt_id: int):
+    """A submitted attempt: score, and for every question the right answer and why."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    attempt = db.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.assignment_id != assignment.id:
+        abort(404)
+    if attempt.submitted_at is None:
+        return redirect(url_for(".quiz", assignment_id=assignment.id))
+    return render_template("officer/quiz_result.html", item=_progress(assignment), attempt=attempt,
+                           form=ActionForm())
+
+
+@bp.route("/<int:assignment_id>/sign", methods=["GET", "POST"])
+@officer_required
+def sign(assignment_id: int):
+    """The full policy text, the attestation, and the two signature components."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    version = assignment.policy_version
+    item = _progress(assignment)
+    if item.acknowledgment is not None:
+        return redirect(url_for(".signed", assignment_id=assignment.id))
+    blockers = signing_blockers(db, assignment)
+    form = SignatureForm()
+    if request.method == "GET":
+        form.text_sha256.data = version.text_sha256
+    elif form.validate_on_submit() and not blockers:
+        facts = SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
+                             now=request_now(), timezone=current_app.config["TIMEZONE"],
+                             department=current_app.config["DEPARTMENT_NAME"])
+        try:
+            _ack, created = sign_acknowledgment(
+                db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
+                password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=facts)
+            commit()
+        except SigningError as exc:
+            db.rollback()
+            for field, message in exc.problems.items():
+                (getattr(form, field).errors if field else form.form_errors).append(message)
+            record_event(db, "ack.sign", at=request_now(), actor_id=current_user.id, ip=client_ip(),
+                         target=f"assignment:{assignment.id}", outcome="failure",
+                         details={"fields": sorted(f or "form" for f in exc.problems)})
+            commit()
+        except IntegrityError:  # a simultaneous submit of the same signature won the race
+            db.rollback()
+            created = False
+        else:
+            if created:
+                flash("Signed. Your receipt is ready to download.", "success")
+            return redirect(url_for(".signed", assignment_id=assignment.id), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("officer/sign.html", item=item, version=version, form=form,
+                           blockers=blockers), status
+
+
+@bp.get("/<int:assignment_id>/signed")
+@officer_required
+def signed(assignment_id: int):
+    """Confirmation of a signature, with the receipt link."""
+    assignment = _own_assignment(assignment_id)
+    item = _progress(assignment)
+    if item.acknowledgment is None:
+        return redirect(url_for(".sign", assignment_id=assignment.id))
+    return render_template("officer/signed.html", item=item, ack=item.acknowledgment)
+
+
+@bp.get("/history")
+@officer_required
+def history():
+    """Every acknowledgment the member has signed."""
+    acks = get_session().scalars(select(Acknowledgment).where(Acknowledgment.member_id == current_user.id)
+                                 .order_by(Acknowledgment.signed_at.desc()))
+    return render_template("officer/history.html", acks=list(acks))
+
+
+@bp.get("/receipts/<int:ack_id>.pdf")
+@officer_required
+def receipt(ack_id: int):
+    """Download one's own receipt; any other member's id is a 404."""
+    db = get_session()
+    ack = db.get(Acknowledgment, ack_id)
+    if ack is None or ack.member_id != current_user.id:
+        abort(404)
+    stored = db.get(Receipt, ack.id)
+    record_event(db, "receipt.download", at=request_now(), actor_id=current_user.id,
+                 target=f"acknowledgment:{ack.id}", ip=client_ip())
+    commit()
+    filename = f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}.pdf"
+    return Response(stored.pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Receipt-SHA256": stored.sha256})

@@ -1,0 +1,171 @@
+"""Fixtures: an app on a fresh database per test (SQLite, or PostgreSQL when
+LMS_TEST_DATABASE_URL is set), a client, a CLI runner, and member factories."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lms import create_app
+from lms.bootstrap import init_database
+from lms.config import PROJECT_ROOT
+from lms.db import get_database, utcnow
+from lms.services.accounts import create_or_grant
+from lms.services.clock import local_date
+from lms.services.content import load_packs, sync_content
+from lms.services.cycles import create_cycle
+
+PG_URL = os.environ.get("LMS_TEST_DATABASE_URL")
+PASSWORD = "correct horse battery staple"
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret",
+    # Cheap scrypt so hundreds of sign-ins stay fast; production uses n=2**15.
+    "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+    "SEED_DEMO_ON_FIRST_RUN": False,
+    "CONTENT_DIR": str(PROJECT_ROOT / "content"),
+}
+TABLES = ["attempt_item", "quiz_attempt", "lesson_progress", "receipt", "acknowledgment",
+          "audit_event", "assignment", "cycle_policy", "cycle", "member_role", "member",
+          "question_option", "question", "lesson", "policy_version", "policy", "chain_head"]
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory) -> str:
+    """Build the schema and load content once per run; each test starts from a copy of it."""
+    if PG_URL:
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL,
+                          "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance"))})
+        with get_database(app).engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        init_database(app)
+        get_database(app).dispose()
+        return PG_URL
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{path}",
+                      "INSTANCE_PATH": str(path.parent)})
+    init_database(app)
+    with get_database(app).engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    get_database(app).dispose()
+    return str(path)
+
+
+def _reset_postgres(app) -> None:
+    """Empty every table (record triggers are off for this session only) and reload content."""
+    database = get_database(app)
+    with database.engine.begin() as conn:
+        conn.execute(text("SET session_replication_role = replica"))
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("SET session_replication_role = origin"))
+        conn.execute(text("INSERT INTO chain_head (id, sequence, last_hash) VALUES (1, 0, :h)"),
+                     {"h": "0" * 64})
+    with database.sessionmaker() as session:
+        sync_content(session, load_packs(Path(app.config["CONTENT_DIR"])))
+        session.commit()
+
+
+@pytest.fixture
+def app(database_template, tmp_path):
+    """An app on its own fresh database."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    if PG_URL:
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL, "INSTANCE_PATH": str(instance)})
+        _reset_postgres(app)
+    else:
+        db_path = tmp_path / "test.sqlite3"
+        shutil.copy(database_template, db_path)
+        app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{db_path}",
+                          "INSTANCE_PATH": str(instance)})
+    yield app
+    get_database(app).dispose()
+
+
+@pytest.fixture
+def db(app):
+    """A session on the test database. No app context is held open: requests made during the
+    test must each get their own, as they do in production."""
+    session = get_database(app).sessionmaker()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_member(app, db):
+    """Create a member with a password and roles; returns the member."""
+    counter = iter(range(500, 10_000))
+
+    def factory(first="Alex", last="Rivera", roles=("officer",), badge=None, unit="Patrol North",
+                rank="Officer", shift="Day", password=PASSWORD, status="active"):
+        badge = badge or str(next(counter))
+        member = None
+        for role in roles:
+            member, _ = create_or_grant(db, badge=badge, first_name=first, last_name=last, role=role,
+                                        unit=unit, rank=rank, shift=shift, password=password,
+                                        hash_method=app.config["PASSWORD_HASH_METHOD"])
+        member.status = status
+        db.commit()
+        return member
+
+    return factory
+
+
+@pytest.fixture
+def open_cycle(app, db):
+    """Open this year's cycle for every policy, due in 30 days, for the members that exist."""
+
+    def factory(due_in_days=30, **kwargs):
+        now = utcnow()
+        today = local_date(now, app.config["TIMEZONE"])
+        cycle = create_cycle(db, year=today.year, due_date=today + timedelta(days=due_in_days),
+                             today=today, now=now, **kwargs)
+        db.commit()
+        return cycle
+
+    return factory
+
+
+CSRF_RE = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/sign-in") -> str:
+    """The CSRF token of the client's session, read from a page as a browser would."""
+    html = client.get(path).get_data(as_text=True)
+    match = CSRF_RE.search(html)
+    assert match, f"no csrf_token on {path}"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self.client = client
+
+    def sign_in(self, badge: str, password: str = PASSWORD):
+        token = csrf_token(self.client)
+        return self.client.post("/sign-in", data={"badge": badge, "password": password, "csrf_token": token})
+
+    def sign_out(self):
+        token = csrf_token(self.client, "/verify")
+        return self.client.post("/sign-out", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
