@@ -106,6 +106,10 @@ def cycle_group() -> None:
     """Training cycles."""
 
 
+# The option that carries each input create_cycle can blame; the service's names are not the CLI's.
+_CYCLE_OPTIONS = {"year": "--year", "due_date": "--due", "policy": "--policy", "grace_days": "--grace-days"}
+
+
 @cycle_group.command("create")
 @click.option("--year", required=True, type=int)
 @click.option("--due", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Due date, YYYY-MM-DD.")
@@ -126,7 +130,7 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
                              grace_days=grace_days)
     except CycleError as exc:
         session.rollback()
-        _fail(f"{exc} (--{exc.field.replace('_', '-')})" if exc.field else str(exc))
+        _fail(f"{exc} ({_CYCLE_OPTIONS.get(exc.field, exc.field)})" if exc.field else str(exc))
     session.commit()
     versions = ", ".join(f"{v.policy_id} (effective {v.effective.isoformat()})" for v in cycle.policy_versions)
     members = audience_size(session, cycle.id)

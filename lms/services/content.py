@@ -176,11 +176,14 @@ class _Reader:
         if not path.is_file():
             self.problem(path, "file is missing")
             return None
+        raw = path.read_bytes()
         try:
-            return path.read_text(encoding="utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self.problem(path, f"not valid UTF-8 (byte {exc.start})")
+            # Decoded by hand rather than with read_text so the problem can name the line.
+            self.problem(path, f"not valid UTF-8 (byte {exc.start})", raw[:exc.start].count(b"\n") + 1)
             return None
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text's universal newlines
 
     def read_yaml(self, path: Path, text: str | None = None):
         text = self.read_text(path) if text is None else text
@@ -300,6 +303,8 @@ def _load_version(reader: _Reader, pack: PolicyPack, folder: Path) -> VersionPac
         lesson = _load_lesson(reader, lesson_file, sections)
         if lesson is not None:
             version.lessons.append(lesson)
+    if len(version.lessons) < len(lesson_files):
+        return version  # a lesson that failed to load was reported; its sections are unknown
     for number in sorted(k for k in sections if k.startswith(pack.id + ".") and k.count(".") == 2):
         if not any(number in lesson.sections for lesson in version.lessons):
             reader.problem(lessons_dir, f"no lesson includes section {number} "
@@ -316,7 +321,8 @@ def _load_lesson(reader: _Reader, path: Path, sections: dict[str, str]) -> Lesso
         reader.problem(path, "missing front matter: start with '---', the fields, then '---'", 1)
         return None
     front, body = text[4:].split("\n---\n", 1)
-    data = reader.read_yaml(path, front)
+    # The blank first line stands for the opening '---', so YAML's line numbers are the file's.
+    data = reader.read_yaml(path, "\n" + front)
     if data is None:
         return None
     title = reader.field(path, data, "title", str)
@@ -324,7 +330,7 @@ def _load_lesson(reader: _Reader, path: Path, sections: dict[str, str]) -> Lesso
     minutes = reader.field(path, data, "minutes", int)
     if minutes is not None and minutes <= 0:
         reader.problem(path, "field 'minutes' must be a positive number", data.key_lines["minutes"])
-    body_line = front.count("\n") + 3
+    body_line = front.count("\n") + 4  # after the opening '---', the front matter and the closing '---'
     used = []
     for offset, line in enumerate(body.split("\n")):
         match = DIRECTIVE.match(line)
