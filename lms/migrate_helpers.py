@@ -27,8 +27,8 @@ def append_only(tables: list[str]) -> None:
                            f"updated or deleted'); END")
 
 
-def drop_append_only(tables: list[str]) -> None:
-    """Undo ``append_only``."""
+def drop_append_only(tables: list[str], drop_function: bool = False) -> None:
+    """Undo ``append_only``; the shared PostgreSQL function goes only with the first migration."""
     dialect = op.get_bind().dialect.name
     for table in tables:
         if dialect == "postgresql":
@@ -37,5 +37,5 @@ def drop_append_only(tables: list[str]) -> None:
         else:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
-    if dialect == "postgresql":
+    if dialect == "postgresql" and drop_function:
         op.execute("DROP FUNCTION IF EXISTS lms_refuse_change()")

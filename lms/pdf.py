@@ -5,6 +5,7 @@ fetcher serves only files under ``static/`` and refuses everything else.
 """
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -31,7 +32,9 @@ class StaticOnlyFetcher(URLFetcher):
         path = Path(unquote(parsed.path)).resolve()
         if not path.is_relative_to(STATIC_DIR) or not path.is_file():
             raise ValueError(f"refused to fetch {url!r}: outside the app's static files")
-        return URLFetcherResponse(url, path.read_bytes())
+        # WeasyPrint ignores a stylesheet not served as text/css, so say what each file is.
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, path.read_bytes(), headers={"Content-Type": content_type})
 
 
 def render_template(name: str, **context) -> str:

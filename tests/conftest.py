@@ -30,7 +30,7 @@ TEST_CONFIG = {
     "SEED_DEMO_ON_FIRST_RUN": False,
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
-TABLES = ["attempt_item", "quiz_attempt", "lesson_progress", "receipt", "acknowledgment",
+TABLES = ["attempt_item", "quiz_attempt", "lesson_progress", "receipt", "acknowledgment_void", "acknowledgment",
           "audit_event", "assignment", "cycle_policy", "cycle", "member_role", "member",
           "question_option", "question", "lesson", "policy_version", "policy", "chain_head"]
 

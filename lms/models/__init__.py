@@ -2,7 +2,7 @@
 from lms.models.audit import AuditEvent
 from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole
 from lms.models.policies import Lesson, Policy, PolicyVersion, Question, QuestionOption
-from lms.models.records import Acknowledgment, ChainHead, Receipt
+from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
     Assignment,
     AttemptItem,
@@ -13,7 +13,7 @@ from lms.models.training import (
 )
 
 __all__ = [
-    "Acknowledgment", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
     "CyclePolicy", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt",
 ]

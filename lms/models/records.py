@@ -82,3 +82,25 @@ class Receipt(Base):
     sha256: Mapped[str] = mapped_column(String(64))
 
     acknowledgment: Mapped[Acknowledgment] = relationship(back_populates="receipt")
+
+
+class AcknowledgmentVoid(Base):
+    """A correction: the acknowledgment it names no longer counts. Never updated or deleted;
+    the voided record stays readable."""
+
+    __tablename__ = "acknowledgment_void"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Position in the record chain, shared with acknowledgments.
+    sequence: Mapped[int] = mapped_column(unique=True)
+    #: One void per acknowledgment.
+    acknowledgment_id: Mapped[int] = mapped_column(ForeignKey("acknowledgment.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    voided_by_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    voided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    voided_from_ip: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+    acknowledgment: Mapped[Acknowledgment] = relationship()
+    voided_by: Mapped[Member] = relationship()

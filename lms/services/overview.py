@@ -46,7 +46,7 @@ def acknowledgments_per_version(session: Session) -> list[tuple[PolicyVersion, i
     return list(session.execute(
         select(PolicyVersion, func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.policy_version_id == PolicyVersion.id)
-        .order_by(PolicyVersion.policy_id, PolicyVersion.effective)).tuples())
+        .order_by(PolicyVersion.policy_id, PolicyVersion.effective)))
 
 
 def content_summary(session: Session) -> list[tuple[PolicyVersion, int, int]]:
@@ -59,11 +59,11 @@ def content_summary(session: Session) -> list[tuple[PolicyVersion, int, int]]:
         select(PolicyVersion, func.coalesce(lessons.c.n, 0), func.coalesce(questions.c.n, 0))
         .outerjoin(lessons, lessons.c.version_id == PolicyVersion.id)
         .outerjoin(questions, questions.c.version_id == PolicyVersion.id)
-        .order_by(PolicyVersion.policy_id, PolicyVersion.effective)).tuples())
+        .order_by(PolicyVersion.policy_id, PolicyVersion.effective)))
 
 
 def personnel_summary(session: Session) -> dict[str, dict[str, int]]:
     """Members per status and per role."""
-    statuses = dict(session.execute(select(Member.status, func.count()).group_by(Member.status)).tuples())
-    roles = dict(session.execute(select(MemberRole.role, func.count()).group_by(MemberRole.role)).tuples())
+    statuses = {s: n for s, n in session.execute(select(Member.status, func.count()).group_by(Member.status))}
+    roles = {r: n for r, n in session.execute(select(MemberRole.role, func.count()).group_by(MemberRole.role))}
     return {"status": statuses, "role": roles}

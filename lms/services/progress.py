@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from lms.models import (
     Acknowledgment,
+    AcknowledgmentVoid,
     Assignment,
     Cycle,
     Lesson,
@@ -110,9 +111,11 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
 
 
 def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgment | None:
-    """The signature that stands for an assignment, if any."""
+    """The signature that stands for an assignment, if any: the latest one not voided."""
+    voided = select(AcknowledgmentVoid.acknowledgment_id)
     return session.scalar(
-        select(Acknowledgment).where(Acknowledgment.assignment_id == assignment_id)
+        select(Acknowledgment).where(Acknowledgment.assignment_id == assignment_id,
+                                     Acknowledgment.id.not_in(voided))
         .order_by(Acknowledgment.generation.desc()).limit(1))
 
 

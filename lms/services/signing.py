@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lms import pdf
@@ -101,7 +101,7 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     version = assignment.policy_version
     passed = next(a for a in submitted_attempts(session, assignment.id) if a.passed)
     ack = Acknowledgment(
-        member_id=member.id, assignment_id=assignment.id, generation=0,
+        member_id=member.id, assignment_id=assignment.id,
         cycle_id=assignment.cycle_id, policy_version_id=version.id, quiz_attempt_id=passed.id,
         badge=member.badge, printed_name=" ".join(printed_name.split()),
         policy_ref=version.policy_id, policy_title=version.policy.title,
@@ -120,6 +120,10 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     existing = current_acknowledgment(session, assignment.id)
     if existing is not None:  # a double submit that got here first
         return existing, False
+    # Each earlier signature of this assignment has been voided; the next generation is unique,
+    # so even a path that skipped the check above could not write a second live record.
+    ack.generation = session.scalar(select(func.count(Acknowledgment.id))
+                                    .where(Acknowledgment.assignment_id == assignment.id))
     ack.sequence = head.sequence
     ack.prev_hash = head.last_hash
     ack.record_hash = record_hash(head.last_hash, canonical_acknowledgment(ack, receipt_sha256))

@@ -271,7 +271,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_append_only(APPEND_ONLY_TABLES)
+    drop_append_only(APPEND_ONLY_TABLES, drop_function=True)
     op.drop_table('receipt')
     with op.batch_alter_table('attempt_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_attempt_item_question_id'))
