@@ -1,21 +1,26 @@
-"""Time receipt rendering: ``python -m bench.receipt [--n 20] [--out FILE.pdf]``.
+"""Time receipt rendering: ``python -m bench.receipt [--n 20] [--out FILE.pdf] [--fonttools] [--variants]``.
 
 Builds a realistic acknowledgment in memory (no database), renders its receipt once to warm up
-(fonts, stylesheets, imports), then times ``render_receipt`` over N runs and prints the median
-and 95th percentile, and whether WeasyPrint subsets fonts with HarfBuzz-Subset (fast) or
-fontTools (slow). ``--fonttools`` forces the fontTools path to measure a machine without
-libharfbuzz-subset0. Results and what they led to: docs/performance.md.
+(imports, fonts, stylesheet), then times ``render_receipt`` over N runs and prints the median and
+95th percentile, and whether WeasyPrint subsets fonts with HarfBuzz-Subset (fast) or fontTools
+(slow). ``--fonttools`` forces the fontTools path, to measure a machine without
+libharfbuzz-subset0 on one that has it. ``--variants`` also times the rendering options that were
+weighed, interleaved so that a busy machine affects them alike. Results: docs/performance.md.
 """
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from lms import pdf
 from lms.config import Defaults
 from lms.models import Acknowledgment
 from lms.services.clock import local_iso
@@ -56,8 +61,6 @@ def harfbuzz_subset_in_use() -> bool:
 
 def force_fonttools() -> None:
     """Make WeasyPrint subset with fontTools, as on a machine without libharfbuzz-subset0."""
-    import logging
-
     from weasyprint.pdf import fonts
 
     fonts.harfbuzz_subset = None
@@ -66,7 +69,50 @@ def force_fonttools() -> None:
 
 
 def render(ack: Acknowledgment) -> bytes:
+    """The receipt exactly as signing renders it."""
     return render_receipt(ack, cycle_name="2026 annual", department=Defaults.DEPARTMENT_NAME)
+
+
+def variants(ack: Acknowledgment) -> dict[str, Callable[[], bytes]]:
+    """The shipped rendering and the alternatives weighed against it."""
+    from weasyprint import CSS, HTML
+    from weasyprint.text.fonts import FontConfiguration
+
+    html = pdf.render_template("receipt.html", ack=ack, cycle_name="2026 annual",
+                               department=Defaults.DEPARTMENT_NAME)
+    base_url = pdf.STATIC_DIR.as_uri() + "/"
+
+    def with_options(**options) -> Callable[[], bytes]:
+        def run() -> bytes:
+            document = pdf.render_document(html)
+            return document.write_pdf(**{**pdf.PDF_OPTIONS, **options})
+        return run
+
+    def setup_per_render() -> bytes:
+        # What lms.pdf did before: a new font configuration and stylesheet for every receipt.
+        font_config = FontConfiguration()
+        fetcher = pdf.StaticOnlyFetcher()
+        stylesheet = CSS(url=pdf.STYLESHEET.as_uri(), url_fetcher=fetcher, font_config=font_config)
+        document = HTML(string=html, base_url=base_url, url_fetcher=fetcher)
+        return document.write_pdf(font_config=font_config, stylesheets=[stylesheet], **pdf.PDF_OPTIONS)
+
+    def untagged() -> bytes:
+        setup = pdf._print_setup()
+        document = HTML(string=html, base_url=base_url, url_fetcher=pdf.StaticOnlyFetcher())
+        return document.write_pdf(font_config=setup.font_config, stylesheets=[setup.stylesheet])
+
+    return {
+        "as shipped (setup reused, tagged PDF/UA-1)": lambda: render(ack),
+        "setup per render (before)": setup_per_render,
+        "untagged, no PDF/UA": untagged,
+        "full_fonts (no subsetting)": with_options(full_fonts=True),
+        "hinting kept": with_options(hinting=True),
+    }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,30 +121,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write one sample receipt to this file")
     parser.add_argument("--fonttools", action="store_true",
                         help="subset fonts with fontTools, as without libharfbuzz-subset0")
+    parser.add_argument("--variants", action="store_true", help="also time the alternatives weighed")
     args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be at least 1")
     if args.fonttools:
         force_fonttools()
 
-    ack = sample_acknowledgment()
-    sample = render(ack)  # warm-up: imports, font loading, stylesheet parsing
-    if args.out:
-        args.out.write_bytes(sample)
-    times = []
-    for _ in range(args.n):
-        start = time.perf_counter()
-        render(ack)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-
     import weasyprint
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()} "
-          f"weasyprint {weasyprint.__version__}".replace("  ", " "))
+    ack = sample_acknowledgment()
+    runs = variants(ack) if args.variants else {"receipt": lambda: render(ack)}
+    sizes = {name: len(run()) for name, run in runs.items()}  # warm-up
+    if args.out:
+        args.out.write_bytes(render(ack))
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(args.n):
+        for name, run in runs.items():
+            start, cpu_start = time.perf_counter(), time.process_time()
+            run()
+            wall[name].append((time.perf_counter() - start) * 1000)
+            cpu[name].append((time.process_time() - cpu_start) * 1000)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"WeasyPrint {weasyprint.__version__}, load average {os.getloadavg()[0]:.2f}")
     print(f"font subsetting: {'HarfBuzz-Subset' if harfbuzz_subset_in_use() else 'fontTools (slow)'}")
-    print(f"receipt: {len(sample):,} bytes")
-    print(f"renders: {args.n}  median {statistics.median(times):.1f} ms  p95 {p95:.1f} ms  "
-          f"min {times[0]:.1f} ms  max {times[-1]:.1f} ms")
+    # CPU time is what a render costs the server; wall time also counts waiting for a busy CPU.
+    for name in runs:
+        print(f"{name}: {args.n} renders, median {statistics.median(wall[name]):.1f} ms, "
+              f"p95 {_percentile(wall[name], 0.95):.1f} ms, min {min(wall[name]):.1f} ms; "
+              f"CPU median {statistics.median(cpu[name]):.1f} ms; {sizes[name]:,} bytes")
     if args.out:
         print(f"wrote {args.out}")
     return 0

@@ -7,7 +7,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from lms import migrate
-from lms.db import get_database
+from lms.db import get_database, utcnow
+from lms.services.clock import local_date
+from lms.services.versions import reassign_superseded
 from lms.models import Member
 from lms.services.content import PolicyPack, load_packs, sync_content
 
@@ -18,8 +20,12 @@ def init_database(app: Flask) -> list[PolicyPack]:
     database = get_database(app)
     packs = load_packs(Path(app.config["CONTENT_DIR"]))
     migrate.upgrade(database.engine)
+    now = utcnow()
     with database.sessionmaker() as session:
         sync_content(session, packs)
+        # A version loaded with today's effective date (or reached since the last run) replaces
+        # the one open cycles assigned; running init daily keeps cycles on the version in force.
+        reassign_superseded(session, today=local_date(now, app.config["TIMEZONE"]), now=now)
         session.commit()
     return packs
 

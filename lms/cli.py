@@ -16,6 +16,7 @@ from lms.services.accounts import AccountError, create_or_grant
 from lms.services.clock import local_date
 from lms.services.content import ContentError, content_report, load_packs
 from lms.services.audit import record_event
+from lms.services.versions import flagged_questions
 from lms.services.cycles import CycleError, audience_size, create_cycle
 
 
@@ -61,6 +62,9 @@ def content_check(as_json: bool) -> None:
         click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
         sys.exit(1)
     report = content_report(packs)
+    # Flags are warnings, not errors: the author re-reads each question against the new text.
+    for flag in flagged_questions(packs):
+        click.echo(f"Flag: {flag}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -138,6 +142,69 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
                f"{members} members assigned.")
 
 
+@lms.command("verify")
+@click.option("--receipt", "receipt_file", type=click.File("rb"), metavar="FILE.pdf",
+              help="Check whether this receipt PDF matches a stored record, instead of the chain.")
+@with_appcontext
+def verify_command(receipt_file) -> None:
+    """Verify the whole acknowledgment chain, or one receipt; exit 1 naming the first bad record."""
+    from lms.services.verification import verify_chain, verify_receipt
+
+    session = get_session()
+    if receipt_file is not None:
+        pdf_bytes = receipt_file.read()
+        match = verify_receipt(session, pdf_bytes)
+        record_event(session, "receipt.verify", at=utcnow(),
+                     target=f"acknowledgment:{match.acknowledgment.id}" if match else None,
+                     outcome="success" if match and match.record_intact else "failure",
+                     details={"file": Path(receipt_file.name).name, "via": "cli"})
+        session.commit()
+        if match is None:
+            click.echo(f"Receipt does not match any stored record: {receipt_file.name} is not a receipt "
+                       "this system issued, or it was altered.")
+            sys.exit(1)
+        _print_receipt_match(match)
+        if not match.record_intact:
+            click.echo("But the stored record no longer matches its own hash: it was altered after "
+                       "signing. Run 'flask --app app lms verify' for the whole chain.")
+            sys.exit(1)
+        return
+    report = verify_chain(session)
+    record_event(session, "chain.verify", at=utcnow(), outcome="success" if report.ok else "failure",
+                 details={"records": report.records, "failure": str(report.failure) if report.failure else None,
+                          "via": "cli"})
+    session.commit()
+    if not report.ok:
+        click.echo(f"Chain verification failed at the first bad record: {report.failure}")
+        click.echo(f"{_count(report.records, 'record')} before it verified.")
+        sys.exit(1)
+    click.echo(f"Chain verified: {report.records} records ({_count(report.acknowledgments, 'acknowledgment')}, "
+               f"{_count(report.voids, 'void')}).")
+    click.echo(f"Chain head: sequence {report.head_sequence}, hash {report.head_hash}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _print_receipt_match(match) -> None:
+    """The essentials of the record a receipt belongs to, and whether it still stands."""
+    ack = match.acknowledgment
+    click.echo(f"Receipt matches stored acknowledgment #{ack.id} (sequence {ack.sequence}).")
+    click.echo(f"  Name:              {ack.printed_name}")
+    click.echo(f"  Badge:             {ack.badge}")
+    click.echo(f"  Policy:            {ack.policy_ref} {ack.policy_title}")
+    click.echo(f"  Version:           effective {ack.policy_effective.isoformat()}")
+    click.echo(f"  Signed at:         {ack.signed_at_local} ({ack.signed_at.isoformat(timespec='seconds')})")
+    click.echo(f"  Verification code: {ack.verification_code}")
+    if match.void is None:
+        click.echo("  Voided:            no")
+    else:
+        void = match.void
+        click.echo(f"  Voided:            YES, on {void.voided_at.isoformat(timespec='seconds')} "
+                   f"(chain sequence {void.sequence}): {void.reason}")
+
+
 @lms.command("create-user")
 @click.option("--badge", required=True)
 @click.option("--first", "first_name", required=True)
@@ -171,3 +238,48 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
     verb = "Created" if created else "Updated"
     click.echo(f"{verb} {member.full_name} (badge {member.badge}); roles: {', '.join(sorted(member.role_names))}.")
 
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@lms.command("export-acks")
+@click.option("--policy", help="Policy id, e.g. 16.3.")
+@click.option("--version", type=_DATE, help="The version's effective date, YYYY-MM-DD.")
+@click.option("--unit", help="Only members now in this unit.")
+@click.option("--since", type=_DATE, help="Signed on or after this day (department time), YYYY-MM-DD.")
+@click.option("--until", type=_DATE, help="Signed on or before this day (department time), YYYY-MM-DD.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The ZIP file to write.")
+@with_appcontext
+def export_acks(policy, version, unit, since, until, out: Path) -> None:
+    """Signed receipts plus manifest.csv, as a ZIP. Voided acknowledgments are left out."""
+    import os
+    import tempfile
+
+    from lms.services.exports import ExportError, ExportFilters, check_filters, write_ack_zip
+
+    filters = ExportFilters(policy=policy, version=version and version.date(), unit=unit,
+                            since=since and since.date(), until=until and until.date())
+    session = get_session()
+    try:
+        check_filters(session, filters)
+    except ExportError as exc:
+        _fail("; ".join(f"{message} (--{name})" for name, message in exc.problems.items()))
+    if not out.parent.is_dir():
+        _fail(f"folder {out.parent} does not exist (--out)")
+    now = utcnow()
+    # Written beside the target and renamed into place once complete and audited, so a failure
+    # leaves no partial ZIP; mkstemp makes it readable by its owner only.
+    fd, partial = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            result = write_ack_zip(session, handle, filters, tz=current_app.config["TIMEZONE"], now=now)
+        record_event(session, "hr.export", at=now, target="acknowledgments",
+                     details={"count": result.count, "bytes": result.bytes_written,
+                              "filters": filters.as_details(), "via": "cli", "out": str(out.resolve())})
+        session.commit()
+        os.replace(partial, out)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    click.echo(f"Exported {result.count} acknowledgment{'' if result.count == 1 else 's'} to {out}.")

@@ -360,6 +360,14 @@ def test_broken_pack_names_file_line_and_field(pack_copy, content_app, breaks):
     assert "Content is valid." not in result.output
 
 
+def test_a_lesson_that_fails_to_load_is_reported_once(pack_copy):
+    lesson_without_title(pack_copy)
+    with pytest.raises(ContentError) as caught:
+        load_packs(pack_copy)
+    # Not also "no lesson includes section …": the lesson's directives are there, just unread.
+    assert len(caught.value.problems) == 1, caught.value.problems
+
+
 def test_every_problem_is_reported_at_once(pack_copy, content_app):
     expected = [missing_why(pack_copy), unknown_topic(pack_copy), lesson_without_title(pack_copy)]
 

@@ -54,6 +54,9 @@ class Assignment(Base):
     #: The cycle's due date, or later for a member who joined the audience late.
     due_date: Mapped[date]
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set when a later version of the policy came into force during the cycle and replaced this
+    #: assignment; a signature already given stays on record.
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     cycle: Mapped[Cycle] = relationship()
     member: Mapped[Member] = relationship()

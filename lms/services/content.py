@@ -112,9 +112,9 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
     mapping = _Mapping(loader.construct_mapping(node, deep=True))
     mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {
-        key_node.value: value_node.start_mark.line + 1 for key_node, value_node in node.value
-    }
+    # The key's line, not the value's: a block value ("options:" then "- text: ...") starts on the
+    # next line, and the field a problem names is the key.
+    mapping.key_lines = {key_node.value: key_node.start_mark.line + 1 for key_node, _ in node.value}
     return mapping
 
 

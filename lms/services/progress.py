@@ -120,9 +120,10 @@ def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgme
 
 
 def member_assignments(session: Session, member_id: int) -> list[Assignment]:
-    """A member's assignments, newest cycle first."""
+    """A member's current assignments, newest cycle first (superseded ones live on in history)."""
     return list(session.scalars(
-        select(Assignment).join(Cycle).where(Assignment.member_id == member_id)
+        select(Assignment).join(Cycle)
+        .where(Assignment.member_id == member_id, Assignment.superseded_at.is_(None))
         .options(joinedload(Assignment.cycle),
                  joinedload(Assignment.policy_version).joinedload(PolicyVersion.policy))
         .order_by(Cycle.year.desc(), Assignment.policy_version_id)))

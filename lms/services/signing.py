@@ -16,10 +16,10 @@ from lms.services.content import sha256_hex
 from lms.services.progress import completed_lesson_ids, current_acknowledgment
 from lms.services.quiz import submitted_attempts
 from lms.services.records import (
+    append_to_chain,
     canonical_acknowledgment,
     lock_chain_head,
     new_verification_code,
-    record_hash,
 )
 
 
@@ -45,6 +45,8 @@ class SigningFacts:
 def signing_blockers(session: Session, assignment: Assignment) -> list[str]:
     """What still stands between the member and signing; empty when they may sign."""
     blockers = []
+    if assignment.superseded_at is not None:
+        return ["A later version of this policy is now in force; sign that version instead."]
     lesson_ids = set(session.scalars(select(Lesson.id).where(
         Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False))))
     if not lesson_ids <= completed_lesson_ids(session, assignment.id):
@@ -124,10 +126,7 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     # so even a path that skipped the check above could not write a second live record.
     ack.generation = session.scalar(select(func.count(Acknowledgment.id))
                                     .where(Acknowledgment.assignment_id == assignment.id))
-    ack.sequence = head.sequence
-    ack.prev_hash = head.last_hash
-    ack.record_hash = record_hash(head.last_hash, canonical_acknowledgment(ack, receipt_sha256))
-    head.last_hash = ack.record_hash
+    append_to_chain(head, ack, lambda record: canonical_acknowledgment(record, receipt_sha256))
     session.add(ack)
     session.flush()
     session.add(Receipt(acknowledgment_id=ack.id, pdf=receipt_pdf, sha256=receipt_sha256))

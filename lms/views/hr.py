@@ -1,17 +1,257 @@
-"""HR and records pages."""
+"""HR and records pages: find a member, their acknowledgments and receipts, bulk export, "as of
+date D" evidence, and voiding a record. Every view of a member, download and export is audited."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import tempfile
+from datetime import date
 
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from lms import pdf
 from lms.auth import role_required
 from lms.db import get_session
+from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, VoidForm
+from lms.models import Acknowledgment, Receipt
+from lms.services import exports
+from lms.services import hr as hr_service
+from lms.services.accounts import password_matches
+from lms.services.audit import record_event
+from lms.services.clock import local_iso
 from lms.services.overview import acknowledgments_per_version
+from lms.services.records import VoidError, void_acknowledgment, void_of
+from lms.web import client_ip, commit, request_now, today
 
 bp = Blueprint("hr", __name__, url_prefix="/hr")
+hr_required = role_required("hr")
+
+#: Search results shown at most; a longer list asks for a narrower search.
+SEARCH_LIMIT = 50
+#: Exports up to this size are built in memory, larger ones in a temporary file (see ``export``).
+EXPORT_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+def _audit(action: str, target: str | None = None, outcome: str = "success", **details) -> None:
+    """Record what the signed-in HR member read or did, from where, now."""
+    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+                 ip=client_ip(), outcome=outcome, details=details or None)
 
 
 @bp.get("/")
-@role_required("hr")
+@hr_required
 def home():
-    """How many acknowledgments of each policy version are on record."""
-    return render_template("hr/home.html", versions=acknowledgments_per_version(get_session()))
+    """How many acknowledgments of each policy version are on record, and where to go next."""
+    return render_template("hr/home.html", versions=acknowledgments_per_version(get_session()),
+                           form=MemberSearchForm(formdata=None))
+
+
+@bp.get("/members")
+@hr_required
+def search():
+    """Find members, separated ones included, by badge or name."""
+    form = MemberSearchForm(request.args)
+    members, more = None, False
+    if "q" in request.args and form.validate():
+        found = hr_service.search_members(get_session(), form.q.data, limit=SEARCH_LIMIT + 1)
+        members, more = found[:SEARCH_LIMIT], len(found) > SEARCH_LIMIT
+        _audit("hr.search", query=form.q.data.strip(), results=len(members))
+        commit()
+    status = 400 if form.errors else 200
+    return render_template("hr/search.html", form=form, members=members, more=more,
+                           limit=SEARCH_LIMIT), status
+
+
+@bp.get("/members/<int:member_id>")
+@hr_required
+def member(member_id: int):
+    """A member and every acknowledgment they signed, across policies and versions."""
+    record = hr_service.member_record(get_session(), member_id)
+    if record is None:
+        abort(404)
+    _audit("hr.view_member", f"member:{member_id}", badge=record.member.badge,
+           acknowledgments=len(record.acknowledgments))
+    commit()
+    return render_template("hr/member.html", record=record, member=record.member,
+                           as_of_form=AsOfForm(formdata=None, on=today()))
+
+
+@bp.get("/receipts/<int:ack_id>.pdf")
+@hr_required
+def receipt(ack_id: int):
+    """Download any member's receipt, exactly as stored at signing."""
+    db = get_session()
+    ack = db.get(Acknowledgment, ack_id)
+    if ack is None:
+        abort(404)
+    stored = db.get(Receipt, ack.id)
+    _audit("hr.receipt_download", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge,
+           receipt_sha256=stored.sha256)
+    commit()
+    name = exports.receipt_file_name(ack.policy_ref, ack.policy_effective, ack.badge, ack.id)
+    return Response(stored.pdf, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "X-Receipt-SHA256": stored.sha256})
+
+
+def _export_form(choices: exports.FilterChoices) -> ExportForm:
+    form = ExportForm()
+    form.policy.choices = [("", "Any policy")] + [(p, f"{p} {title}") for p, title in choices.policies]
+    form.version.choices = [("", "Any version")] + [
+        (d.isoformat(), f"{d.isoformat()} (policy {', '.join(ids)})") for d, ids in choices.versions]
+    form.unit.choices = [("", "Any unit")] + [(u, u) for u in choices.units]
+    return form
+
+
+@bp.route("/export", methods=["GET", "POST"])
+@hr_required
+def export():
+    """The export form; on submission, a ZIP of the matching receipts and manifest.csv.
+
+    The ZIP is written to a spooled temporary file (memory up to EXPORT_SPOOL_BYTES, then disk)
+    and streamed from there in chunks. Building it first, rather than zipping straight into the
+    response, gives a seekable file (plain ZIP headers every tool reads), lets the audit event
+    carry the exact count and be committed before a byte is sent, frees the database connection
+    before a slow client downloads, and turns a failure into an error page rather than a truncated
+    archive. Memory stays at one batch of receipts either way (see lms.services.exports).
+    """
+    db = get_session()
+    tz = current_app.config["TIMEZONE"]
+    form = _export_form(exports.filter_choices(db))
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("hr/export.html", form=form), status
+    filters = exports.ExportFilters(policy=form.policy.data or None, version=form.version.data,
+                                    unit=form.unit.data or None, since=form.since.data,
+                                    until=form.until.data)
+    try:
+        exports.check_filters(db, filters)
+    except exports.ExportError as exc:
+        for name, message in exc.problems.items():
+            getattr(form, name).errors.append(message)
+        return render_template("hr/export.html", form=form), 400
+    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)
+    try:
+        result = exports.write_ack_zip(db, spool, filters, tz=tz, now=request_now())
+        _audit("hr.export", "acknowledgments", count=result.count, bytes=result.bytes_written,
+               filters=filters.as_details(), via="web")
+        commit()
+    except BaseException:
+        spool.close()
+        raise
+    name = f"acknowledgments-{today().isoformat()}.zip"
+    return Response(exports.copy_chunks(spool), mimetype="application/zip", direct_passthrough=True,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Content-Length": str(result.bytes_written),
+                             "X-Export-Count": str(result.count)})
+
+
+def _as_of_date(form: AsOfForm) -> date | None:
+    """The date asked about, or None with the problem on the form; a future day has no answer yet."""
+    if not form.validate():
+        return None
+    if form.on.data > today():
+        form.on.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+                              "the record cannot answer for days still to come.")
+        return None
+    return form.on.data
+
+
+@bp.get("/members/<int:member_id>/as-of")
+@hr_required
+def as_of(member_id: int):
+    """For a date: the version of each policy then in force and whether the member had signed it
+    and passed its quiz by the end of that day."""
+    db = get_session()
+    form = AsOfForm(request.args)
+    asked = "on" in request.args
+    on = _as_of_date(form) if asked else None
+    if on is None:
+        record = hr_service.member_record(db, member_id)
+        if record is None:
+            abort(404)
+        return render_template("hr/as_of.html", form=form, member=record.member, report=None), \
+            400 if asked else 200
+    report = hr_service.as_of(db, member_id, on, current_app.config["TIMEZONE"])
+    if report is None:
+        abort(404)
+    _audit("hr.as_of", f"member:{member_id}", badge=report.member.badge, on=on.isoformat(),
+           acknowledged={e.policy.id: e.acknowledged for e in report.entries})
+    commit()
+    return render_template("hr/as_of.html", form=form, member=report.member, report=report)
+
+
+@bp.get("/members/<int:member_id>/as-of.pdf")
+@hr_required
+def evidence_pdf(member_id: int):
+    """The "as of date D" answer as a one-page PDF to print or file."""
+    db = get_session()
+    form = AsOfForm(request.args)
+    on = _as_of_date(form)
+    if on is None:
+        abort(400, description="; ".join(form.on.errors) or "Give the date as YYYY-MM-DD.")
+    tz = current_app.config["TIMEZONE"]
+    report = hr_service.as_of(db, member_id, on, tz)
+    if report is None:
+        abort(404)
+    generated_at = local_iso(request_now(), tz)
+    html = pdf.render_template("evidence.html", report=report, department=current_app.config["DEPARTMENT_NAME"],
+                               generated_at=generated_at, generated_by=current_user)
+    document = pdf.create_pdf(html)
+    _audit("hr.evidence_pdf", f"member:{member_id}", badge=report.member.badge, on=on.isoformat())
+    commit()
+    name = f"as-of-{on.isoformat()}-badge-{exports.file_name_part(report.member.badge)}.pdf"
+    return Response(document, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _password_confirmed(form: VoidForm) -> bool:
+    """Whether the HR member re-entered their own password; if not, say so beside the field."""
+    if password_matches(current_user, form.password.data):
+        return True
+    form.password.errors.append("That is not your current password.")
+    return False
+
+
+@bp.route("/acknowledgments/<int:ack_id>/void", methods=["GET", "POST"])
+@hr_required
+def void(ack_id: int):
+    """Void an acknowledgment (it no longer counts; the record stays), with a reason and the HR
+    member's password re-entered."""
+    db = get_session()
+    ack = db.get(Acknowledgment, ack_id)
+    if ack is None:
+        abort(404)
+    existing = void_of(db, ack.id)
+    form = VoidForm()
+    if request.method == "GET":
+        _audit("hr.view_acknowledgment", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge)
+        commit()
+    elif existing is None:
+        if form.validate_on_submit() and _password_confirmed(form):
+            try:
+                void_acknowledgment(db, ack=ack, reason=form.reason.data, actor=current_user,
+                                    ip=client_ip(), now=request_now())
+                commit()
+            except VoidError as exc:
+                db.rollback()
+                form.reason.errors.append(str(exc))
+            else:
+                flash(f"Acknowledgment of policy {ack.policy_ref} (effective "
+                      f"{ack.policy_effective.isoformat()}) is void. The member must sign again.", "success")
+                return redirect(url_for(".member", member_id=ack.member_id), 303)
+        # A refused void is audited like a refused signature: which fields failed, never their values.
+        _audit("ack.void", f"acknowledgment:{ack.id}", outcome="failure",
+               fields=sorted(f.name for f in form if f.errors))
+        commit()
+    status = 400 if request.method == "POST" else 200
+    return render_template("hr/void.html", ack=ack, void=existing, form=form), status

@@ -14,6 +14,7 @@ from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
+from lms.services.versions import changes_since_previous
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
 from lms.web import client_ip, commit, request_now, today
 
@@ -51,6 +52,7 @@ def assignment(assignment_id: int):
     db = get_session()
     done = progress_service.completed_lesson_ids(db, assignment.id)
     return render_template("officer/assignment.html", item=_progress(assignment),
+                           changes=changes_since_previous(db, assignment.policy_version),
                            lessons=assignment.policy_version.lessons, done=done,
                            open_attempt=quiz_service.open_attempt(db, assignment.id),
                            attempts=quiz_service.submitted_attempts(db, assignment.id),
@@ -67,8 +69,10 @@ def lesson(assignment_id: int, lesson_id: int):
     if index is None:
         abort(404)
     db = get_session()
+    changes = changes_since_previous(db, assignment.policy_version)
     return render_template(
         "officer/lesson.html", item=_progress(assignment), lesson=lessons[index],
+        changes=changes, lesson_changes=changes.in_sections(lessons[index].sections) if changes else [],
         body=render_lesson(lessons[index], assignment.policy_version), position=index + 1,
         lessons=lessons, done=progress_service.completed_lesson_ids(db, assignment.id),
         previous=lessons[index - 1] if index > 0 else None,

@@ -1,0 +1,81 @@
+"""HR's forms: the shape of input only; which policies, versions and units exist is the service's
+to check (the view passes the choices in, so the forms never query the database)."""
+from datetime import date
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+_DATE_MESSAGE = "Enter a date as YYYY-MM-DD, for example 2026-03-31."
+
+
+class IsoDateField(DateField):
+    """A YYYY-MM-DD date (what a browser's date input sends) with a message that shows the form."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, validators, format="%Y-%m-%d", **kwargs)
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(_DATE_MESSAGE) from exc
+
+
+def _optional_date(value) -> date | None:
+    """A select's value as a date; the empty value (any) as None."""
+    if value is None or isinstance(value, date):
+        return value
+    value = str(value).strip()
+    return date.fromisoformat(value) if value else None
+
+
+class DateSelectField(SelectField):
+    """A select whose values are YYYY-MM-DD dates; the empty value means any."""
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        super().__init__(label, validators, coerce=_optional_date, validate_choice=False, **kwargs)
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError(_DATE_MESSAGE) from exc
+
+
+class MemberSearchForm(FlaskForm):
+    """A GET search: nothing changes, so no CSRF token in the URL."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Badge number or name", validators=[DataRequired("Enter a badge number or a name."),
+                                                         Length(max=100)])
+
+
+class ExportForm(FlaskForm):
+    # Selects that accept any value: an unknown one is reported by the service in the same words
+    # as the command line's, beside the field.
+    policy = SelectField("Policy", validate_choice=False)
+    version = DateSelectField("Policy version (effective date)")
+    unit = SelectField("Member's current unit", validate_choice=False)
+    since = IsoDateField("Signed on or after", validators=[Optional()])
+    until = IsoDateField("Signed on or before", validators=[Optional()])
+
+
+class AsOfForm(FlaskForm):
+    """A GET question about a date: no CSRF token in the URL."""
+
+    class Meta:
+        csrf = False
+
+    on = IsoDateField("Date", validators=[DataRequired(_DATE_MESSAGE)])
+
+
+class VoidForm(FlaskForm):
+    # The minimum length is the service's rule (records.MIN_VOID_REASON); it reports it.
+    reason = TextAreaField("Reason for voiding", validators=[
+        DataRequired("Say why this acknowledgment no longer counts."),
+        Length(max=2000, message="Keep the reason under 2,000 characters.")])
+    password = PasswordField("Your current password", validators=[
+        DataRequired("Re-enter your password to void a record."), Length(max=256)])

@@ -1,0 +1,23 @@
+"""assignment superseded by a later policy version
+
+Revision ID: 0003
+Revises: 0002
+"""
+from alembic import op
+import sqlalchemy as sa
+import lms.db
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('assignment') as batch:
+        batch.add_column(sa.Column('superseded_at', lms.db.UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('assignment') as batch:
+        batch.drop_column('superseded_at')
