@@ -31,6 +31,7 @@ TEST_CONFIG = {
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
 TABLES = ["attempt_item", "quiz_attempt", "lesson_progress", "receipt", "acknowledgment_void", "acknowledgment",
+          "exemption", "reminder",
           "audit_event", "assignment", "cycle_policy", "cycle", "member_role", "member",
           "question_option", "question", "lesson", "policy_version", "policy", "chain_head"]
 

@@ -48,7 +48,8 @@ def sign_through_web(client, auth, db, member) -> Acknowledgment:
                       .order_by(Acknowledgment.generation.desc())).first()
 
 
-def void(db, ack: Acknowledgment, actor: Member, reason: str = "Signed under the wrong badge number") -> AcknowledgmentVoid:
+def void(db, ack: Acknowledgment, actor: Member,
+         reason: str = "Signed under the wrong badge number") -> AcknowledgmentVoid:
     """Void through the service, as an HR page would, and commit."""
     record = void_acknowledgment(db, ack=ack, reason=reason, actor=actor, ip="10.1.2.3", now=utcnow())
     db.commit()

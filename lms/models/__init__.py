@@ -8,12 +8,14 @@ from lms.models.training import (
     AttemptItem,
     Cycle,
     CyclePolicy,
+    Exemption,
     LessonProgress,
     QuizAttempt,
+    Reminder,
 )
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
-    "CyclePolicy", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt",
+    "CyclePolicy", "Exemption", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder",
 ]

@@ -118,3 +118,39 @@ class AttemptItem(Base):
 
     attempt: Mapped[QuizAttempt] = relationship(back_populates="items")
     question: Mapped[Question] = relationship(lazy="joined")
+
+
+class Exemption(Base):
+    """A member excused from a cycle (leave, military, light duty), with the reason and who
+    granted it; lifting it sets ``lifted_at`` rather than deleting the row."""
+
+    __tablename__ = "exemption"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id])
+    granted_by: Mapped[Member | None] = relationship(foreign_keys=[granted_by_id])
+
+
+class Reminder(Base):
+    """A reminder e-mail sent to a member; at most one per member per local day."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("member_id", "sent_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
+    #: The department's local date of sending: the once-a-day rule is about the member's day.
+    sent_on: Mapped[date]
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: The status that prompted it, e.g. overdue or not_started.
+    status: Mapped[str] = mapped_column(String(20))

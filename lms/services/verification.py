@@ -49,6 +49,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """Whether every record verified."""
         return self.failure is None
 
 

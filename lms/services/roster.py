@@ -1,0 +1,216 @@
+"""The compliance roster: one row per member of a cycle's audience and policy, with the status
+product.md defines, computed in SQL so 50,000 members take one query, not 50,000."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, and_, case, cast, func, literal, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import Select
+
+from lms.models import (
+    Acknowledgment,
+    AcknowledgmentVoid,
+    Assignment,
+    Cycle,
+    Exemption,
+    Lesson,
+    LessonProgress,
+    Member,
+    PolicyVersion,
+    QuizAttempt,
+)
+from lms.services.progress import STATUSES
+
+#: The roster CSV columns, in the contract's order.
+ROSTER_COLUMNS = ["badge", "last_name", "first_name", "rank", "unit", "shift", "supervisor_badge",
+                  "status", "lessons_completed", "lessons_total", "quiz_best_score", "quiz_attempts",
+                  "acknowledged_at", "policy_version", "due_date", "exemption_reason"]
+SORTS = ("last_name", "first_name", "badge", "rank", "unit", "shift", "supervisor_badge", "status",
+         "due_date", "acknowledged_at", "quiz_best_score")
+
+
+class RosterError(ValueError):
+    """Filters that name something that does not exist."""
+
+
+@dataclass
+class RosterFilters:
+    """What the coordinator narrowed the roster to; empty lists mean no narrowing."""
+
+    year: int
+    policy_id: str | None = None
+    units: list[str] = field(default_factory=list)
+    shifts: list[str] = field(default_factory=list)
+    ranks: list[str] = field(default_factory=list)
+    supervisor_badges: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    search: str | None = None
+    #: The roster as it stood at the end of this local date; None for now.
+    as_of: date | None = None
+
+
+def end_of_day_utc(day: date, tz: str) -> datetime:
+    """The first instant after ``day`` ends in the department's time zone, in UTC."""
+    return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def roster_select(filters: RosterFilters, *, today: date, tz: str) -> Select:
+    """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
+    ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted."""
+    if filters.statuses and not set(filters.statuses) <= set(STATUSES):
+        unknown = sorted(set(filters.statuses) - set(STATUSES))
+        raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
+    cutoff = end_of_day_utc(filters.as_of, tz) if filters.as_of else None
+    today = filters.as_of or today
+
+    def before(column):
+        return column < cutoff if cutoff is not None else literal(True)
+
+    live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
+                    .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
+    lessons_done = (select(LessonProgress.assignment_id, func.count(LessonProgress.id).label("n"))
+                    .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+                    .where(Lesson.retired.is_(False), before(LessonProgress.completed_at))
+                    .group_by(LessonProgress.assignment_id).subquery())
+    submitted = and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
+    attempts = (select(QuizAttempt.assignment_id,
+                       func.count(case((submitted, 1))).label("submitted"),
+                       func.count(QuizAttempt.id).label("started"),
+                       func.max(case((submitted, QuizAttempt.score))).label("best"),
+                       func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))).label("passed"))
+                .where(before(QuizAttempt.started_at))
+                .group_by(QuizAttempt.assignment_id).subquery())
+    voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
+    # At most one live signature per assignment; max() just picks it.
+    acks = (select(Acknowledgment.assignment_id,
+                   func.max(Acknowledgment.signed_at_local).label("signed_local"),
+                   func.max(Acknowledgment.policy_effective).label("effective"))
+            .where(Acknowledgment.id.not_in(voided), before(Acknowledgment.signed_at))
+            .group_by(Acknowledgment.assignment_id).subquery())
+    exemptions = (select(Exemption.cycle_id, Exemption.member_id, func.max(Exemption.reason).label("reason"))
+                  .where(before(Exemption.granted_at),
+                         or_(Exemption.lifted_at.is_(None),
+                             Exemption.lifted_at >= cutoff if cutoff is not None else literal(False)))
+                  .group_by(Exemption.cycle_id, Exemption.member_id).subquery())
+    supervisor = aliased(Member)
+
+    # ISO date strings compare correctly on both databases; the local date of signing is the
+    # first ten characters of the recorded local time.
+    signed_on = func.substr(acks.c.signed_local, 1, 10)
+    due = cast(Assignment.due_date, String)
+    lessons_completed = func.coalesce(lessons_done.c.n, 0)
+    status = case(
+        (exemptions.c.reason.is_not(None), "exempt"),
+        (and_(acks.c.signed_local.is_not(None), signed_on <= due), "complete"),
+        (acks.c.signed_local.is_not(None), "complete_late"),
+        (Assignment.due_date < today, "overdue"),
+        (func.coalesce(attempts.c.passed, 0) > 0, "quiz_passed"),
+        (func.coalesce(attempts.c.submitted, 0) > 0, "quiz_failed"),
+        (or_(lessons_completed > 0, func.coalesce(attempts.c.started, 0) > 0), "in_progress"),
+        else_="not_started",
+    )
+    query = (
+        select(
+            Member.badge.label("badge"), Member.last_name.label("last_name"),
+            Member.first_name.label("first_name"), Member.rank.label("rank"),
+            Member.unit.label("unit"), Member.shift.label("shift"),
+            supervisor.badge.label("supervisor_badge"), status.label("status"),
+            lessons_completed.label("lessons_completed"),
+            func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
+            attempts.c.best.label("quiz_best_score"),
+            func.coalesce(attempts.c.submitted, 0).label("quiz_attempts"),
+            acks.c.signed_local.label("acknowledged_at"), acks.c.effective.label("policy_version"),
+            Assignment.due_date.label("due_date"), exemptions.c.reason.label("exemption_reason"),
+            Member.id.label("member_id"), Assignment.id.label("assignment_id"),
+            PolicyVersion.policy_id.label("policy"), signed_on.label("signed_on"),
+        )
+        .select_from(Assignment)
+        .join(Cycle, Cycle.id == Assignment.cycle_id)
+        .join(Member, Member.id == Assignment.member_id)
+        .join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id)
+        .outerjoin(supervisor, supervisor.id == Member.supervisor_id)
+        .outerjoin(live_lessons, live_lessons.c.version_id == Assignment.policy_version_id)
+        .outerjoin(lessons_done, lessons_done.c.assignment_id == Assignment.id)
+        .outerjoin(attempts, attempts.c.assignment_id == Assignment.id)
+        .outerjoin(acks, acks.c.assignment_id == Assignment.id)
+        .outerjoin(exemptions, and_(exemptions.c.cycle_id == Assignment.cycle_id,
+                                    exemptions.c.member_id == Assignment.member_id))
+        .where(Cycle.year == filters.year)
+        # The audience: active members, and anyone who signed (their record counts even if they
+        # have since left or gone on leave).
+        .where(or_(Member.status == "active", acks.c.signed_local.is_not(None)))
+    )
+    if cutoff is None:
+        query = query.where(Assignment.superseded_at.is_(None))
+    else:
+        query = query.where(Assignment.assigned_at < cutoff,
+                            or_(Assignment.superseded_at.is_(None), Assignment.superseded_at >= cutoff))
+    if filters.policy_id:
+        query = query.where(PolicyVersion.policy_id == filters.policy_id)
+    if filters.units:
+        query = query.where(Member.unit.in_(filters.units))
+    if filters.shifts:
+        query = query.where(Member.shift.in_(filters.shifts))
+    if filters.ranks:
+        query = query.where(Member.rank.in_(filters.ranks))
+    if filters.supervisor_badges:
+        query = query.where(supervisor.badge.in_(filters.supervisor_badges))
+    if filters.search and filters.search.strip():
+        term = filters.search.strip().lower()
+        query = query.where(or_(
+            Member.badge == filters.search.strip(),
+            func.lower(Member.last_name).startswith(term, autoescape=True),
+            func.lower(Member.first_name).startswith(term, autoescape=True),
+            func.lower(Member.first_name + " " + Member.last_name).startswith(term, autoescape=True)))
+    if filters.statuses:
+        inner = query.subquery()
+        query = select(*inner.c).where(inner.c.status.in_(filters.statuses))
+    return query
+
+
+def check_cycle(session: Session, filters: RosterFilters) -> Cycle:
+    """The filtered cycle, or RosterError naming what is missing."""
+    cycle = session.scalar(select(Cycle).where(Cycle.year == filters.year))
+    if cycle is None:
+        years = ", ".join(str(y) for y in session.scalars(select(Cycle.year).order_by(Cycle.year)))
+        raise RosterError(f"no cycle for {filters.year} (cycles: {years or 'none'})")
+    if filters.policy_id and filters.policy_id not in {v.policy_id for v in cycle.policy_versions}:
+        raise RosterError(f"the {filters.year} cycle does not assign policy {filters.policy_id}")
+    return cycle
+
+
+def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: str,
+                sort: str = "last_name", descending: bool = False, limit: int | None = None,
+                offset: int = 0):
+    """Roster rows (named tuples with the contract columns), sorted and optionally paged."""
+    if sort not in SORTS:
+        raise RosterError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}")
+    inner = roster_select(filters, today=today, tz=tz).subquery()
+    key = inner.c[sort]
+    order = [key.desc() if descending else key.asc(), inner.c.last_name, inner.c.first_name,
+             inner.c.badge, inner.c.policy]
+    query = select(*inner.c).order_by(*order).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.execute(query)
+
+
+def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: str) -> dict[str, int]:
+    """Rows per status, every status present (zeros included)."""
+    inner = roster_select(filters, today=today, tz=tz).subquery()
+    counts = {status: 0 for status in STATUSES}
+    for status, n in session.execute(select(inner.c.status, func.count()).group_by(inner.c.status)):
+        counts[status] = n
+    return counts
+
+
+def unit_summary(session: Session, filters: RosterFilters, *, today: date, tz: str) -> list[tuple[str, int, int]]:
+    """(unit, rows, complete rows) per unit, complete counting late and exempt as done."""
+    inner = roster_select(filters, today=today, tz=tz).subquery()
+    done = func.count(case((inner.c.status.in_(("complete", "complete_late", "exempt")), 1)))
+    rows = session.execute(select(func.coalesce(inner.c.unit, "(no unit)"), func.count(), done)
+                           .group_by(inner.c.unit).order_by(inner.c.unit))
+    return [(unit, total, complete) for unit, total, complete in rows]
