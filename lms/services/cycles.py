@@ -1,12 +1,21 @@
 """Training cycles: which policy versions an audience must complete, and by when."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lms.models import Assignment, Cycle, Member, Policy, PolicyVersion
+from lms.models import (
+    Acknowledgment,
+    AcknowledgmentVoid,
+    Assignment,
+    Cycle,
+    Exemption,
+    Member,
+    Policy,
+    PolicyVersion,
+)
 
 
 class CycleError(ValueError):
@@ -81,3 +90,80 @@ def audience_size(session: Session, cycle_id: int) -> int:
     """How many members a cycle assigns."""
     return session.scalar(select(func.count(func.distinct(Assignment.member_id)))
                           .where(Assignment.cycle_id == cycle_id))
+
+
+def in_audience(cycle: Cycle, member: Member) -> bool:
+    """Whether a member fits the cycle's audience filters (status aside)."""
+    units, ranks = cycle.audience.get("units") or [], cycle.audience.get("ranks") or []
+    return (not units or member.unit in units) and (not ranks or member.rank in ranks)
+
+
+def sync_audience(session: Session, *, today: date, now: datetime) -> int:
+    """Give every active member who fits an open cycle's audience but has no assignment yet
+    (a new hire, a transfer into a targeted unit) their own, due after the cycle's grace period
+    if that is later than the cycle's due date. Returns how many assignments were made."""
+    made = 0
+    for cycle in session.scalars(select(Cycle).where(Cycle.due_date >= today)):
+        due = max(cycle.due_date, today + timedelta(days=cycle.grace_days))
+        for version in cycle.policy_versions:
+            assigned = select(Assignment.member_id).where(
+                Assignment.cycle_id == cycle.id, Assignment.policy_version_id == version.id)
+            for member in session.scalars(select(Member).where(Member.status == "active",
+                                                               Member.id.not_in(assigned))):
+                if in_audience(cycle, member):
+                    session.add(Assignment(cycle_id=cycle.id, member_id=member.id,
+                                           policy_version_id=version.id, due_date=due, assigned_at=now))
+                    made += 1
+    session.flush()
+    return made
+
+
+def return_from_leave(session: Session, member: Member, *, today: date, now: datetime) -> None:
+    """A member back from leave gets the grace period on unfinished work in open cycles, and
+    joins any open cycle they were not yet assigned."""
+    member.status = "active"
+    signed = select(Acknowledgment.assignment_id).where(
+        Acknowledgment.id.not_in(select(AcknowledgmentVoid.acknowledgment_id)))
+    for assignment in session.scalars(select(Assignment).join(Cycle).where(
+            Assignment.member_id == member.id, Cycle.due_date >= today,
+            Assignment.superseded_at.is_(None), Assignment.id.not_in(signed))):
+        grace_due = today + timedelta(days=assignment.cycle.grace_days)
+        assignment.due_date = max(assignment.due_date, grace_due)
+    session.flush()
+    sync_audience(session, today=today, now=now)
+
+
+class ExemptionError(ValueError):
+    """An exemption that cannot be granted or lifted as asked."""
+
+
+def grant_exemption(session: Session, *, cycle: Cycle, member: Member, reason: str,
+                    granted_by_id: int | None, now: datetime) -> Exemption:
+    """Excuse a member from a cycle; the reason is required and kept."""
+    reason = " ".join((reason or "").split())
+    if len(reason) < 3:
+        raise ExemptionError("give the reason for the exemption (e.g. military leave)")
+    if len(reason) > 500:
+        raise ExemptionError("the reason must be at most 500 characters")
+    if current_exemption(session, cycle.id, member.id) is not None:
+        raise ExemptionError(f"{member.full_name} is already exempt from the {cycle.name} cycle")
+    exemption = Exemption(cycle_id=cycle.id, member_id=member.id, reason=reason,
+                          granted_by_id=granted_by_id, granted_at=now)
+    session.add(exemption)
+    session.flush()
+    return exemption
+
+
+def lift_exemption(session: Session, exemption: Exemption, *, lifted_by_id: int | None,
+                   now: datetime) -> None:
+    """End an exemption; the row stays as the record that it was granted."""
+    if exemption.lifted_at is not None:
+        raise ExemptionError("this exemption was already lifted")
+    exemption.lifted_at, exemption.lifted_by_id = now, lifted_by_id
+    session.flush()
+
+
+def current_exemption(session: Session, cycle_id: int, member_id: int) -> Exemption | None:
+    """The exemption in force for a member in a cycle, if any."""
+    return session.scalar(select(Exemption).where(
+        Exemption.cycle_id == cycle_id, Exemption.member_id == member_id, Exemption.lifted_at.is_(None)))

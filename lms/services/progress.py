@@ -12,6 +12,7 @@ from lms.models import (
     AcknowledgmentVoid,
     Assignment,
     Cycle,
+    Exemption,
     Lesson,
     LessonProgress,
     PolicyVersion,
@@ -98,8 +99,11 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
     ack = current_acknowledgment(session, assignment.id)
     started = lessons_completed > 0 or bool(attempts) or session.scalar(
         select(QuizAttempt.id).where(QuizAttempt.assignment_id == assignment.id).limit(1)) is not None
+    exempt = session.scalar(select(Exemption.id).where(
+        Exemption.cycle_id == assignment.cycle_id, Exemption.member_id == assignment.member_id,
+        Exemption.lifted_at.is_(None))) is not None
     status = status_for(
-        due_date=assignment.due_date, today=today,
+        exempt=exempt, due_date=assignment.due_date, today=today,
         signed_on=local_date(ack.signed_at, tz) if ack else None,
         passed=passed is not None, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
         started=started)

@@ -114,3 +114,45 @@ def test_counts_filters_and_summary_agree_with_an_independent_count(db, departme
     assert [r.badge for r in found] == ["703"]
     with pytest.raises(RosterError):
         list(roster_rows(db, RosterFilters(year=2031, statuses=["bogus"]), today=today, tz=TZ))
+
+
+def test_new_member_and_return_from_leave_get_their_own_due_date(db, department, make_member):
+    from lms.models import Member
+    from lms.services.cycles import return_from_leave, sync_audience
+
+    today = date(2031, 3, 20)
+    now = datetime(2031, 3, 20, 15, 0, tzinfo=timezone.utc)
+    make_member(first="New", last="Hire", badge="795")
+    assert sync_audience(db, today=today, now=now) == 1
+    back = db.scalars(select(Member).where(Member.badge == "790")).one()
+    return_from_leave(db, back, today=today, now=now)
+    db.commit()
+    rows = {r.badge: r for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 4, 5), tz=TZ)}
+    assert rows["795"].due_date == rows["790"].due_date == date(2031, 4, 19)  # 30 days' grace
+    assert rows["795"].status == rows["790"].status == "not_started"
+    assert rows["700"].status == "overdue"
+    assert sync_audience(db, today=today, now=now) == 0
+
+
+def test_exemption_is_granted_with_a_reason_and_can_be_lifted(db, department):
+    from lms.models import Cycle
+    from lms.services.cycles import ExemptionError, current_exemption, grant_exemption, lift_exemption
+
+    cycle = db.scalars(select(Cycle)).one()
+    member = department["not_started"]
+    with pytest.raises(ExemptionError):
+        grant_exemption(db, cycle=cycle, member=member, reason=" ", granted_by_id=None, now=START)
+    exemption = grant_exemption(db, cycle=cycle, member=member, reason="Light duty", granted_by_id=None, now=START)
+    with pytest.raises(ExemptionError):
+        grant_exemption(db, cycle=cycle, member=member, reason="Again", granted_by_id=None, now=START)
+    db.commit()
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 2, 1), tz=TZ)}
+    assert rows[member.badge] == "exempt"
+    lift_exemption(db, exemption, lifted_by_id=None, now=START + timedelta(days=10))
+    db.commit()
+    assert current_exemption(db, cycle.id, member.id) is None
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 2, 1), tz=TZ)}
+    assert rows[member.badge] == "not_started"
+    as_of = {r.badge: r.status for r in roster_rows(
+        db, RosterFilters(year=2031, as_of=date(2031, 1, 10)), today=date(2031, 2, 1), tz=TZ)}
+    assert as_of[member.badge] == "exempt"
