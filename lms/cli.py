@@ -16,6 +16,7 @@ from lms.services.accounts import AccountError, create_or_grant
 from lms.services.clock import local_date
 from lms.services.content import ContentError, content_report, load_packs
 from lms.services.audit import record_event
+from lms.services.personnel import PersonnelImportError, apply_import, plan_import
 from lms.services.versions import flagged_questions
 from lms.services.cycles import CycleError, audience_size, create_cycle
 
@@ -203,6 +204,55 @@ def _print_receipt_match(match) -> None:
         void = match.void
         click.echo(f"  Voided:            YES, on {void.voided_at.isoformat(timespec='seconds')} "
                    f"(chain sequence {void.sequence}): {void.reason}")
+
+
+@lms.command("import-personnel")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate and show what would change; write nothing.")
+@click.option("--full-roster", is_flag=True,
+              help="The file lists everyone: report members missing from it.")
+@click.option("--separate-missing", is_flag=True,
+              help="With --full-roster: mark the members missing from the file separated.")
+@with_appcontext
+def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool) -> None:
+    """Upsert personnel from CSV by badge: all rows or none."""
+    if separate_missing and not full_roster:
+        _fail("--separate-missing needs --full-roster")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    session = get_session()
+    try:
+        plan = plan_import(session, data, ranks=current_app.config["RANKS"],
+                           max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=full_roster)
+    except PersonnelImportError as exc:
+        for problem in exc.problems:
+            click.echo(f"{file}: {problem}", err=True)
+        _fail(f"{len(exc.problems)} problem(s); nothing was imported")
+    click.echo(f"{file}: {len(plan.rows)} rows: {len(plan.adds)} to add, {len(plan.changes)} to "
+               f"change ({len(plan.separations)} separations), {plan.unchanged} unchanged.")
+    for row, diff in plan.changes:
+        fields = "; ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
+        click.echo(f"  line {row.line}: badge {row.badge}: {fields}")
+    if plan.missing:
+        verb = "will be marked separated" if separate_missing else "are not in the file (use --separate-missing to separate them)"
+        click.echo(f"{len(plan.missing)} members {verb}: "
+                   + ", ".join(f"{m.badge} {m.full_name}" for m in plan.missing[:20])
+                   + (" …" if len(plan.missing) > 20 else ""))
+    if dry_run:
+        click.echo("Dry run: nothing was written.")
+        return
+    if not plan.has_changes and not (separate_missing and plan.missing):
+        click.echo("No changes: the roster already matches this file.")
+        return
+    now = utcnow()
+    counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
+                          now=now, today=local_date(now, current_app.config["TIMEZONE"]),
+                          source=f"cli:{file.name}")
+    session.commit()
+    click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
+               f"{counts['separated']} separated.")
 
 
 @lms.command("create-user")

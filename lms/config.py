@@ -26,6 +26,12 @@ class Defaults:
     SEED_DEMO_ON_FIRST_RUN = True
     DEMO_PEOPLE = 60
 
+    #: Ranks a personnel import accepts; an empty list accepts any.
+    RANKS = ["Officer", "Detective", "Sergeant", "Lieutenant", "Commander", "Deputy Chief",
+             "Chief", "Records Clerk", "Telecommunicator", "Analyst", "Civilian"]
+    #: Largest personnel CSV accepted (a 50,000-member roster is about 6 MB).
+    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)

@@ -1,0 +1,250 @@
+"""Personnel import from the HR system's CSV: validate the whole file, preview, then apply it in
+one transaction or not at all."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole
+from lms.services.audit import record_event
+from lms.services.cycles import return_from_leave, sync_audience
+
+COLUMNS = ["badge", "first_name", "last_name", "email", "rank", "unit", "shift",
+           "supervisor_badge", "hire_date", "status", "role"]
+REQUIRED = ("badge", "first_name", "last_name", "status", "role")
+LENGTHS = {"badge": 20, "first_name": 80, "last_name": 80, "email": 254, "rank": 40, "unit": 80,
+           "shift": 40, "supervisor_badge": 20}
+#: The fields an import may change on an existing member.
+UPDATABLE = ("first_name", "last_name", "email", "rank", "unit", "shift", "hire_date", "status")
+
+
+class PersonnelImportError(ValueError):
+    """The file was refused; ``problems`` lists every bad row with its line and field."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class PersonRow:
+    line: int
+    badge: str
+    first_name: str
+    last_name: str
+    email: str | None
+    rank: str | None
+    unit: str | None
+    shift: str | None
+    supervisor_badge: str | None
+    hire_date: date | None
+    status: str
+    roles: list[str]
+
+
+@dataclass
+class ImportPlan:
+    """What applying the file would do."""
+
+    sha256: str
+    rows: list[PersonRow]
+    adds: list[PersonRow] = field(default_factory=list)
+    #: (row, {field: (old, new)})
+    changes: list[tuple[PersonRow, dict]] = field(default_factory=list)
+    unchanged: int = 0
+    #: Members not in the file (only meaningful for a full-roster import).
+    missing: list[Member] = field(default_factory=list)
+
+    @property
+    def separations(self) -> list[PersonRow]:
+        """Rows that mark someone separated who was not before."""
+        return [row for row, diff in self.changes if "status" in diff and row.status == "separated"]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.adds or self.changes)
+
+
+def parse_personnel_csv(data: bytes, *, ranks: list[str], max_bytes: int) -> tuple[list[PersonRow], str]:
+    """Parse and validate every row; raise PersonnelImportError listing all problems. Returns rows and
+    the file's SHA-256."""
+    if len(data) > max_bytes:
+        raise PersonnelImportError([f"file is {len(data):,} bytes; the limit is {max_bytes:,}"])
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PersonnelImportError([f"line {line}: the file is not UTF-8 (byte {exc.start}); "
+                            f"save it as CSV UTF-8"]) from None
+    if not text.strip():
+        raise PersonnelImportError(["the file is empty: expected a header line and one row per member"])
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader)]
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [h for h in header if h not in COLUMNS]
+    if missing or unknown or len(set(header)) != len(header):
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown)}")
+        if len(set(header)) != len(header):
+            parts.append("a column appears twice")
+        raise PersonnelImportError([f"line 1: header must be {','.join(COLUMNS)} ({'; '.join(parts)})"])
+
+    problems: list[str] = []
+    rows: list[PersonRow] = []
+    seen: dict[str, int] = {}
+    rank_set = set(ranks)
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            problems.append(f"line {line}: expected {len(header)} fields, found {len(record)}")
+            continue
+        values = {name: cell.strip() for name, cell in zip(header, record)}
+        row_problems = []
+        for name in REQUIRED:
+            if not values[name]:
+                row_problems.append(f"line {line}, {name}: required")
+        for name, limit in LENGTHS.items():
+            if len(values[name]) > limit:
+                row_problems.append(f"line {line}, {name}: longer than {limit} characters")
+        hire = None
+        if values["hire_date"]:
+            try:
+                hire = date.fromisoformat(values["hire_date"])
+                if len(values["hire_date"]) != 10:
+                    raise ValueError
+            except ValueError:
+                row_problems.append(f"line {line}, hire_date: {values['hire_date']!r} is not a "
+                                    f"date that exists in YYYY-MM-DD form")
+        if values["status"] and values["status"] not in MEMBER_STATUSES:
+            row_problems.append(f"line {line}, status: {values['status']!r} is not one of "
+                                f"{', '.join(MEMBER_STATUSES)}")
+        roles = [r.strip() for r in values["role"].replace(",", ";").split(";") if r.strip()]
+        for role in roles:
+            if role not in ROLES:
+                row_problems.append(f"line {line}, role: {role!r} is not one of {', '.join(ROLES)}")
+        if values["rank"] and rank_set and values["rank"] not in rank_set:
+            row_problems.append(f"line {line}, rank: {values['rank']!r} is not a known rank "
+                                f"({', '.join(sorted(rank_set))})")
+        if values["email"] and ("@" not in values["email"] or " " in values["email"]):
+            row_problems.append(f"line {line}, email: {values['email']!r} is not an e-mail address")
+        badge = values["badge"]
+        if badge:
+            if badge in seen:
+                row_problems.append(f"line {line}, badge: {badge} is also on line {seen[badge]}")
+            else:
+                seen[badge] = line
+        if values["supervisor_badge"] and values["supervisor_badge"] == badge:
+            row_problems.append(f"line {line}, supervisor_badge: a member cannot supervise themselves")
+        if row_problems:
+            problems.extend(row_problems)
+            continue
+        rows.append(PersonRow(
+            line=line, badge=badge, first_name=values["first_name"], last_name=values["last_name"],
+            email=values["email"] or None, rank=values["rank"] or None, unit=values["unit"] or None,
+            shift=values["shift"] or None, supervisor_badge=values["supervisor_badge"] or None,
+            hire_date=hire, status=values["status"], roles=roles))
+    if not rows and not problems:
+        problems.append("the file has a header but no rows")
+    if problems:
+        raise PersonnelImportError(problems)
+    return rows, digest
+
+
+def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: int,
+                full_roster: bool = False) -> ImportPlan:
+    """Validate the file against itself and the database; nothing is written."""
+    rows, digest = parse_personnel_csv(data, ranks=ranks, max_bytes=max_bytes)
+    existing = {m.badge: m for m in session.scalars(select(Member))}
+    in_file = {row.badge for row in rows}
+    problems = []
+    plan = ImportPlan(sha256=digest, rows=rows)
+    for row in rows:
+        if row.supervisor_badge and row.supervisor_badge not in in_file and row.supervisor_badge not in existing:
+            problems.append(f"line {row.line}, supervisor_badge: no member has badge "
+                            f"{row.supervisor_badge} (in this file or on record)")
+        member = existing.get(row.badge)
+        if member is None:
+            plan.adds.append(row)
+            continue
+        if (member.first_name.casefold() != row.first_name.casefold()
+                and member.last_name.casefold() != row.last_name.casefold()):
+            problems.append(f"line {row.line}, badge: {row.badge} belongs to {member.full_name}; "
+                            f"badge numbers are never reused for another person")
+            continue
+        diff = {}
+        for name in UPDATABLE:
+            old, new = getattr(member, name), getattr(row, name)
+            if old != new:
+                diff[name] = (old, new)
+        supervisor = member.supervisor.badge if member.supervisor else None
+        if supervisor != row.supervisor_badge:
+            diff["supervisor_badge"] = (supervisor, row.supervisor_badge)
+        added_roles = sorted(set(row.roles) - member.role_names)
+        if added_roles:
+            diff["roles"] = (sorted(member.role_names), sorted(member.role_names | set(row.roles)))
+        if diff:
+            plan.changes.append((row, diff))
+        else:
+            plan.unchanged += 1
+    if problems:
+        raise PersonnelImportError(problems)
+    if full_roster:
+        plan.missing = sorted((m for b, m in existing.items() if b not in in_file and m.status != "separated"),
+                              key=lambda m: (m.last_name, m.first_name))
+    return plan
+
+
+def apply_import(session: Session, plan: ImportPlan, *, separate_missing: bool, actor_id: int | None,
+                 ip: str | None, now: datetime, today: date, source: str) -> dict[str, int]:
+    """Write the plan: insert new badges, update changed ones, and (only when asked) mark members
+    missing from a full roster separated. Records of separated members are kept. Returns counts."""
+    members = {m.badge: m for m in session.scalars(select(Member))}
+    returned = []
+    for row in plan.adds:
+        member = Member(badge=row.badge, first_name=row.first_name, last_name=row.last_name,
+                        email=row.email, rank=row.rank, unit=row.unit, shift=row.shift,
+                        hire_date=row.hire_date, status=row.status,
+                        roles=[MemberRole(role=r) for r in sorted(set(row.roles))])
+        session.add(member)
+        members[row.badge] = member
+    session.flush()
+    for row, diff in plan.changes:
+        member = members[row.badge]
+        if diff.get("status") == ("leave", "active"):
+            returned.append(member)
+        for name in UPDATABLE:
+            if name in diff:
+                setattr(member, name, getattr(row, name))
+        for role in sorted(set(row.roles) - member.role_names):
+            member.roles.append(MemberRole(role=role))
+    for row in plan.rows:
+        supervisor = members.get(row.supervisor_badge) if row.supervisor_badge else None
+        members[row.badge].supervisor_id = supervisor.id if supervisor else None
+    separated = 0
+    if separate_missing:
+        for member in plan.missing:
+            member.status = "separated"
+            separated += 1
+    session.flush()
+    for member in returned:
+        return_from_leave(session, member, today=today, now=now)
+    sync_audience(session, today=today, now=now)
+    counts = {"added": len(plan.adds), "changed": len(plan.changes), "unchanged": plan.unchanged,
+              "separated": len(plan.separations) + separated}
+    record_event(session, "personnel.import", at=now, actor_id=actor_id, ip=ip,
+                 details={"sha256": plan.sha256, "source": source, "rows": len(plan.rows),
+                          "separated_missing": separated, **counts})
+    session.flush()
+    return counts
