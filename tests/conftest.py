@@ -30,14 +30,20 @@ TEST_CONFIG = {
     "SEED_DEMO_ON_FIRST_RUN": False,
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
-TABLES = ["attempt_item", "quiz_attempt", "lesson_progress", "receipt", "acknowledgment_void", "acknowledgment",
-          "exemption", "reminder",
-          "audit_event", "assignment", "cycle_policy", "cycle", "member_role", "member",
-          "question_option", "question", "lesson", "policy_version", "policy", "chain_head"]
+CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]
+# Content is loaded once per run on PostgreSQL; a test that changes it is detected by this
+# fingerprint and the content is reloaded for the next test.
+CONTENT_FINGERPRINT = text("""
+    SELECT (SELECT count(*) FROM policy),
+           (SELECT md5(coalesce(string_agg(id::text || text_sha256 || pass_mark || draw_size || max_attempts, ',' ORDER BY id), '')) FROM policy_version),
+           (SELECT md5(coalesce(string_agg(id::text || slug || title || body_markdown || retired, ',' ORDER BY id), '')) FROM lesson),
+           (SELECT md5(coalesce(string_agg(id::text || key || topic || prompt || scenario || retired, ',' ORDER BY id), '')) FROM question),
+           (SELECT md5(coalesce(string_agg(id::text || question_id::text || position || text || correct || why, ',' ORDER BY id), '')) FROM question_option)
+""")
 
 
 @pytest.fixture(scope="session")
-def database_template(tmp_path_factory) -> str:
+def database_template(tmp_path_factory):
     """Build the schema and load content once per run; each test starts from a copy of it."""
     if PG_URL:
         app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL,
@@ -46,8 +52,10 @@ def database_template(tmp_path_factory) -> str:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         init_database(app)
+        with get_database(app).engine.connect() as conn:
+            fingerprint = tuple(conn.execute(CONTENT_FINGERPRINT).one())
         get_database(app).dispose()
-        return PG_URL
+        return PG_URL, fingerprint
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
     app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{path}",
                       "INSTANCE_PATH": str(path.parent)})
@@ -58,18 +66,31 @@ def database_template(tmp_path_factory) -> str:
     return str(path)
 
 
-def _reset_postgres(app) -> None:
-    """Empty every table (record triggers are off for this session only) and reload content."""
+def _runtime_tables(conn) -> list[str]:
+    """Every table but the content tables and Alembic's, read from the database itself so a new
+    table can never be left out of the reset."""
+    names = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+    return sorted(n for n in names if n not in CONTENT_TABLES and n != "alembic_version")
+
+
+def _reset_postgres(app, fingerprint) -> None:
+    """Empty the runtime tables (triggers, record guards included, are off for this session
+    only) and reload content only if a test changed it."""
     database = get_database(app)
     with database.engine.begin() as conn:
         conn.execute(text("SET session_replication_role = replica"))
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        conn.execute(text("SET session_replication_role = origin"))
+        for table in _runtime_tables(conn):
+            conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("INSERT INTO chain_head (id, sequence, last_hash) VALUES (1, 0, :h)"),
                      {"h": "0" * 64})
-    with database.sessionmaker() as session:
-        sync_content(session, load_packs(Path(app.config["CONTENT_DIR"])))
-        session.commit()
+        changed = tuple(conn.execute(CONTENT_FINGERPRINT).one()) != fingerprint
+        if changed:
+            conn.execute(text(f"TRUNCATE {', '.join(CONTENT_TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("SET session_replication_role = origin"))
+    if changed:
+        with database.sessionmaker() as session:
+            sync_content(session, load_packs(Path(app.config["CONTENT_DIR"])))
+            session.commit()
 
 
 @pytest.fixture
@@ -79,7 +100,11 @@ def app(database_template, tmp_path):
     instance.mkdir()
     if PG_URL:
         app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL, "INSTANCE_PATH": str(instance)})
-        _reset_postgres(app)
+        try:
+            _reset_postgres(app, database_template[1])
+        except Exception:
+            get_database(app).dispose()
+            raise
     else:
         db_path = tmp_path / "test.sqlite3"
         shutil.copy(database_template, db_path)
