@@ -38,3 +38,15 @@ class Defaults:
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+
+    #: Reminder e-mail: "outbox" writes .eml files to instance/outbox/ (a demo sends nothing);
+    #: "smtp" sends through SMTP_HOST.
+    MAIL_TRANSPORT = "outbox"
+    MAIL_SENDER = "Roll Call <rollcall@localhost>"
+    SMTP_HOST: str | None = None
+    SMTP_PORT = 587
+    SMTP_USERNAME: str | None = None
+    #: Set it in the environment or instance/config.py; it is never logged or audited.
+    SMTP_PASSWORD: str | None = None
+    #: STARTTLS before signing in.
+    SMTP_USE_TLS = True

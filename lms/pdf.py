@@ -4,8 +4,9 @@ Receipts are evidence: rendering must not reach the network or read arbitrary fi
 fetcher serves only files under ``static/`` and refuses everything else.
 
 Every PDF is styled by ``static/css/pdf.css``, parsed once per thread together with its fonts and
-reused: building them for each render cost about a fifth of a receipt's time (see
-docs/performance.md). Templates in ``templates/pdf/`` therefore do not link it.
+reused: building them for each render cost about a third of a receipt's time (see
+docs/performance.md). Templates in ``templates/pdf/`` therefore do not link it, and edits to it
+take effect when the app restarts.
 """
 from __future__ import annotations
 

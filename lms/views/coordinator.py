@@ -1,17 +1,439 @@
-"""The training coordinator's pages."""
+"""The training coordinator's pages: cycles, opening one, the live roster with its exports, a
+member's progress in a cycle, and exemptions. Every roster read, export and member view is audited.
+Administrators reach these pages too."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import io
+from dataclasses import dataclass
+from datetime import date
+from itertools import islice
+from math import ceil
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import aliased, joinedload
 
 from lms.auth import role_required
 from lms.db import get_session
+from lms.forms import ActionForm
+from lms.forms.coordinator import CycleForm, ExemptionForm, RosterForm
+from lms.models import (
+    Assignment,
+    Cycle,
+    Exemption,
+    LessonProgress,
+    Member,
+    Policy,
+    PolicyVersion,
+)
+from lms.services import quiz as quiz_service
+from lms.services.audit import record_event
+from lms.services.charts import completion_by_unit_svg, percent_complete
+from lms.services.cycles import (
+    CycleError,
+    ExemptionError,
+    audience_size,
+    create_cycle,
+    current_exemption,
+    grant_exemption,
+    lift_exemption,
+)
 from lms.services.overview import cycle_counts
+from lms.services.progress import STATUS_LABELS, STATUSES, progress_for
+from lms.services.roster import SORTS, RosterError, RosterFilters, roster_rows, status_counts, unit_summary
+from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
+from lms.web import client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
+coordinator_required = role_required("coordinator", "admin")
 
+#: Roster rows per page.
+PAGE_SIZE = 50
+#: Rows per chunk of a streamed CSV: large enough to keep the number of writes small, small
+#: enough that memory holds one chunk rather than the whole roster.
+CSV_CHUNK_ROWS = 1000
+#: The PDF lays out every row (about 25 a page); beyond this it takes minutes and hundreds of
+#: megabytes, so a larger view is refused with a pointer to CSV/XLSX or a narrower filter.
+PDF_MAX_ROWS = 5000
+#: Roster columns a coordinator can sort by, with their header labels, in table order.
+SORT_LABELS = {"last_name": "Name", "badge": "Badge", "rank": "Rank", "unit": "Unit", "shift": "Shift",
+               "supervisor_badge": "Supervisor", "status": "Status", "quiz_best_score": "Quiz best",
+               "acknowledged_at": "Signed", "due_date": "Due", "first_name": "First name"}
+#: Which input of the cycle form create_cycle's CycleError.field blames.
+CYCLE_FIELDS = {"year": "year", "due_date": "due_date", "policy": "policies", "grace_days": "grace_days"}
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
+                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "pdf": "application/pdf"}
+
+
+def _audit(action: str, target: str | None = None, **details) -> None:
+    """Record what the signed-in coordinator read or did, from where, now."""
+    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+                 ip=client_ip(), details=details or None)
+
+
+def _tz() -> str:
+    return current_app.config["TIMEZONE"]
+
+
+# --- loads ---------------------------------------------------------------------------------------
+# Small reads for choices and 404s; the rules and aggregates they feed live in lms.services.
+
+def _cycle_or_404(year: int) -> Cycle:
+    cycle = get_session().scalar(select(Cycle).where(Cycle.year == year))
+    if cycle is None:
+        abort(404)
+    return cycle
+
+
+def _distinct(column) -> list[str]:
+    """The distinct non-empty values of a member column, sorted."""
+    return list(get_session().scalars(select(column).where(column.is_not(None), column != "")
+                                      .distinct().order_by(column)))
+
+
+def _supervisors() -> list[tuple[str, str]]:
+    """(badge, "Last, First (badge)") of every member who supervises someone, by name."""
+    boss = aliased(Member)
+    rows = get_session().execute(
+        select(boss.badge, boss.last_name, boss.first_name)
+        .where(boss.id.in_(select(Member.supervisor_id).where(Member.supervisor_id.is_not(None))))
+        .order_by(boss.last_name, boss.first_name, boss.badge))
+    return [(badge, f"{last}, {first} ({badge})") for badge, last, first in rows]
+
+
+def _member_in_cycle_or_404(cycle: Cycle, member_id: int) -> Member:
+    """The member if the cycle ever assigned them anything; 404 otherwise."""
+    db = get_session()
+    assigned = db.scalar(select(Assignment.id).where(Assignment.cycle_id == cycle.id,
+                                                     Assignment.member_id == member_id).limit(1))
+    if assigned is None:
+        abort(404)
+    return db.get(Member, member_id)
+
+
+def _exemptions(cycle: Cycle, member_id: int | None = None) -> list[tuple[Exemption, Member | None]]:
+    """A cycle's exemptions (or one member's), current first, newest first, each with who lifted it."""
+    lifter = aliased(Member)
+    query = (select(Exemption, lifter).outerjoin(lifter, lifter.id == Exemption.lifted_by_id)
+             .where(Exemption.cycle_id == cycle.id)
+             .options(joinedload(Exemption.member), joinedload(Exemption.granted_by))
+             .order_by(Exemption.lifted_at.is_not(None), Exemption.granted_at.desc(), Exemption.id.desc()))
+    if member_id is not None:
+        query = query.where(Exemption.member_id == member_id)
+    return [(exemption, lifted_by) for exemption, lifted_by in get_session().execute(query)]
+
+
+# --- cycles --------------------------------------------------------------------------------------
 
 @bp.get("/")
-@role_required("coordinator", "admin")
+@coordinator_required
 def home():
-    """Every cycle with how many of its assignments are signed."""
+    """Every cycle with how many of its assignments are signed, and the way to open one."""
     return render_template("coordinator/home.html", cycles=cycle_counts(get_session()))
+
+
+def _cycle_form() -> CycleForm:
+    """The cycle form with the loaded policies and the units and ranks on the personnel roster."""
+    db = get_session()
+    form = CycleForm()
+    form.policies.choices = [(p.id, f"{p.id} {p.title}") for p in db.scalars(select(Policy).order_by(Policy.id))]
+    form.units.choices = [(u, u) for u in _distinct(Member.unit)]
+    form.ranks.choices = [(r, r) for r in _distinct(Member.rank)]
+    return form
+
+
+@bp.route("/cycles/new", methods=["GET", "POST"])
+@coordinator_required
+def new_cycle():
+    """Open a training cycle: year, policies, audience, due date and grace days."""
+    form = _cycle_form()
+    if request.method == "GET":
+        # Suggest the first year without a cycle, due at its end, for every policy.
+        taken = set(get_session().scalars(select(Cycle.year)))
+        year = next(y for y in range(today().year, today().year + 100) if y not in taken)
+        form.year.data, form.due_date.data = year, date(year, 12, 31)
+        form.policies.data = [value for value, _ in form.policies.choices]
+    elif form.validate_on_submit():
+        db = get_session()
+        try:
+            cycle = create_cycle(db, year=form.year.data, due_date=form.due_date.data, today=today(),
+                                 now=request_now(), policy_ids=form.policies.data, units=form.units.data,
+                                 ranks=form.ranks.data, grace_days=form.grace_days.data,
+                                 created_by_id=current_user.id)
+        except CycleError as exc:
+            db.rollback()
+            target = getattr(form, CYCLE_FIELDS.get(exc.field, ""), None)
+            (target.errors if target is not None else form.form_errors).append(str(exc))
+        else:
+            members = audience_size(db, cycle.id)
+            _audit("cycle.create", f"cycle:{cycle.year}", year=cycle.year, due_date=cycle.due_date.isoformat(),
+                   grace_days=cycle.grace_days, policies=[v.policy_id for v in cycle.policy_versions],
+                   versions=[v.effective.isoformat() for v in cycle.policy_versions],
+                   units=cycle.audience["units"], ranks=cycle.audience["ranks"], members=members)
+            commit()
+            flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
+                  f"due {cycle.due_date.isoformat()}.", "success")
+            return redirect(url_for(".roster", year=cycle.year), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("coordinator/new_cycle.html", form=form), status
+
+
+# --- the roster ----------------------------------------------------------------------------------
+
+def _roster_form(cycle: Cycle) -> RosterForm:
+    """The roster's filter form read from the query string, with choices from the database."""
+    form = RosterForm(request.args)
+    form.policy.choices = [("", "All policies")] + [
+        (v.policy_id, f"{v.policy_id} (effective {v.effective.isoformat()})") for v in cycle.policy_versions]
+    form.status.choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
+    form.unit.choices = [(u, u) for u in _distinct(Member.unit)]
+    form.shift.choices = [(s, s) for s in _distinct(Member.shift)]
+    form.rank.choices = [(r, r) for r in _distinct(Member.rank)]
+    form.supervisor.choices = _supervisors()
+    form.sort.choices = [(key, SORT_LABELS[key]) for key in SORT_LABELS if key in SORTS]
+    return form
+
+
+def _roster_filters(cycle: Cycle, form: RosterForm) -> RosterFilters | None:
+    """The filters the form asks for, or None with the problems on the form."""
+    if not form.validate():
+        return None
+    if form.as_of.data and form.as_of.data > today():
+        form.as_of.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+                                 "the roster cannot show days still to come.")
+        return None
+    return RosterFilters(year=cycle.year, policy_id=form.policy.data or None, units=form.unit.data or [],
+                         shifts=form.shift.data or [], ranks=form.rank.data or [],
+                         supervisor_badges=form.supervisor.data or [], statuses=form.status.data or [],
+                         search=(form.q.data or "").strip() or None, as_of=form.as_of.data)
+
+
+def _query_args(**changes) -> dict[str, list[str]]:
+    """The current query string as a dict of lists, with ``changes`` applied (None removes a key)."""
+    args = {key: request.args.getlist(key) for key in request.args}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value if isinstance(value, list) else [str(value)]
+    return args
+
+
+@dataclass
+class Pages:
+    """Where a page of the roster sits among all of them."""
+
+    number: int
+    count: int
+    total_rows: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * PAGE_SIZE
+
+    @property
+    def first_row(self) -> int:
+        return self.offset + 1 if self.total_rows else 0
+
+    @property
+    def last_row(self) -> int:
+        return min(self.offset + PAGE_SIZE, self.total_rows)
+
+
+@bp.get("/cycles/<int:year>/roster")
+@coordinator_required
+def roster(year: int):
+    """The live roster: filters, counts per status, completion by unit, and a page of rows."""
+    cycle = _cycle_or_404(year)
+    form = _roster_form(cycle)
+    filters = _roster_filters(cycle, form)
+    if filters is None:
+        return render_template("coordinator/roster.html", cycle=cycle, form=form, filters=None), 400
+    db, tz = get_session(), _tz()
+    sort, descending = form.sort.data, form.dir.data == "desc"
+    counts = status_counts(db, filters, today=today(), tz=tz)
+    total = sum(counts.values())
+    page_count = max(1, ceil(total / PAGE_SIZE))
+    pages = Pages(number=min(form.page.data or 1, page_count), count=page_count, total_rows=total)
+    rows = list(roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending,
+                            limit=PAGE_SIZE, offset=pages.offset))
+    summary = unit_summary(db, filters, today=today(), tz=tz)
+    _audit("roster.view", f"cycle:{cycle.year}", filters=filters_details(filters), sort=sort,
+           direction=form.dir.data, page=pages.number, rows=total)
+    commit()
+    return render_template(
+        "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
+        total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
+        summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
+        chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
+        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
+        multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
+
+
+def _csv_chunks(rows):
+    """The roster CSV in chunks of CSV_CHUNK_ROWS rows, written by roster_export.write_csv, so a
+    large roster streams rather than sitting in memory whole."""
+    header = io.StringIO()
+    write_csv([], header)
+    yield header.getvalue()
+    rows = iter(rows)
+    while chunk := list(islice(rows, CSV_CHUNK_ROWS)):
+        out = io.StringIO()
+        write_csv(chunk, out)
+        # write_csv starts every file with the header; this chunk continues the first one.
+        yield out.getvalue()[len(header.getvalue()):]
+
+
+@bp.get("/cycles/<int:year>/roster.<any(csv, xlsx, pdf):kind>")
+@coordinator_required
+def roster_export(year: int, kind: str):
+    """The current view of the roster (every page of it) as CSV, XLSX or PDF."""
+    cycle = _cycle_or_404(year)
+    form = _roster_form(cycle)
+    filters = _roster_filters(cycle, form)
+    if filters is None:
+        problems = "; ".join(e for f in form for e in f.errors)
+        abort(400, description=f"The roster filters are not right: {problems}")
+    db, tz = get_session(), _tz()
+    sort, descending = form.sort.data, form.dir.data == "desc"
+    counts = status_counts(db, filters, today=today(), tz=tz)
+    total = sum(counts.values())
+    if kind == "pdf" and total > PDF_MAX_ROWS:
+        abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
+                               f"{PDF_MAX_ROWS:,} rows or fewer (by unit or status, say), or export CSV or XLSX.")
+    name = f"roster-{cycle.year}-{(filters.as_of or today()).isoformat()}.{kind}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    title = f"{cycle.name} roster"
+    filters_text = describe_filters(filters)
+
+    def rows():
+        return roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending)
+
+    if kind == "csv":
+        # The event is committed before the first byte goes out, so no download goes unrecorded.
+        _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, filters=filters_details(filters))
+        commit()
+        return Response(stream_with_context(_csv_chunks(rows())), mimetype="text/csv",
+                        headers=headers)
+    if kind == "xlsx":
+        out = io.BytesIO()
+        write_xlsx(rows(), out, title=title, filters_text=filters_text)
+        body = out.getvalue()
+    else:
+        body = render_pdf(rows(), title=title, filters_text=filters_text,
+                          generated_at=request_now().astimezone(ZoneInfo(tz)), counts=counts,
+                          unit_summary=unit_summary(db, filters, today=today(), tz=tz),
+                          department=current_app.config["DEPARTMENT_NAME"])
+    _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, bytes=len(body),
+           filters=filters_details(filters))
+    commit()
+    return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
+
+
+# --- a member in a cycle -------------------------------------------------------------------------
+
+def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int = 200):
+    """Render a member's progress in a cycle: each policy's lessons, attempts, signature, and the
+    exemptions granted and lifted."""
+    db, tz = get_session(), _tz()
+    assignments = list(db.scalars(
+        select(Assignment).where(Assignment.cycle_id == cycle.id, Assignment.member_id == member.id)
+        .options(joinedload(Assignment.policy_version).joinedload(PolicyVersion.policy))
+        .order_by(Assignment.superseded_at.is_not(None), Assignment.policy_version_id)))
+    items = []
+    for assignment in assignments:
+        read = dict(db.execute(select(LessonProgress.lesson_id, LessonProgress.completed_at)
+                               .where(LessonProgress.assignment_id == assignment.id)).all())
+        items.append({"progress": progress_for(db, assignment, today=today(), tz=tz), "read": read,
+                      "attempts": quiz_service.submitted_attempts(db, assignment.id)})
+    return render_template("coordinator/member.html", cycle=cycle, member=member, items=items,
+                           exemption=current_exemption(db, cycle.id, member.id),
+                           exemptions=_exemptions(cycle, member.id), form=form,
+                           tz=ZoneInfo(tz)), status
+
+
+@bp.get("/cycles/<int:year>/members/<int:member_id>")
+@coordinator_required
+def member_progress(year: int, member_id: int):
+    """One member's progress in a cycle, with their exemption and the form to grant or lift one."""
+    cycle = _cycle_or_404(year)
+    member = _member_in_cycle_or_404(cycle, member_id)
+    _audit("roster.view_member", f"member:{member.id}", cycle=cycle.year, badge=member.badge)
+    commit()
+    return _member_page(cycle, member, ExemptionForm(formdata=None))
+
+
+@bp.post("/cycles/<int:year>/members/<int:member_id>/exemption")
+@coordinator_required
+def grant(year: int, member_id: int):
+    """Exempt a member from a cycle, with the reason."""
+    cycle = _cycle_or_404(year)
+    member = _member_in_cycle_or_404(cycle, member_id)
+    form = ExemptionForm()
+    if form.validate_on_submit():
+        db = get_session()
+        try:
+            exemption = grant_exemption(db, cycle=cycle, member=member, reason=form.reason.data,
+                                        granted_by_id=current_user.id, now=request_now())
+        except ExemptionError as exc:
+            db.rollback()
+            form.reason.errors.append(str(exc))
+        else:
+            _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
+                   badge=member.badge, reason=exemption.reason)
+            commit()
+            flash(f"{member.full_name} is exempt from the {cycle.name} cycle.", "success")
+            return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+    return _member_page(cycle, member, form, 400)
+
+
+@bp.post("/cycles/<int:year>/exemptions/<int:exemption_id>/lift")
+@coordinator_required
+def lift(year: int, exemption_id: int):
+    """Lift an exemption: the member owes the cycle's training again; the record of it stays."""
+    cycle = _cycle_or_404(year)
+    db = get_session()
+    exemption = db.get(Exemption, exemption_id)
+    if exemption is None or exemption.cycle_id != cycle.id:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    member = exemption.member
+    try:
+        lift_exemption(db, exemption, lifted_by_id=current_user.id, now=request_now())
+    except ExemptionError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+    else:
+        _audit("exemption.lift", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
+               badge=member.badge)
+        commit()
+        flash(f"Lifted {member.full_name}'s exemption from the {cycle.name} cycle.", "success")
+    if request.form.get("back") == "exemptions":
+        return redirect(url_for(".exemptions", year=cycle.year), 303)
+    return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+
+
+@bp.get("/cycles/<int:year>/exemptions")
+@coordinator_required
+def exemptions(year: int):
+    """Every exemption in a cycle, current and lifted, with who granted and lifted it, when and why."""
+    cycle = _cycle_or_404(year)
+    _audit("exemption.list", f"cycle:{cycle.year}")
+    commit()
+    return render_template("coordinator/exemptions.html", cycle=cycle, exemptions=_exemptions(cycle),
+                           tz=ZoneInfo(_tz()))

@@ -1,0 +1,74 @@
+"""The coordinator's forms: the shape of input only. Which policies, units, ranks, shifts and
+supervisors exist is the view's to pass in as choices; whether a cycle or an exemption may be made
+is the service's to decide (lms.services.cycles)."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from lms.forms.hr import IsoDateField
+
+#: Roster sort directions, as they appear in the URL.
+DIRECTIONS = [("asc", "Ascending (A–Z, 0–9, oldest first)"), ("desc", "Descending (Z–A, 9–0, newest first)")]
+
+
+class CheckboxesField(SelectMultipleField):
+    """A group of checkboxes (one per choice) that posts a list, shown in a fieldset by the template.
+
+    An unknown value is an error naming it, e.g. "There is no unit ‘Harbor’ on the roster."
+    """
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _unknown(noun: str) -> str:
+    # WTForms fills in %(value)s with the unknown value(s), quoted and comma-separated.
+    return f"There is no {noun} ‘%(value)s’ to choose; pick from the list."
+
+
+class CycleForm(FlaskForm):
+    """Open a training cycle."""
+
+    year = IntegerField("Year", validators=[InputRequired("Enter the cycle's year, e.g. 2027.")])
+    due_date = IsoDateField("Due date", validators=[InputRequired("Enter the due date as YYYY-MM-DD.")])
+    policies = CheckboxesField("Policies", invalid_choice_message=_unknown("policy"))
+    units = CheckboxesField("Units", invalid_choice_message=_unknown("unit"))
+    ranks = CheckboxesField("Ranks", invalid_choice_message=_unknown("rank"))
+    grace_days = IntegerField("Grace days for late joiners", default=30,
+                              validators=[InputRequired("Enter a number of days, e.g. 30.")])
+
+
+class RosterForm(FlaskForm):
+    """The roster's filters, sort and page: a GET form, so the view is a bookmarkable URL and
+    carries no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    policy = SelectField("Policy", default="", invalid_choice_message="Choose one of the cycle's policies.")
+    status = CheckboxesField("Status", invalid_choice_message=_unknown("status"))
+    unit = CheckboxesField("Unit", invalid_choice_message=_unknown("unit"))
+    shift = CheckboxesField("Shift", invalid_choice_message=_unknown("shift"))
+    rank = CheckboxesField("Rank", invalid_choice_message=_unknown("rank"))
+    supervisor = SelectMultipleField("Supervisor", invalid_choice_message=_unknown("supervisor with badge"))
+    q = StringField("Name or badge", validators=[Optional(), Length(max=100, message="Keep the search under 100 characters.")])
+    as_of = IsoDateField("As of the end of", validators=[Optional()])
+    sort = SelectField("Sort by", default="last_name", invalid_choice_message="Sort by one of the listed columns.")
+    dir = SelectField("Order", default="asc", invalid_choice_message="Choose ascending or descending.")
+    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, message="Pages start at 1.")])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Set after construction: WTForms 3.3 deprecates tuple choices passed to the constructor.
+        self.dir.choices = DIRECTIONS
+
+
+class ExemptionForm(FlaskForm):
+    """Excuse a member from a cycle. The service decides how short a reason may be."""
+
+    reason = TextAreaField("Reason for the exemption", validators=[
+        DataRequired("Give the reason for the exemption, e.g. military leave."),
+        Length(max=500, message="Keep the reason to 500 characters or fewer.")])
