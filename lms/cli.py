@@ -333,3 +333,71 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
         Path(partial).unlink(missing_ok=True)
         raise
     click.echo(f"Exported {result.count} acknowledgment{'' if result.count == 1 else 's'} to {out}.")
+
+
+@lms.command("roster")
+@click.option("--cycle", "year", required=True, type=int, help="The cycle's year.")
+@click.option("--policy", help="Only this policy, e.g. 16.3.")
+@click.option("--unit", "units", multiple=True, help="Only members in this unit; repeatable.")
+@click.option("--status", "statuses", multiple=True, help="Only rows with this status; repeatable.")
+@click.option("--as-of", "as_of", type=_DATE,
+              help="The roster as it stood at the end of this day (department time), YYYY-MM-DD.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "pdf"]))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
+@with_appcontext
+def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Path) -> None:
+    """The compliance roster of a cycle, sorted by last name, as CSV, XLSX or PDF."""
+    import os
+    import tempfile
+    from zoneinfo import ZoneInfo
+
+    from lms.services import roster_export
+    from lms.services.progress import STATUSES
+    from lms.services.roster import RosterError, RosterFilters, check_cycle, roster_rows, status_counts, unit_summary
+
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        _fail(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)} (--status)")
+    filters = RosterFilters(year=year, policy_id=policy, units=list(units), statuses=list(statuses),
+                            as_of=as_of and as_of.date())
+    session = get_session()
+    try:
+        cycle = check_cycle(session, filters)
+    except RosterError as exc:
+        _fail(f"{exc} ({'--policy' if 'policy' in str(exc) else '--cycle'})")
+    if not out.parent.is_dir():
+        _fail(f"folder {out.parent} does not exist (--out)")
+    tz = current_app.config["TIMEZONE"]
+    now = utcnow()
+    today = local_date(now, tz)
+    title = f"{cycle.name} roster"
+    filters_text = roster_export.describe_filters(filters)
+    # Written beside the target and renamed into place once complete and audited, so a failure
+    # leaves no partial file; mkstemp makes it readable by its owner only.
+    fd, partial = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        if fmt == "csv":
+            with os.fdopen(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
+                count = roster_export.write_csv(roster_rows(session, filters, today=today, tz=tz), handle)
+        elif fmt == "xlsx":
+            with os.fdopen(fd, "wb") as handle:
+                count = roster_export.write_xlsx(roster_rows(session, filters, today=today, tz=tz), handle,
+                                                 title=title, filters_text=filters_text)
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                rows = list(roster_rows(session, filters, today=today, tz=tz))
+                count = len(rows)
+                handle.write(roster_export.render_pdf(
+                    rows, title=title, filters_text=filters_text, generated_at=now.astimezone(ZoneInfo(tz)),
+                    counts=status_counts(session, filters, today=today, tz=tz),
+                    unit_summary=unit_summary(session, filters, today=today, tz=tz),
+                    department=current_app.config["DEPARTMENT_NAME"]))
+        record_event(session, "roster.export", at=now, target=f"cycle:{year}",
+                     details={"filters": roster_export.filters_details(filters), "format": fmt, "rows": count,
+                              "via": "cli", "out": str(out.resolve())})
+        session.commit()
+        os.replace(partial, out)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    click.echo(f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")

@@ -34,7 +34,22 @@ class Defaults:
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    #: Secure cookies always; otherwise they are Secure whenever the request came over HTTPS
+    #: (see PROXY_COUNT), and always when PREFERRED_URL_SCHEME is "https".
+    SESSION_COOKIE_SECURE = False
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    #: Server-side sessions end after this long without a request, and this long after sign-in.
+    SESSION_IDLE_MINUTES = 30
+    SESSION_ABSOLUTE_HOURS = 12
+    #: A session's last_seen_at is written at most this often (seconds).
+    SESSION_TOUCH_SECONDS = 60
+    #: Consecutive failed sign-ins that lock an account, and for how long; 0 minutes locks it
+    #: until an administrator unlocks it.
+    LOCKOUT_THRESHOLD = 5
+    LOCKOUT_MINUTES = 30
+    #: Failed sign-ins from one IP address within the window before that address is refused (429).
+    SIGN_IN_IP_MAX_FAILURES = 20
+    SIGN_IN_IP_WINDOW_MINUTES = 15
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024

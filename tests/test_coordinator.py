@@ -203,7 +203,7 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
     assert page_counts(html) == {"not_started": 2, "in_progress": 1, "quiz_failed": 1, "quiz_passed": 1,
                                  "complete": 1, "complete_late": 1, "overdue": 1, "exempt": 1}
     assert "9 rows match" in html
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and "<summary>Completion by unit as a table" in html
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and "Completion by unit (done" in html
     assert re.search(r'<th scope="row">Traffic</th><td>4</td><td>2</td><td>50%</td>', html)
     assert '<caption id="roster-caption">' in html and 'aria-sort="ascending"' in html
     # Each row opens the member's progress.
@@ -346,7 +346,7 @@ def test_as_of_shows_the_roster_as_it_stood(app, client, db, make_member, signed
         response = client.get(url)
         assert response.status_code == 200
         html = response.get_data(as_text=True)
-        rows = re.findall(r'<td>(\d+)</td>.*?class="status status-(\w+)"', html, re.S)
+        rows = re.findall(r'/members/\d+">[^<]*</a></th>\s*<td>(\d+)</td>.*?class="status status-(\w+)"', html, re.S)
         return dict(rows)
 
     assert statuses(local_date(now - timedelta(days=7), tz)) == {"621": "not_started", "622": "not_started",
@@ -403,7 +403,7 @@ def test_grant_and_lift_an_exemption(app, client, db, department, signed_in):
     roster = client.get(f"/coordinator/cycles/{year}/roster?q=601").get_data(as_text=True)
     assert page_counts(roster)["exempt"] == 1 and "Light duty until March" in roster
     again = client.post(f"{page}/exemption", data={"csrf_token": token, "reason": "Twice"})
-    assert again.status_code == 400 and "already exempt" in again.get_data(as_text=True)
+    assert again.status_code == 303 and "already exempt" in client.get(page).get_data(as_text=True)
 
     listing = client.get(f"/coordinator/cycles/{year}/exemptions").get_data(as_text=True)
     assert "Light duty until March" in listing and "Military leave" in listing and "2 in force, 0 lifted" in listing

@@ -11,7 +11,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from lms.forms.hr import IsoDateField
 
 #: Roster sort directions, as they appear in the URL.
-DIRECTIONS = [("asc", "Ascending (A–Z, 0–9, oldest first)"), ("desc", "Descending (Z–A, 9–0, newest first)")]
+DIRECTIONS = [("asc", "Ascending"), ("desc", "Descending")]
 
 
 class CheckboxesField(SelectMultipleField):

@@ -1,6 +1,6 @@
 """All models, imported here so metadata and Alembic see every table."""
 from lms.models.audit import AuditEvent
-from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole
+from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole, SignInSession
 from lms.models.policies import Lesson, Policy, PolicyVersion, Question, QuestionOption
 from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
@@ -17,5 +17,5 @@ from lms.models.training import (
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
     "CyclePolicy", "Exemption", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "SignInSession",
 ]

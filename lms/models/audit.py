@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lms.db import Base, UTCDateTime
@@ -13,6 +13,10 @@ class AuditEvent(Base):
     """Who did what, when, from where, and how it ended."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (
+        # Per-IP sign-in throttling counts recent failures of one action from one address.
+        Index("ix_audit_event_action_ip_at", "action", "ip", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

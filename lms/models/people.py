@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, func
+from sqlalchemy import CheckConstraint, ForeignKey, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import Base, UTCDateTime
@@ -36,6 +36,14 @@ class Member(Base):
     #: werkzeug hash; None means the member cannot sign in until a password is set.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    #: Failed sign-ins since the last success; at LOCKOUT_THRESHOLD the account locks.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Sign-in is refused until then (UTC); None when not locked. An admin unlock clears it.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set by an administrator's reset: the member must choose a new password before anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: When the password was last set, by anyone.
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     supervisor: Mapped[Member | None] = relationship(remote_side=[id])
     roles: Mapped[list[MemberRole]] = relationship(
@@ -69,6 +77,10 @@ class Member(Base):
     def get_id(self) -> str:
         return str(self.id)
 
+    def is_locked(self, now: datetime) -> bool:
+        """Whether sign-in is refused at ``now`` because of failed attempts."""
+        return self.locked_until is not None and self.locked_until > now
+
 
 class MemberRole(Base):
     """One role held by a member; a member may hold several."""
@@ -82,3 +94,29 @@ class MemberRole(Base):
     role: Mapped[str] = mapped_column(String(20), primary_key=True)
 
     member: Mapped[Member] = relationship(back_populates="roles")
+
+
+class SignInSession(Base):
+    """One signed-in session, held server-side so that signing out, a password reset or a timeout
+    ends it everywhere, whatever copies of the browser's cookie exist."""
+
+    __tablename__ = "sign_in_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: SHA-256 (hex) of the random token kept in the browser's signed cookie; the token itself is
+    #: never stored, so a copy of this table cannot be used to sign in.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: Sign-in time; the absolute limit counts from here.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Last request seen (written at most once a minute); the idle limit counts from here.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the session was ended; None while it is live.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why it ended: sign_out, idle, expired, password_reset, password_change, signed_in_again.
+    revoked_reason: Mapped[str | None] = mapped_column(String(20))
+    #: Where the sign-in came from.
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+    member: Mapped[Member] = relationship()

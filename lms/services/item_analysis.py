@@ -43,6 +43,7 @@ class QuestionStats:
     key: str
     topic: str
     kind: str
+    scenario: str
     prompt: str
     cites: list[str]
     retired: bool
@@ -114,12 +115,6 @@ def is_flagged(answered: int, correct: int, *, flag_below: int = DEFAULT_FLAG_BE
     return answered >= min_answers and 100 * correct < flag_below * answered
 
 
-def cycle_versions(session: Session, year: int) -> tuple[Cycle, list[PolicyVersion]] | None:
-    """The cycle of a year and the policy versions it assigns, or None when there is no such cycle."""
-    cycle = session.scalar(select(Cycle).where(Cycle.year == year))
-    return (cycle, list(cycle.policy_versions)) if cycle is not None else None
-
-
 def _submitted_items(cycle_id: int, version_id: int, *columns) -> Select:
     """SELECT ``columns`` from the attempt items of submitted attempts of this cycle and version."""
     return (select(*columns).select_from(AttemptItem)
@@ -161,7 +156,8 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
         .group_by(AttemptItem.question_id).subquery())
     answered = func.coalesce(per_question.c.answered, 0)
     questions = session.execute(
-        select(Question.id, Question.key, Question.topic, Question.kind, Question.prompt, Question.cites,
+        select(Question.id, Question.key, Question.topic, Question.kind, Question.scenario, Question.prompt,
+               Question.cites,
                Question.retired, answered.label("answered"),
                func.coalesce(per_question.c.correct, 0).label("correct"))
         .outerjoin(per_question, per_question.c.question_id == Question.id)
@@ -189,7 +185,7 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
     stats: dict[int, QuestionStats] = {}
     for row in questions:
         stats[row.id] = QuestionStats(
-            id=row.id, key=row.key, topic=row.topic, kind=row.kind, prompt=row.prompt,
+            id=row.id, key=row.key, topic=row.topic, kind=row.kind, scenario=row.scenario, prompt=row.prompt,
             cites=list(row.cites or []), retired=row.retired, answered=row.answered, correct=row.correct,
             flagged=is_flagged(row.answered, row.correct, flag_below=flag_below, min_answers=min_answers))
     for row in options:

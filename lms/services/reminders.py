@@ -159,8 +159,9 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
     for row in rows:
         when = (f"was due {row.due_date:%A}, {_long_date(row.due_date)}, and is overdue"
                 if row.status == "overdue" else f"due {row.due_date:%A}, {_long_date(row.due_date)}; not started yet")
-        lines += [f"  * Policy {row.policy} {row.policy_title}: {when}.",
-                  f"    Continue at {base_url.rstrip('/')}{row.path}", ""]
+        link = (f"Continue at {base_url.rstrip('/')}{row.path}" if base_url
+                else f"In Roll Call, open My training (page {row.path}).")
+        lines += [f"  * Policy {row.policy} {row.policy_title}: {when}.", f"    {link}", ""]
     lines += ["Sign in to Roll Call, read the lessons, pass the quiz and sign the acknowledgment.",
               "If you are on leave or believe this is a mistake, contact your training coordinator.",
               "", f"Training coordinator, {department}", "",

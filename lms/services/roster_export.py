@@ -13,14 +13,14 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from operator import itemgetter
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from weasyprint import Document
-
-from lms.pdf import render_document, render_template, write_pdf
 from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.progress import STATUS_LABELS, STATUSES
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters
+
+if TYPE_CHECKING:
+    from weasyprint import Document
 
 #: A spreadsheet treats a cell starting with one of these as a formula (CSV injection); tab and
 #: carriage return too, since some spreadsheets strip them and read what follows.
@@ -150,8 +150,8 @@ def filters_details(filters: RosterFilters) -> dict:
 # wrap within it. Widths are in characters, sized for landscape Letter at 6.5 pt (see pdf.css).
 PDF_GAP = "  "
 PDF_COLUMNS: list[tuple[tuple[str, ...], int]] = [
-    (("Name",), 28), (("Badge",), 7), (("Rank",), 12), (("Unit",), 15), (("Shift",), 6),
-    (("Supervisor",), 10), (("Policy",), 6), (("Status",), 15), (("Lessons",), 7),
+    (("Name",), 26), (("Badge",), 7), (("Rank",), 14), (("Unit",), 18), (("Shift",), 6),
+    (("Super-", "visor"), 6), (("Policy",), 6), (("Status",), 15), (("Lessons",), 7),
     (("Quiz best", "(attempts)"), 10), (("Acknowledged", "(local time)"), 25), (("Version",), 10),
     (("Due",), 10),
 ]
@@ -208,9 +208,12 @@ def _iso(value) -> str:
 
 def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                     counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
-                    department: str | None = None) -> Document:
+                    department: str | None = None) -> "Document":
     """The roster PDF laid out (landscape Letter), before it becomes bytes; its ``pages`` tell the
     page count and size."""
+    # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.
+    from lms.pdf import render_document, render_template
+
     units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
     html = render_template(
         "roster.html", rows=_pdf_rows(rows), header=pdf_header_text(), title=title,
@@ -226,5 +229,7 @@ def render_pdf(rows: Iterable, *, title: str, filters_text: str, generated_at: d
                department: str | None = None) -> bytes:
     """The roster as a tagged PDF: header with generated time and filters, status counts, the
     completion-by-unit chart and its table, then the rows under a header repeated on each page."""
+    from lms.pdf import write_pdf
+
     return write_pdf(roster_document(rows, title=title, filters_text=filters_text, generated_at=generated_at,
                                      counts=counts, unit_summary=unit_summary, department=department))

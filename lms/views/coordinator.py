@@ -262,7 +262,8 @@ def roster(year: int):
     form = _roster_form(cycle)
     filters = _roster_filters(cycle, form)
     if filters is None:
-        return render_template("coordinator/roster.html", cycle=cycle, form=form, filters=None), 400
+        return render_template("coordinator/roster.html", cycle=cycle, form=form, filters=None,
+                               more_filters_open=True), 400
     db, tz = get_session(), _tz()
     sort, descending = form.sort.data, form.dir.data == "desc"
     counts = status_counts(db, filters, today=today(), tz=tz)
@@ -281,6 +282,8 @@ def roster(year: int):
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
         chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
         sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
+        more_filters_open=bool(filters.statuses or filters.units or filters.shifts or filters.ranks
+                               or filters.supervisor_badges),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
 
 
@@ -391,7 +394,11 @@ def grant(year: int, member_id: int):
                                         granted_by_id=current_user.id, now=request_now())
         except ExemptionError as exc:
             db.rollback()
-            form.reason.errors.append(str(exc))
+            if current_exemption(db, cycle.id, member.id) is None:
+                form.reason.errors.append(str(exc))
+            else:  # granted already (another tab, another coordinator): show that exemption
+                flash(str(exc), "error")
+                return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
         else:
             _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
                    badge=member.badge, reason=exemption.reason)
