@@ -1,13 +1,15 @@
-"""Sign-in plumbing: Flask-Login, the current member, and role guards for views."""
+"""Sign-in plumbing: Flask-Login on server-side sessions, the current member, and role guards."""
 from __future__ import annotations
 
 from functools import wraps
 
-from flask import Flask, abort
-from flask_login import LoginManager, current_user, login_required
+from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, login_required, login_url
 
 from lms.db import get_session
-from lms.models import Member
+from lms.models import Member, SignInSession
+from lms.services.sessions import SessionLimits, check_session
+from lms.web import commit, request_now
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.sign_in"
@@ -15,15 +17,61 @@ login_manager.login_message = "Please sign in to continue."
 login_manager.login_message_category = "info"
 login_manager.session_protection = "strong"
 
+#: Where the session cookie keeps the sign-in token (the database keeps only its hash).
+TOKEN_KEY = "sign_in_token"
+SESSION_ENDED_MESSAGE = "Your session has ended; sign in again."
+#: What a member who must change their password may still reach.
+OPEN_WHILE_PASSWORD_MUST_CHANGE = {"account.change_password", "auth.sign_out", "auth.sign_in", "static",
+                                   "public.verify"}
+
 
 @login_manager.user_loader
 def _load_member(member_id: str) -> Member | None:
-    member = get_session().get(Member, int(member_id)) if member_id.isdigit() else None
-    return member if member is not None and member.is_active else None
+    """The member of the server-side session the cookie's token names, if it is still live."""
+    token = session.get(TOKEN_KEY)
+    if not token:
+        return None
+    result = check_session(get_session(), token, now=request_now(),
+                           limits=SessionLimits.from_config(current_app.config))
+    if result.changed:
+        # Loaded before the view runs (see _gate), so this commits the touch or end alone.
+        commit()
+    member = result.member
+    if result.ended is not None or member is None or str(member.id) != member_id or not member.is_active:
+        session.pop(TOKEN_KEY, None)
+        if result.ended in ("revoked", "idle", "expired"):
+            g.session_ended = True
+            flash(SESSION_ENDED_MESSAGE, "info")
+        return None
+    g.sign_in_session = result.sign_in
+    return member
+
+
+@login_manager.unauthorized_handler
+def _unauthorized():
+    """To sign-in, with one message: why the session ended, or that sign-in is needed."""
+    if not g.get("session_ended"):
+        flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(login_url(login_manager.login_view, next_url=request.url))
+
+
+def current_sign_in() -> SignInSession | None:
+    """The server-side session of this request, once the member is loaded."""
+    return g.get("sign_in_session") if current_user.is_authenticated else None
+
+
+def _gate():
+    """Load the member before any view (so the session check's own commit lands first) and keep
+    a member whose password was reset on the change-password page until they change it."""
+    if current_user.is_authenticated and current_user.must_change_password \
+            and request.endpoint not in OPEN_WHILE_PASSWORD_MUST_CHANGE:
+        return redirect(url_for("account.change_password"))
+    return None
 
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.before_request(_gate)
 
 
 def role_required(*roles: str):

@@ -278,7 +278,7 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
         member, created = create_or_grant(
             session, badge=badge, first_name=first_name, last_name=last_name, role=role, unit=unit,
             shift=shift, rank=rank, email=email, password=password,
-            hash_method=current_app.config["PASSWORD_HASH_METHOD"])
+            hash_method=current_app.config["PASSWORD_HASH_METHOD"], now=utcnow())
     except AccountError as exc:
         session.rollback()
         _fail(str(exc))

@@ -52,7 +52,8 @@ class Defaults:
     SIGN_IN_IP_WINDOW_MINUTES = 15
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
-    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    #: Requests larger than this are refused with 413; the personnel CSV is the largest upload.
+    MAX_CONTENT_LENGTH = 21 * 1024 * 1024
 
     #: Reminder e-mail: "outbox" writes .eml files to instance/outbox/ (a demo sends nothing);
     #: "smtp" sends through SMTP_HOST.

@@ -4,7 +4,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, has_request_context, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,8 +21,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its cookie marked Secure whenever the request came over HTTPS
+    (so one configuration serves both a plain-HTTP demo and a TLS deployment safely)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
+    app.session_interface = SessionInterface()
+    if app.config.get("PREFERRED_URL_SCHEME") == "https":
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
     if app.config.get("PROXY_COUNT"):
         # Behind N reverse proxies, trust their X-Forwarded-* so IPs and https are recorded right.
         count = int(app.config["PROXY_COUNT"])
@@ -43,7 +56,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"])
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
-                        (405, "Method not allowed"), (409, "Conflict"), (413, "Too large")):
+                        (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),
+                        (429, "Too many attempts")):
         app.register_error_handler(code, _error_page(code, title))
 
     @app.errorhandler(500)

@@ -16,6 +16,8 @@ class AuditEvent(Base):
     __table_args__ = (
         # Per-IP sign-in throttling counts recent failures of one action from one address.
         Index("ix_audit_event_action_ip_at", "action", "ip", "at"),
+        # An account's history ("member:12") on the administrator's page.
+        Index("ix_audit_event_target", "target"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

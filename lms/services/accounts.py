@@ -81,16 +81,17 @@ def password_problem(password: str, *, badge: str = "", first_name: str = "", la
     rules (upper case, digits, symbols), which make passwords harder to remember, not to guess."""
     length = len(_normalise(password))
     if length < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters; a few unrelated words make a good password."
+        return (f"password must be at least {MIN_PASSWORD_LENGTH} characters; "
+                "a few unrelated words make a good one")
     if length > MAX_PASSWORD_LENGTH:
-        return f"Use at most {MAX_PASSWORD_LENGTH} characters."
+        return f"password must be at most {MAX_PASSWORD_LENGTH} characters"
     if is_common_password(password):
-        return "That password is too common to be safe; choose another."
+        return "password is too common to be safe; choose another"
     folded = _normalise(password).casefold()
     personal = [badge.strip(), first_name.strip(), last_name.strip()]
     # Very short badges and names would refuse half of all passwords by accident.
     if any(len(p) >= 3 and _normalise(p).casefold() in folded for p in personal):
-        return "Your password must not contain your badge number or name."
+        return "password must not contain your badge number or name"
     return None
 
 
@@ -373,3 +374,20 @@ def revoke_role(session: Session, member: Member, role: str, *, admin: Member, a
     record_event(session, "admin.revoke_role", at=now, actor_id=admin.id, target=f"member:{member.id}", ip=ip,
                  details={"badge": member.badge, "role": role})
     session.flush()
+
+
+# --- what the administrator's pages show -----------------------------------------------------------
+
+def accounts_needing_attention(session: Session, *, now: datetime, limit: int = 100) -> list[Member]:
+    """Locked accounts and accounts waiting for a password change, by last name."""
+    return list(session.scalars(select(Member).where(
+        (Member.locked_until > now) | Member.must_change_password
+    ).order_by(Member.last_name, Member.first_name, Member.badge).limit(limit)))
+
+
+def account_events(session: Session, member_id: int, *, limit: int = 20) -> list[AuditEvent]:
+    """The latest sign-in and account events about a member, newest first."""
+    return list(session.scalars(select(AuditEvent).where(
+        AuditEvent.target == f"member:{member_id}",
+        AuditEvent.action.like("auth.%") | AuditEvent.action.like("admin.%") | AuditEvent.action.like("account.%"),
+    ).order_by(AuditEvent.id.desc()).limit(limit)))

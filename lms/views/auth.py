@@ -6,11 +6,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from lms.auth import home_endpoint
+from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint
 from lms.db import get_session
 from lms.forms import ActionForm, SignInForm
-from lms.services.accounts import authenticate
+from lms.services.accounts import SignInRules, authenticate
 from lms.services.audit import record_event
+from lms.services.sessions import revoke_session, revoke_token, start_session
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("auth", __name__)
@@ -24,33 +25,53 @@ def index():
     return redirect(url_for("auth.sign_in"))
 
 
+# One answer for every refusal, so it never tells whether a badge exists or an account is locked.
+SIGN_IN_REFUSED = "Badge number or password is not right."
+THROTTLED = "Too many attempts, try again later."
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    """Badge and password; a fresh session on success."""
+    """Badge and password; a fresh session and a new server-side session token on success."""
     form = SignInForm()
     if form.validate_on_submit():
         db = get_session()
-        member = authenticate(db, form.badge.data, form.password.data)
-        if member is None:
-            record_event(db, "auth.sign_in", at=request_now(), ip=client_ip(), outcome="failure",
-                         details={"badge": form.badge.data.strip()[:20]})
+        now = request_now()
+        rules = SignInRules.from_config(current_app.config)
+        result = authenticate(db, form.badge.data, form.password.data, now=now, ip=client_ip(), rules=rules)
+        if result.member is None:
             commit()
-            form.password.errors.append("Badge number or password is not right.")
+            if result.throttled:
+                form.form_errors.append(THROTTLED)
+                return render_template("auth/sign_in.html", form=form, rules=rules), 429
+            form.password.errors.append(SIGN_IN_REFUSED)
         else:
-            session.clear()  # a new session at sign-in: nothing from before carries over
-            login_user(member, fresh=True)
-            record_event(db, "auth.sign_in", at=request_now(), actor_id=member.id, ip=client_ip())
+            old_token = session.get(TOKEN_KEY)
+            if old_token:  # signing in over a live session: that one ends
+                revoke_token(db, old_token, now=now, reason="signed_in_again")
+            _, token = start_session(db, result.member, now=now, ip=client_ip(),
+                                     user_agent=request.headers.get("User-Agent"))
             commit()
-            return redirect(_safe_next() or url_for(home_endpoint(member)))
-    return render_template("auth/sign_in.html", form=form), 200 if request.method == "GET" or not form.errors else 400
+            session.clear()  # a new session at sign-in: nothing from before carries over
+            session[TOKEN_KEY] = token
+            login_user(result.member, fresh=True)
+            return redirect(_safe_next() or url_for(home_endpoint(result.member)))
+    rules = SignInRules.from_config(current_app.config)
+    status = 200 if request.method == "GET" or not form.errors else 400
+    return render_template("auth/sign_in.html", form=form, rules=rules), status
 
 
 @bp.post("/sign-out")
 def sign_out():
-    """End the session."""
+    """End the session, here and on the server, so a copy of the cookie is worthless."""
     form = ActionForm()
     if form.validate_on_submit() and current_user.is_authenticated:
-        record_event(get_session(), "auth.sign_out", at=request_now(), actor_id=current_user.id, ip=client_ip())
+        db = get_session()
+        sign_in = current_sign_in()
+        if sign_in is not None:
+            revoke_session(db, sign_in, now=request_now(), reason="sign_out")
+        record_event(db, "auth.sign_out", at=request_now(), actor_id=current_user.id, ip=client_ip(),
+                     target=f"sign_in_session:{sign_in.id}" if sign_in else None)
         commit()
         logout_user()
         session.clear()

@@ -4,7 +4,8 @@ Revision ID: 0006
 Revises: 0004
 
 Per-IP sign-in throttling needs no table of its own: every failed sign-in is already an audit
-event with its IP and time, so the throttle counts those through an index on (action, ip, at).
+event with its IP and time, so the throttle counts those through an index on (action, ip, at). An index on target serves an account's history
+on the administrator's page.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -45,9 +46,11 @@ def upgrade() -> None:
 
     # A plain CREATE INDEX: audit_event is append-only (triggers), and an index leaves rows alone.
     op.create_index('ix_audit_event_action_ip_at', 'audit_event', ['action', 'ip', 'at'], unique=False)
+    op.create_index('ix_audit_event_target', 'audit_event', ['target'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_audit_event_target', table_name='audit_event')
     op.drop_index('ix_audit_event_action_ip_at', table_name='audit_event')
     with op.batch_alter_table('sign_in_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_in_session_member_id'))

@@ -1,0 +1,41 @@
+"""Account forms: passwords and roles. Input shape only; the password policy lives in
+lms.services.accounts, so the CLI and the web refuse the same passwords."""
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from lms.models import ROLES
+
+# Longer than the policy's limit, so an over-long password gets the policy's message, not this one.
+_MAX = 1024
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[
+        DataRequired("Enter your current password."), Length(max=_MAX)])
+    new_password = PasswordField("New password", validators=[
+        DataRequired("Enter a new password."), Length(max=_MAX)])
+    confirm_password = PasswordField("New password again", validators=[
+        DataRequired("Enter the new password again."),
+        EqualTo("new_password", "The two new passwords are not the same.")])
+
+
+class AdminPasswordForm(FlaskForm):
+    """An administrator's action that needs their own password re-entered."""
+
+    admin_password = PasswordField("Your password", validators=[
+        DataRequired("Re-enter your own password to confirm."), Length(max=_MAX)])
+
+
+class RoleForm(AdminPasswordForm):
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES],
+                       validators=[DataRequired("Choose a role.")])
+
+
+class MemberLookupForm(FlaskForm):
+    """A GET search: nothing changes, so no CSRF token in the URL."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField("Badge number or name", validators=[Length(max=100)])

@@ -1,0 +1,15 @@
+"""Personnel import forms."""
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from wtforms import BooleanField
+
+
+class PersonnelUploadForm(FlaskForm):
+    file = FileField("Personnel file (CSV)", validators=[
+        FileRequired("Choose the CSV file exported from the HR system."),
+        FileAllowed(["csv"], "Only .csv files are accepted.")])
+    full_roster = BooleanField("This file lists every member (report members missing from it)")
+
+
+class PersonnelApplyForm(FlaskForm):
+    separate_missing = BooleanField("Mark the members missing from the file as separated")

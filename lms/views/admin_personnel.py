@@ -1,0 +1,102 @@
+"""The administrator's personnel import: upload, preview, apply."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from lms.auth import role_required
+from lms.db import get_session
+from lms.forms.personnel import PersonnelApplyForm, PersonnelUploadForm
+from lms.models import PersonnelUpload
+from lms.services.audit import record_event
+from lms.services.clock import local_date
+from lms.services.personnel import PersonnelImportError, apply_import, plan_import
+from lms.web import client_ip, commit, request_now
+
+bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
+admin_required = role_required("admin")
+
+
+def _plan(upload: PersonnelUpload):
+    return plan_import(get_session(), upload.data, ranks=current_app.config["RANKS"],
+                       max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=upload.full_roster)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def upload():
+    """Upload a CSV; a valid one is kept for preview, an invalid one is listed row by row."""
+    form = PersonnelUploadForm()
+    problems: list[str] = []
+    if form.validate_on_submit():
+        data = form.file.data.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
+        db = get_session()
+        try:
+            plan = plan_import(db, data, ranks=current_app.config["RANKS"],
+                               max_bytes=current_app.config["IMPORT_MAX_BYTES"],
+                               full_roster=form.full_roster.data)
+        except PersonnelImportError as exc:
+            problems = exc.problems
+            record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
+                         ip=client_ip(), outcome="failure",
+                         details={"filename": form.file.data.filename, "problems": len(problems)})
+            commit()
+        else:
+            stored = PersonnelUpload(filename=(form.file.data.filename or "upload.csv")[:255], data=data,
+                                     sha256=plan.sha256, uploaded_by_id=current_user.id,
+                                     uploaded_at=request_now(), full_roster=form.full_roster.data)
+            db.add(stored)
+            db.flush()
+            record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
+                         ip=client_ip(), target=f"personnel_upload:{stored.id}",
+                         details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows)})
+            commit()
+            return redirect(url_for(".preview", upload_id=stored.id))
+    status = 400 if form.is_submitted() and (form.errors or problems) else 200
+    return render_template("admin/personnel_upload.html", form=form, problems=problems), status
+
+
+@bp.get("/import/<int:upload_id>")
+@admin_required
+def preview(upload_id: int):
+    """What applying the file would change: adds, changes, separations, members missing."""
+    upload = get_session().get(PersonnelUpload, upload_id) or abort(404)
+    try:
+        plan = _plan(upload)
+    except PersonnelImportError as exc:  # the roster changed since the upload
+        return render_template("admin/personnel_upload.html", form=PersonnelUploadForm(),
+                               problems=exc.problems), 409
+    return render_template("admin/personnel_preview.html", upload=upload, plan=plan,
+                           form=PersonnelApplyForm())
+
+
+@bp.post("/import/<int:upload_id>/apply")
+@admin_required
+def apply(upload_id: int):
+    """Apply a previewed file in one transaction."""
+    db = get_session()
+    upload = db.get(PersonnelUpload, upload_id) or abort(404)
+    form = PersonnelApplyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if upload.applied_at is not None:
+        flash("This file was already applied.", "error")
+        return redirect(url_for(".upload"))
+    try:
+        plan = _plan(upload)
+    except PersonnelImportError as exc:
+        return render_template("admin/personnel_upload.html", form=PersonnelUploadForm(),
+                               problems=exc.problems), 409
+    separate = bool(form.separate_missing.data and upload.full_roster)
+    if not plan.has_changes and not (separate and plan.missing):
+        flash("No changes: the roster already matches this file.", "info")
+        return redirect(url_for(".upload"))
+    now = request_now()
+    counts = apply_import(db, plan, separate_missing=separate, actor_id=current_user.id,
+                          ip=client_ip(), now=now, today=local_date(now, current_app.config["TIMEZONE"]),
+                          source=f"web:{upload.filename}")
+    upload.applied_at = now
+    commit()
+    flash(f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
+          f"{counts['separated']} separated.", "success")
+    return redirect(url_for(".upload"))
