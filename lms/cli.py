@@ -339,10 +339,13 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
 @click.option("--cycle", "year", required=True, type=int, help="The cycle's year.")
 @click.option("--policy", help="Only this policy, e.g. 16.3.")
 @click.option("--unit", "units", multiple=True, help="Only members in this unit; repeatable.")
-@click.option("--status", "statuses", multiple=True, help="Only rows with this status; repeatable.")
+@click.option("--status", "statuses", multiple=True,
+              help="Only rows with this status (not_started, in_progress, quiz_failed, quiz_passed, complete, "
+                   "complete_late, overdue, exempt); repeatable.")
 @click.option("--as-of", "as_of", type=_DATE,
               help="The roster as it stood at the end of this day (department time), YYYY-MM-DD.")
-@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "pdf"]))
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "pdf"]),
+              help="CSV (the contract's columns), XLSX, or PDF (every row laid out: slow beyond a few thousand).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
 @with_appcontext
 def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Path) -> None:

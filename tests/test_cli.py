@@ -44,7 +44,7 @@ def fresh_app(database_template, tmp_path):
         instance.mkdir()
         if PG_URL:
             app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL, "INSTANCE_PATH": str(instance)})
-            _reset_postgres(app)
+            _reset_postgres(app, database_template[1])
         else:
             shutil.copy(database_template, instance / "test.sqlite3")
             app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{instance / 'test.sqlite3'}",

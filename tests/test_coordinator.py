@@ -185,6 +185,7 @@ def test_home_lists_cycles_with_links(client, department, signed_in, app):
     html = client.get("/coordinator/").get_data(as_text=True)
     assert f'href="/coordinator/cycles/{year}/roster"' in html and 'href="/coordinator/cycles/new"' in html
     assert f'href="/coordinator/cycles/{year}/exemptions"' in html
+    assert f'href="/coordinator/cycles/{year}/reminders"' in html and f'href="/coordinator/cycles/{year}/items"' in html
 
 
 # --- the roster ----------------------------------------------------------------------------------
@@ -206,6 +207,8 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and "Completion by unit (done" in html
     assert re.search(r'<th scope="row">Traffic</th><td>4</td><td>2</td><td>50%</td>', html)
     assert '<caption id="roster-caption">' in html and 'aria-sort="ascending"' in html
+    # A supervisor's badge narrows the roster to their members.
+    assert f'href="/coordinator/cycles/{year}/roster?supervisor=603">603<span class="visually-hidden">' in html
     # Each row opens the member's progress.
     ids = {m.badge: m.id for m in department.values()}
     assert f'href="/coordinator/cycles/{year}/members/{ids["601"]}">Abbott, Ada</a>' in html
@@ -222,6 +225,7 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
     ("shift=Midnight", ["603", "607"]),
     ("rank=Sergeant&rank=Lieutenant", ["603", "606"]),
     ("supervisor=603", ["602", "605"]),
+    ("supervisor=603%2C+603", ["602", "605"]),
     ("q=604", ["604"]),
     ("q=fox", ["606"]),
     ("q=Eve+Ev", ["605"]),
@@ -249,7 +253,8 @@ def test_sort_order_and_direction(app, client, department, signed_in):
     assert by_name == ["601", "602", "603", "604", "605", "606", "607", "608", "9000"]
     html = client.get(f"{base}?sort=badge&dir=desc").get_data(as_text=True)
     assert page_badges(html) == ["9000", "608", "607", "606", "605", "604", "603", "602", "601"]
-    assert re.search(r'<th scope="col" aria-sort="descending">\s*<a class="sort" href="[^"]*sort=badge&amp;dir=asc', html)
+    header = r'<th scope="col" aria-sort="descending">\s*<a class="sort" href="[^"]*sort=badge&amp;dir=asc'
+    assert re.search(header, html)
     assert html.count("aria-sort=") == 1
     by_unit = page_badges(client.get(f"{base}?sort=unit").get_data(as_text=True))
     assert by_unit[0] == "9000" and set(by_unit[-4:]) == {"602", "603", "605", "608"}
@@ -275,7 +280,8 @@ def test_pagination(app, client, db, open_cycle, signed_in):
     assert names[:60] == [f"7{n:03d}" for n in range(60)] and names[60] == signed_in.badge  # Okafor last
     assert "Page 2 of 2" in client.get(f"{base}?page=99").get_data(as_text=True)
     filtered = client.get(f"{base}?unit=Traffic&page=2").get_data(as_text=True)
-    assert len(page_badges(filtered)) == 10 and "unit=Traffic" in re.search(r'href="([^"]*)" rel="prev"', filtered).group(1)
+    assert len(page_badges(filtered)) == 10
+    assert "unit=Traffic" in re.search(r'href="([^"]*)" rel="prev"', filtered).group(1)
     bad = client.get(f"{base}?page=zero")
     assert bad.status_code == 400 and 'id="page"' in bad.get_data(as_text=True)
 
@@ -312,10 +318,14 @@ def test_bad_filters_are_shown_beside_their_fields(app, client, department, sign
     assert '<fieldset class="checks  has-error" id="status" aria-describedby="status-error">' in html
     bad_date = client.get(f"{base}?as_of=last+tuesday")
     assert bad_date.status_code == 400 and "YYYY-MM-DD" in field_error(bad_date.get_data(as_text=True), "as_of")
+    both = client.get(f"{base}?status=lost&supervisor=4444&as_of=2020-13-01").get_data(as_text=True)
+    assert field_error(both, "status") and field_error(both, "supervisor") and field_error(both, "as_of")
     future = (local_today(app) + timedelta(days=2)).isoformat()
     ahead = client.get(f"{base}?as_of={future}")
     assert ahead.status_code == 400 and "up to today" in field_error(ahead.get_data(as_text=True), "as_of")
     assert client.get(f"{base}?unit=Harbor").status_code == 400
+    nobody = client.get(f"{base}?supervisor=603,+607")  # Sgt. Chen supervises; Gray does not
+    assert nobody.status_code == 400 and "badge 607" in field_error(nobody.get_data(as_text=True), "supervisor")
     assert client.get(f"{base}?dir=sideways").status_code == 400
     assert client.get(f"{base}.csv?status=lost").status_code == 400
     assert client.get("/coordinator/cycles/1999/roster").status_code == 404
@@ -357,9 +367,10 @@ def test_as_of_shows_the_roster_as_it_stood(app, client, db, make_member, signed
                               "9000": "not_started"}
     before = client.get(f"/coordinator/cycles/2040/roster?as_of={(today - timedelta(days=20)).isoformat()}")
     assert "No one on the roster matches" in before.get_data(as_text=True)
-    html = client.get(f"/coordinator/cycles/2040/roster?as_of={(today - timedelta(days=4)).isoformat()}").get_data(as_text=True)
+    four_days_ago = (today - timedelta(days=4)).isoformat()
+    html = client.get(f"/coordinator/cycles/2040/roster?as_of={four_days_ago}").get_data(as_text=True)
     assert "as it stood at the end of" in html
-    assert audit(db, "roster.view")[-1].details["filters"]["as_of"] == (today - timedelta(days=4)).isoformat()
+    assert audit(db, "roster.view")[-1].details["filters"]["as_of"] == four_days_ago
 
 
 # --- a member's progress and exemptions -----------------------------------------------------------
@@ -434,7 +445,8 @@ def test_grant_and_lift_an_exemption(app, client, db, department, signed_in):
 
 def test_csv_export_is_the_roster_rows_of_the_current_view(app, client, db, department, signed_in):
     year = local_today(app).year
-    html = client.get(f"/coordinator/cycles/{year}/roster?unit=Traffic&sort=badge&dir=desc&page=1").get_data(as_text=True)
+    page = client.get(f"/coordinator/cycles/{year}/roster?unit=Traffic&sort=badge&dir=desc&page=1")
+    html = page.get_data(as_text=True)
     link = re.search(r'href="(/coordinator/cycles/\d+/roster\.csv[^"]*)"', html).group(1).replace("&amp;", "&")
     assert "unit=Traffic" in link and "page=" not in link
     response = client.get(link)
@@ -454,8 +466,19 @@ def test_csv_export_is_the_roster_rows_of_the_current_view(app, client, db, depa
     assert eve["status"] == "complete" and eve["quiz_best_score"] == "100" and eve["policy_version"] == "2013-11-26"
     assert next(r for r in parsed[1:] if r[0] == "608")[-1] == "Military leave"
     [exported] = audit(db, "roster.export")
-    assert exported.details["format"] == "csv" and exported.details["rows"] == 4
+    assert exported.details["format"] == "csv" and exported.details["rows"] == 4 and exported.details["via"] == "web"
     assert exported.details["filters"]["units"] == ["Traffic"] and exported.actor_id == signed_in.id
+
+
+def test_csv_export_equals_the_command_line_roster(app, client, runner, department, signed_in, tmp_path):
+    year = local_today(app).year
+    out = tmp_path / "roster.csv"
+    result = runner.invoke(args=["lms", "roster", "--cycle", str(year), "--unit", "Traffic", "--status", "complete",
+                                 "--status", "exempt", "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    web = client.get(f"/coordinator/cycles/{year}/roster.csv?unit=Traffic&status=complete&status=exempt")
+    assert web.get_data() == out.read_bytes()
+    assert [r[0] for r in csv.reader(io.StringIO(out.read_text()))][1:] == ["605", "608"]
 
 
 def test_csv_export_streams_in_chunks(app, client, db, open_cycle, signed_in, monkeypatch):

@@ -1,6 +1,7 @@
 """Production serving, tested once: gunicorn with two workers on PostgreSQL, and a signed-in
-member whose requests land on either worker, because sessions live in a signed cookie and state
-in the database, so no server affinity is needed.
+member whose requests land on either worker. The browser's session rides in a signed cookie (the
+same LMS_SECRET_KEY on every worker) and everything else lives in the database, so no server
+affinity is needed.
 
 Needs PostgreSQL: run with LMS_TEST_DATABASE_URL=postgresql+psycopg://… (see tests/conftest.py).
 """

@@ -245,7 +245,19 @@ def test_xlsx_has_a_frozen_filtered_header_and_the_same_rows(app, db, runner, de
     assert got == want and len(got) == 4
     evil = next(row for row in sheet.iter_rows(min_row=2) if row[0].value == "707")
     assert evil[1].value == '=HYPERLINK("http://x.example","click")' and evil[1].data_type == "s"
-    assert isinstance(sheet.cell(row=2, column=ROSTER_COLUMNS.index("due_date") + 1).value, datetime)
+    due = sheet.cell(row=2, column=ROSTER_COLUMNS.index("due_date") + 1)
+    assert isinstance(due.value, datetime) and due.number_format == "yyyy-mm-dd"
+    about = {row[0]: row[1] for row in load_workbook(out)["About"].iter_rows(values_only=True)}
+    assert about == {"Roster": "2031 annual roster", "Filters": "2031 cycle; unit Traffic; as of now", "Rows": 4}
+
+
+def test_xlsx_drops_characters_a_workbook_cannot_hold():
+    row = {**{name: None for name in ROSTER_COLUMNS}, "badge": "1", "last_name": "Null\x00Byte",
+           "first_name": "=1+1", "exemption_reason": "line\nbreak"}
+    out = io.BytesIO()
+    assert roster_export.write_xlsx([row], out, title="t", filters_text="f") == 1
+    values = next(load_workbook(out)["Roster"].iter_rows(min_row=2, values_only=True))
+    assert values[1:3] == ("NullByte", "=1+1") and values[-1] == "line\nbreak"
 
 
 # --- PDF ------------------------------------------------------------------------------------------
@@ -296,17 +308,19 @@ def test_pdf_pages_are_landscape_letter_and_repeat_the_header(app):
 
 
 def test_pdf_text_rows_keep_their_columns():
-    header = roster_export.pdf_header_text().splitlines()[0]
+    columns = roster_export.pdf_columns(show_policy=True)
+    header = roster_export.pdf_header_text(columns).splitlines()[0]
     row = {**{name: None for name in ROSTER_COLUMNS}, "badge": "1", "last_name": "Hernández-Okafor",
            "first_name": "María Guadalupe", "unit": "Community Services and Outreach", "status": "quiz_passed",
            "lessons_completed": 3, "lessons_total": 3, "quiz_best_score": 90, "quiz_attempts": 2,
-           "due_date": date(2031, 3, 31), "exemption_reason": None}
-    lines = next(roster_export._pdf_rows([row])).splitlines()
+           "due_date": date(2031, 3, 31), "exemption_reason": None, "policy": "16.3"}
+    lines = next(roster_export._pdf_rows([row], columns)).splitlines()
     assert len(lines) > 1  # long values wrap inside their column
-    due_at = header.index("Due")
-    assert lines[0][due_at:] == "2031-03-31"
-    assert lines[0][header.index("Status"):].startswith("Quiz passed")
-    assert lines[0][header.index("Quiz best"):].startswith("90% (2)")
+    for heading, value in [("Due", "2031-03-31"), ("Status", "Quiz passed"), ("Quiz best", "90% (2)"),
+                           ("Policy", "16.3"), ("Unit", "Community"), ("Name", "Hernández-Okafor,")]:
+        at = header.index(heading)
+        assert lines[0][at:at + len(value)] == value
+    assert "Policy" not in roster_export.pdf_header_text(roster_export.pdf_columns(show_policy=False))
 
 
 # --- the chart ------------------------------------------------------------------------------------

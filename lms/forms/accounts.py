@@ -2,12 +2,22 @@
 lms.services.accounts, so the CLI and the web refuse the same passwords."""
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from lms.models import ROLES
 
 # Longer than the policy's limit, so an over-long password gets the policy's message, not this one.
 _MAX = 1024
+
+
+ROLE_LABELS = {"officer": "Officer", "coordinator": "Training coordinator", "hr": "HR / records",
+               "admin": "Administrator"}
+
+
+def role_choices(roles=ROLES) -> list[SelectChoice]:
+    """Choices for a role select, in the order of ROLES."""
+    return [SelectChoice(r, ROLE_LABELS[r]) for r in ROLES if r in roles]
 
 
 class ChangePasswordForm(FlaskForm):
@@ -28,7 +38,7 @@ class AdminPasswordForm(FlaskForm):
 
 
 class RoleForm(AdminPasswordForm):
-    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES],
+    role = SelectField("Role", choices=role_choices(),
                        validators=[DataRequired("Choose a role.")])
 
 

@@ -53,8 +53,11 @@ class RosterForm(FlaskForm):
     unit = CheckboxesField("Unit", invalid_choice_message=_unknown("unit"))
     shift = CheckboxesField("Shift", invalid_choice_message=_unknown("shift"))
     rank = CheckboxesField("Rank", invalid_choice_message=_unknown("rank"))
-    supervisor = SelectMultipleField("Supervisor", invalid_choice_message=_unknown("supervisor with badge"))
-    q = StringField("Name or badge", validators=[Optional(), Length(max=100, message="Keep the search under 100 characters.")])
+    # A text box rather than a list: a large department has thousands of supervisors.
+    supervisor = StringField("Supervisor's badge", validators=[
+        Optional(), Length(max=200, message="Keep the list of badges under 200 characters.")])
+    q = StringField("Name or badge", validators=[
+        Optional(), Length(max=100, message="Keep the search under 100 characters.")])
     as_of = IsoDateField("As of the end of", validators=[Optional()])
     sort = SelectField("Sort by", default="last_name", invalid_choice_message="Sort by one of the listed columns.")
     dir = SelectField("Order", default="asc", invalid_choice_message="Choose ascending or descending.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import Base, UTCDateTime
@@ -27,7 +27,13 @@ class Acknowledgment(Base):
     """A member's electronic signature of one policy version. Never updated or deleted."""
 
     __tablename__ = "acknowledgment"
-    __table_args__ = (UniqueConstraint("assignment_id", "generation"),)
+    __table_args__ = (
+        UniqueConstraint("assignment_id", "generation"),
+        # What the roster reads of each assignment's signature, so it never reads the wide rows
+        # (migration 0008, docs/performance.md).
+        Index("ix_acknowledgment_cycle_id_assignment_id", "cycle_id", "assignment_id", "signed_at",
+              "signed_at_local", "policy_effective", postgresql_include=["id"]),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: Position in the record chain, from 1.

@@ -15,12 +15,13 @@ GRID_STROKE = "#767676"
 TEXT_FILL = "#111111"
 FONT_FAMILY = "DejaVu Sans, Receipt Sans, Arial, Helvetica, sans-serif"
 
-# Geometry, in viewBox units: unit names right-aligned in a label column, then the bars, then room
-# for the widest value label ("100% (50000 of 50000)").
+# Geometry, in viewBox units: unit names right-aligned in a label column, then the bars, then the
+# values in a column of their own (clear of the gridlines), room for "100% (50000 of 50000)".
 WIDTH = 720
 LABEL_RIGHT = 176
 BAR_LEFT = 184
 BAR_WIDTH = 360
+VALUE_LEFT = BAR_LEFT + BAR_WIDTH + 10
 TOP = 26
 ROW = 24
 BAR_HEIGHT = 16
@@ -74,7 +75,7 @@ def completion_by_unit_svg(summary: list[tuple[str, int, int]], *, id_prefix: st
                      f'<title>{escape(unit)}</title>{escape(_label(unit))}</text>'
                      f'<rect class="bar" x="{BAR_LEFT}" y="{y + (ROW - BAR_HEIGHT) / 2:g}" '
                      f'width="{bar:.1f}" height="{BAR_HEIGHT}" fill="{BAR_FILL}"/>'
-                     f'<text class="value" x="{BAR_LEFT + bar + 6:.1f}" y="{text_y:g}" fill="{TEXT_FILL}">'
+                     f'<text class="value" x="{VALUE_LEFT}" y="{text_y:g}" fill="{TEXT_FILL}">'
                      f'{percent}% ({complete} of {total})</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import textwrap
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import islice
 from operator import itemgetter
 from typing import IO, TYPE_CHECKING
 
@@ -35,15 +36,6 @@ XLSX_WIDTHS = {"badge": 9, "last_name": 18, "first_name": 14, "rank": 14, "unit"
 def escape_formula(value: str) -> str:
     """``value`` made inert for spreadsheets: prefixed with ``'`` if it could start a formula."""
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-def _csv_value(value):
-    # csv.writer writes None as "" and ints as digits; dates by str() are ISO already.
-    if value.__class__ is str:
-        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-    if value.__class__ is datetime:
-        return value.isoformat()
-    return value
 
 
 def _contract_values(rows: Iterable):
@@ -70,22 +62,32 @@ def write_csv(rows: Iterable, out: IO[str], *, header: bool = True) -> int:
     if header:
         writer.writerow(ROSTER_COLUMNS)
     count = 0
+    write = writer.writerow
+    # csv.writer writes None as "" and numbers as digits, and str() of a date is ISO 8601, so only
+    # strings (formula escaping) and date-times (ISO with "T") need converting. Inlined rather than
+    # a call per value: this loop is most of a 50,000-row export's Python time.
     for values in _contract_values(rows):
-        writer.writerow(tuple(map(_csv_value, values)))
+        write([("'" + v if v.startswith(FORMULA_PREFIXES) else v) if v.__class__ is str
+               else v.isoformat() if v.__class__ is datetime else v for v in values])
         count += 1
     return count
 
 
 def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str) -> int:
-    """Write the roster as an XLSX workbook (bold frozen header, auto filter) to a binary file;
-    return the number of rows. ``title`` and ``filters_text`` go into the document properties."""
+    """Write the roster as an XLSX workbook to a binary file and return the number of rows.
+
+    Sheet "Roster": the contract columns under a bold header row, frozen, with an auto filter;
+    dates as dates, numbers as numbers. Sheet "About": the title, the filters and the row count.
+    """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    # Write-only mode streams rows to disk; it supports frozen panes, column widths and an auto
-    # filter as long as the widths and panes are set before the first row.
+    # Write-only mode streams rows out instead of holding 50,000 rows of cell objects; it keeps
+    # frozen panes, column widths and the auto filter, provided the first two are set before the
+    # first row.
     workbook = Workbook(write_only=True)
     workbook.properties.title = title
     workbook.properties.subject = filters_text
@@ -95,24 +97,38 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
         sheet.column_dimensions[get_column_letter(n)].width = XLSX_WIDTHS.get(name, 12)
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
-    header = []
-    for name in ROSTER_COLUMNS:
-        cell = WriteOnlyCell(sheet, value=name)
-        cell.font = bold
-        header.append(cell)
-    sheet.append(header)
 
-    def as_text(value: str) -> WriteOnlyCell:
-        # openpyxl would store "=..." as a formula; a typed string cell is shown as written.
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.data_type = "s"
+    def heading(text: str) -> WriteOnlyCell:
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.font = bold
         return cell
 
+    illegal = ILLEGAL_CHARACTERS_RE.search
+
+    def cell(value):
+        if value.__class__ is not str:
+            return value
+        if illegal(value):  # control characters cannot be stored in XLSX at all
+            value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        if value.startswith("="):
+            # openpyxl would store "=..." as a formula; a string cell shows it as written.
+            text = WriteOnlyCell(sheet, value=value)
+            text.data_type = "s"
+            return text
+        return value
+
+    sheet.append([heading(name) for name in ROSTER_COLUMNS])
     count = 0
     for values in _contract_values(rows):
-        sheet.append([as_text(v) if v.__class__ is str and v.startswith("=") else v for v in values])
+        sheet.append([cell(v) for v in values])
         count += 1
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(ROSTER_COLUMNS))}{count + 1}"
+
+    about = workbook.create_sheet("About")
+    about.column_dimensions["A"].width = 10
+    about.column_dimensions["B"].width = 80
+    for label, value in (("Roster", title), ("Filters", filters_text), ("Rows", count)):
+        about.append([heading(label), cell(value)])
     workbook.save(out)
     return count
 
@@ -144,62 +160,101 @@ def filters_details(filters: RosterFilters) -> dict:
 
 
 # The PDF's member rows. WeasyPrint lays out every table cell as a box of its own, at about 0.7 ms
-# a cell: a 13-column table took ~10 s for 1,000 rows. Each row is therefore one cell holding the
-# columns as fixed-width text in a monospaced font (~1.5 s for 1,000 rows, tagged): the header row
-# still repeats on every page, and the columns still line up. Values too long for their column
-# wrap within it. Widths are in characters, sized for landscape Letter at 6.5 pt (see pdf.css).
+# a cell: a table with a cell per column took ~10 s of CPU for 1,000 rows. So the columns are laid
+# out here as fixed-width text in a monospaced font, and the rows go PDF_ROWS_PER_CELL to a table
+# cell, ruled off below like a ledger: 1,000 rows take ~1.5 s. The header row still repeats on every
+# page. Values too long for their column wrap within it; the columns that are often empty come
+# last, so their padding is trimmed (every glyph drawn costs time). Widths are in characters: 187
+# fit the width of landscape Letter at 6.5 pt (pdf.css), and all columns together take 186.
 PDF_GAP = "  "
-PDF_COLUMNS: list[tuple[tuple[str, ...], int]] = [
-    (("Name",), 26), (("Badge",), 7), (("Rank",), 14), (("Unit",), 18), (("Shift",), 6),
-    (("Super-", "visor"), 6), (("Policy",), 6), (("Status",), 15), (("Lessons",), 7),
-    (("Quiz best", "(attempts)"), 10), (("Acknowledged", "(local time)"), 25), (("Version",), 10),
-    (("Due",), 10),
+PDF_ROWS_PER_CELL = 5
+#: (key, heading lines, width), in the order printed.
+PDF_COLUMNS: list[tuple[str, tuple[str, ...], int]] = [
+    ("name", ("Name",), 23), ("badge", ("Badge",), 7), ("rank", ("Rank",), 16), ("unit", ("Unit",), 18),
+    ("shift", ("Shift",), 9), ("supervisor_badge", ("Super-", "visor"), 6), ("policy", ("Policy",), 6),
+    ("status", ("Status",), 15), ("due_date", ("Due",), 10), ("lessons", ("Lessons",), 7),
+    ("quiz", ("Quiz best", "(attempts)"), 10), ("acknowledged_at", ("Acknowledged", "(local time)"), 25),
+    ("policy_version", ("Version",), 10),
 ]
+
+
+def pdf_columns(*, show_policy: bool) -> list[tuple[str, tuple[str, ...], int]]:
+    """The PDF's columns; the policy column only when the rows hold more than one policy."""
+    return [column for column in PDF_COLUMNS if show_policy or column[0] != "policy"]
 
 
 def _wrap(text: str, width: int) -> list[str]:
     """``text`` in lines of at most ``width`` characters, broken at spaces where possible."""
     if len(text) <= width:
         return [text]
-    return textwrap.wrap(text, width, break_on_hyphens=True) or [""]
+    return textwrap.wrap(text, width) or [""]
 
 
-def _text_row(cells: list[str]) -> str:
-    """Cells laid side by side in their columns, as one or more lines of text."""
-    columns = [_wrap(cell, width) for cell, (_, width) in zip(cells, PDF_COLUMNS)]
+def _side_by_side(columns: list[list[str]], widths: list[int]) -> str:
+    """Columns of lines laid side by side, padded to their widths; trailing blanks trimmed."""
     depth = max(len(lines) for lines in columns)
     return "\n".join(
         PDF_GAP.join((lines[n] if n < len(lines) else "").ljust(width)
-                     for lines, (_, width) in zip(columns, PDF_COLUMNS)).rstrip()
+                     for lines, width in zip(columns, widths)).rstrip()
         for n in range(depth))
 
 
-def pdf_header_text() -> str:
+def pdf_header_text(columns=None) -> str:
     """The PDF's column headings, laid out like its rows."""
-    depth = max(len(label) for label, _ in PDF_COLUMNS)
-    return "\n".join(PDF_GAP.join((label[n] if n < len(label) else "").ljust(width)
-                                  for label, width in PDF_COLUMNS).rstrip()
-                     for n in range(depth))
+    columns = columns or pdf_columns(show_policy=False)
+    return _side_by_side([list(label) for _, label, _ in columns], [width for _, _, width in columns])
 
 
-def _pdf_rows(rows: Iterable):
-    """Each roster row as the text of one PDF table row (an exemption's reason on a line below)."""
-    labels = STATUS_LABELS
-    status_at = len(PDF_GAP.join(" " * width for _, width in PDF_COLUMNS[:7])) + len(PDF_GAP)
+def _short_label(status: str) -> str:
+    """A status's label up to any dash: "Quiz passed — ready to sign" fits its column as "Quiz passed"."""
+    return STATUS_LABELS.get(status, status).split(" — ")[0]
+
+
+def _text(value) -> str:
+    """A value as one line of text: composed characters (one per column), whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFC", value).split()) if value else ""
+
+
+def _pdf_cells(values) -> dict[str, str]:
+    """One roster row's values as the PDF prints them."""
+    score, attempts = values["quiz_best_score"], values["quiz_attempts"]
+    return {
+        "name": _text(f"{values['last_name']}, {values['first_name']}"), "badge": _text(values["badge"]),
+        "rank": _text(values["rank"]), "unit": _text(values["unit"]), "shift": _text(values["shift"]),
+        "supervisor_badge": _text(values["supervisor_badge"]),
+        "policy": values.get("policy") or "", "status": _short_label(values["status"]),
+        "due_date": _iso(values["due_date"]), "lessons": f"{values['lessons_completed']}/{values['lessons_total']}",
+        "quiz": f"{'' if score is None else f'{score}%'} ({attempts})" if attempts else "",
+        "acknowledged_at": values["acknowledged_at"] or "", "policy_version": _iso(values["policy_version"]),
+    }
+
+
+def _pdf_rows(rows: Iterable, columns) -> Iterator[str]:
+    """Each roster row as the text of one PDF table row (an exemption's reason on a line below,
+    under the status)."""
+    widths = [width for _, _, width in columns]
+    keys = [key for key, _, _ in columns]
+    indent = " " * sum(width + len(PDF_GAP) for key, _, width in columns[:keys.index("status")])
     for row in rows:
-        values = row._mapping if hasattr(row, "_mapping") else row._asdict() if hasattr(row, "_asdict") else row
-        score, attempts = values["quiz_best_score"], values["quiz_attempts"]
-        quiz = f"{'' if score is None else f'{score}%'} ({attempts})" if attempts else ""
-        text = _text_row([
-            unicodedata.normalize("NFC", f"{values['last_name']}, {values['first_name']}"),
-            values["badge"], values["rank"] or "", values["unit"] or "", values["shift"] or "",
-            values["supervisor_badge"] or "", values.get("policy") or "",
-            labels.get(values["status"], values["status"]),
-            f"{values['lessons_completed']}/{values['lessons_total']}", quiz,
-            values["acknowledged_at"] or "", _iso(values["policy_version"]), _iso(values["due_date"])])
+        values = _as_mapping(row)
+        cells = _pdf_cells(values)
+        text = _side_by_side([_wrap(cells[key], width) for key, width in zip(keys, widths)], widths)
         if values["exemption_reason"]:
-            text += "\n" + " " * status_at + f"Exemption: {values['exemption_reason']}"
+            text += "\n" + indent + f"Exemption: {_text(values['exemption_reason'])}"
         yield text
+
+
+def _groups(texts: Iterable[str], size: int) -> Iterator[str]:
+    """Texts joined ``size`` at a time, one group per table cell."""
+    iterator = iter(texts)
+    while group := list(islice(iterator, size)):
+        yield "\n".join(group)
+
+
+def _as_mapping(row) -> Mapping:
+    if hasattr(row, "_mapping"):
+        return row._mapping
+    return row._asdict() if hasattr(row, "_asdict") else row
 
 
 def _iso(value) -> str:
@@ -214,9 +269,12 @@ def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_
     # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.
     from lms.pdf import render_document, render_template
 
+    rows = list(rows)
+    columns = pdf_columns(show_policy=len({_as_mapping(row).get("policy") for row in rows}) > 1)
     units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
     html = render_template(
-        "roster.html", rows=_pdf_rows(rows), header=pdf_header_text(), title=title,
+        "roster.html", row_groups=_groups(_pdf_rows(rows, columns), PDF_ROWS_PER_CELL),
+        header=pdf_header_text(columns), title=title,
         filters_text=filters_text, generated=generated_at.isoformat(timespec="seconds"),
         department=department, counts=[(STATUS_LABELS[s], counts.get(s, 0)) for s in STATUSES],
         total=sum(counts.values()), units=units,

@@ -120,7 +120,8 @@ def revoke_member_sessions(session: Session, member_id: int, *, now: datetime, r
     return session.execute(statement).rowcount
 
 
-def live_sessions(session: Session, member_id: int, *, now: datetime, limits: SessionLimits) -> list[SignInSession]:
+def live_sessions(session: Session, member_id: int, *, now: datetime,
+                  limits: SessionLimits) -> list[SignInSession]:
     """The member's sessions that are neither ended nor past a limit, newest first."""
     return list(session.scalars(select(SignInSession).where(
         SignInSession.member_id == member_id, SignInSession.revoked_at.is_(None),

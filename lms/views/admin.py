@@ -7,7 +7,7 @@ from flask_login import current_user
 from lms.auth import role_required
 from lms.db import get_session
 from lms.forms import ActionForm
-from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, RoleForm
+from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, RoleForm, role_choices
 from lms.models import ROLES, Member
 from lms.services import accounts
 from lms.services.audit import record_event
@@ -57,8 +57,8 @@ def _account_forms(member: Member, **given) -> dict:
         "revoke_form": RoleForm(prefix="revoke", formdata=None),
     }
     forms.update(given)
-    forms["grant_form"].role.choices = [(r, r.capitalize()) for r in ROLES if not member.has_role(r)]
-    forms["revoke_form"].role.choices = [(r, r.capitalize()) for r in ROLES if member.has_role(r)]
+    forms["grant_form"].role.choices = role_choices([r for r in ROLES if not member.has_role(r)])
+    forms["revoke_form"].role.choices = role_choices(member.role_names)
     return forms
 
 
@@ -114,7 +114,8 @@ def unlock(member_id: int):
     form = ActionForm(prefix="unlock")
     if not form.validate_on_submit():
         abort(400)
-    accounts.unlock(get_session(), member, admin=current_user._get_current_object(), now=request_now(), ip=client_ip())
+    accounts.unlock(get_session(), member, admin=current_user._get_current_object(), now=request_now(),
+                    ip=client_ip())
     commit()
     flash(f"The account of {member.full_name} is unlocked.", "success")
     return redirect(url_for(".member_account", member_id=member.id), 303)
@@ -157,13 +158,12 @@ def revoke_role(member_id: int):
 def _change_role(member_id: int, verb: str):
     member = _member_or_404(member_id)
     form = RoleForm(prefix=verb)
-    form.role.choices = [(r, r.capitalize()) for r in ROLES]  # the service says whether it applies
     if not form.validate_on_submit():
         return _account_page(member, 400, **{f"{verb}_form": form})
     change = accounts.grant_role if verb == "grant" else accounts.revoke_role
     try:
-        change(get_session(), member, form.role.data, admin=current_user._get_current_object(), admin_password=form.admin_password.data,
-               now=request_now(), ip=client_ip())
+        change(get_session(), member, form.role.data, admin=current_user._get_current_object(),
+               admin_password=form.admin_password.data, now=request_now(), ip=client_ip())
     except accounts.AccountError as exc:
         return _refused(f"admin.{verb}_role", member, f"{verb}_form", form, exc)
     commit()

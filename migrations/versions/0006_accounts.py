@@ -4,8 +4,8 @@ Revision ID: 0006
 Revises: 0004
 
 Per-IP sign-in throttling needs no table of its own: every failed sign-in is already an audit
-event with its IP and time, so the throttle counts those through an index on (action, ip, at). An index on target serves an account's history
-on the administrator's page.
+event with its IP and time, so the throttle counts those through an index on (action, ip, at).
+An index on target serves an account's history on the administrator's page.
 """
 from alembic import op
 import sqlalchemy as sa
