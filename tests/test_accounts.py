@@ -501,7 +501,7 @@ def test_cookies_are_secure_over_https_and_hsts_is_sent(app, make_member):
     assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
 
 
-def test_preferred_scheme_https_makes_cookies_secure(database_template, tmp_path):
+def test_preferred_scheme_https_makes_cookies_secure(tmp_path):
     from lms import create_app
     from tests.conftest import TEST_CONFIG
     app = create_app({**TEST_CONFIG, "DATABASE_URL": "sqlite://", "INSTANCE_PATH": str(tmp_path),

@@ -107,7 +107,9 @@ def gunicorn(app, tmp_path):
     config = tmp_path / "gunicorn_conf.py"
     config.write_text(GUNICORN_CONFIG)
     env = {**os.environ, "DATABASE_URL": PG_URL, "LMS_SECRET_KEY": "production-chain-test",
-           "LMS_INSTANCE_PATH": str(instance), "LMS_PASSWORD_HASH_METHOD": "scrypt:1024:8:1"}
+           "LMS_INSTANCE_PATH": str(instance), "LMS_PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+           # gunicorn's control socket lives under XDG_RUNTIME_DIR; one per test run, not shared.
+           "XDG_RUNTIME_DIR": str(tmp_path)}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--timeout", "60",

@@ -157,7 +157,8 @@ def create_or_grant(session: Session, *, badge: str, first_name: str, last_name:
         member = Member(badge=badge, first_name=first_name, last_name=last_name, unit=unit,
                         shift=shift, rank=rank, email=email, status="active")
         session.add(member)
-    elif (member.first_name.casefold(), member.last_name.casefold()) != (first_name.casefold(), last_name.casefold()):
+    elif (member.first_name.casefold(), member.last_name.casefold()) != \
+            (first_name.casefold(), last_name.casefold()):
         raise AccountError(f"badge {badge} belongs to {member.full_name}; badges are never reused", "badge")
     else:
         for name, value in (("unit", unit), ("shift", shift), ("rank", rank), ("email", email)):
@@ -256,7 +257,7 @@ def _refuse(session: Session, member: Member | None, reason: str, now: datetime,
     details = {"reason": reason}
     if member is not None:
         details["badge"] = member.badge
-    record_event(session, "auth.sign_in", at=now, target=member and f"member:{member.id}", ip=ip,
+    record_event(session, "auth.sign_in", at=now, target=f"member:{member.id}" if member else None, ip=ip,
                  outcome="failure", details=details)
     session.flush()
     return SignInResult(None, reason)

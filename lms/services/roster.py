@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, exists, false, func, or_, select, true
+from sqlalchemy import String, and_, case, cast, exists, false, func, or_, select, text, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -61,42 +61,66 @@ def end_of_day_utc(day: date, tz: str) -> datetime:
 
 @dataclass
 class _Progress:
-    """Each assignment's lessons and quiz attempts as SQL expressions for the roster query."""
+    """An assignment's lessons and quiz attempts as expressions of the roster query."""
 
     lessons_completed: ColumnElement
     quiz_attempts: ColumnElement
     quiz_best_score: ColumnElement
+    #: Status tests, asked only of rows neither exempt nor signed.
     passed: ColumnElement
-    submitted: ColumnElement
-    started: ColumnElement
-    #: (subquery, ON clause) pairs to outer-join; empty when the expressions are correlated.
+    failed: ColumnElement
+    begun: ColumnElement
+    #: (selectable, ON clause) pairs to LEFT JOIN.
     joins: list = field(default_factory=list)
 
 
-def _correlated_progress(before) -> _Progress:
-    """Correlated subqueries on the assignment_id indexes, for SQLite.
-
-    SQLite runs a subquery only when a row needs its value: counting statuses asks about attempts
-    and lessons for the rows without a signature alone (CASE stops at the first true branch), and
-    a page of rows reads that page's worth. PostgreSQL would run them once per row, or hash every
-    attempt of every cycle for each EXISTS; it gets ``_grouped_progress``.
-    """
-    read = (select(LessonProgress.id).join(Lesson, Lesson.id == LessonProgress.lesson_id)
+def _lessons_read(before) -> Select:
+    """The row's assignment's lessons read (correlated on Assignment.id)."""
+    return (select(LessonProgress.id).join(Lesson, Lesson.id == LessonProgress.lesson_id)
             .where(LessonProgress.assignment_id == Assignment.id, Lesson.retired.is_(False),
-                   before(LessonProgress.completed_at)))
+                   before(LessonProgress.completed_at))
+            .correlate(Assignment))  # explicit: it is also used two levels down, in a LATERAL
+
+
+def _attempt_tests(before):
+    """(started, submitted): an attempt of the row's assignment, and one submitted."""
     started = and_(QuizAttempt.assignment_id == Assignment.id, before(QuizAttempt.started_at))
-    submitted = and_(started, QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
+    return started, and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
+
+
+def _correlated_progress(before) -> _Progress:
+    """Correlated subqueries everywhere. SQLite runs one only when a row needs its value: the
+    status tests only for rows CASE reaches (no signature), the counts only for rows returned."""
+    read = _lessons_read(before)
+    started, submitted = _attempt_tests(before)
     return _Progress(
         lessons_completed=read.with_only_columns(func.count(LessonProgress.id)).scalar_subquery(),
-        quiz_attempts=select(func.count(QuizAttempt.id)).where(submitted).scalar_subquery(),
-        quiz_best_score=select(func.max(QuizAttempt.score)).where(submitted).scalar_subquery(),
-        passed=exists().where(submitted, QuizAttempt.passed.is_(True)),
-        submitted=exists().where(submitted),
-        started=or_(read.exists(), exists().where(started)))
+        quiz_attempts=select(func.count(QuizAttempt.id)).where(started, submitted).scalar_subquery(),
+        quiz_best_score=select(func.max(QuizAttempt.score)).where(started, submitted).scalar_subquery(),
+        passed=exists().where(started, submitted, QuizAttempt.passed.is_(True)),
+        failed=exists().where(started, submitted),
+        begun=or_(read.exists(), exists().where(started)))
+
+
+def _lateral_progress(before, undecided) -> _Progress:
+    """PostgreSQL: the counts as correlated subqueries (run for the rows returned only, after a
+    LIMIT), the status tests in a LATERAL subquery gated on the row being undecided, so a signed
+    row's attempts are never read. (PostgreSQL would answer each EXISTS of the portable shape by
+    hashing every attempt of every cycle.)"""
+    portable = _correlated_progress(before)
+    read = _lessons_read(before)
+    started, submitted = _attempt_tests(before)
+    tests = (select((func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0).label("passed"),
+                    (func.count(case((submitted, 1))) > 0).label("failed"),
+                    or_(func.count(QuizAttempt.id) > 0, and_(undecided, read.exists())).label("begun"))
+             .where(started, undecided).lateral("progress"))
+    return _Progress(portable.lessons_completed, portable.quiz_attempts, portable.quiz_best_score,
+                     tests.c.passed, tests.c.failed, tests.c.begun, joins=[(tests, true())])
 
 
 def _grouped_progress(before, cycle_id) -> _Progress:
-    """Per-assignment counts grouped over the cycle's rows alone, for PostgreSQL's hash joins."""
+    """PostgreSQL, every row wanted: counts grouped over the cycle's lessons read and attempts and
+    hash-joined, cheaper than a lookup per row once every row needs them."""
     in_cycle = aliased(Assignment)
     lessons_done = (select(LessonProgress.assignment_id, func.count(LessonProgress.id).label("n"))
                     .join(Lesson, Lesson.id == LessonProgress.lesson_id)
@@ -116,22 +140,26 @@ def _grouped_progress(before, cycle_id) -> _Progress:
                 .group_by(QuizAttempt.assignment_id).subquery())
     lessons_completed = func.coalesce(lessons_done.c.n, 0)
     return _Progress(
-        lessons_completed=lessons_completed,
-        quiz_attempts=func.coalesce(attempts.c.submitted, 0),
-        quiz_best_score=attempts.c.best,
-        passed=func.coalesce(attempts.c.passed, 0) > 0,
-        submitted=func.coalesce(attempts.c.submitted, 0) > 0,
-        started=or_(lessons_completed > 0, func.coalesce(attempts.c.started, 0) > 0),
+        lessons_completed=lessons_completed, quiz_attempts=func.coalesce(attempts.c.submitted, 0),
+        quiz_best_score=attempts.c.best, passed=func.coalesce(attempts.c.passed, 0) > 0,
+        failed=func.coalesce(attempts.c.submitted, 0) > 0,
+        begun=or_(lessons_completed > 0, func.coalesce(attempts.c.started, 0) > 0),
         joins=[(lessons_done, lessons_done.c.assignment_id == Assignment.id),
                (attempts, attempts.c.assignment_id == Assignment.id)])
 
 
-def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str | None = None) -> Select:
+def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str | None = None,
+                  whole: bool = False) -> Select:
     """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
     ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted.
 
-    ``dialect`` ("sqlite" or "postgresql") picks the shape that database runs fastest; the rows
-    are the same either way. Both read only the filtered cycle's rows (docs/performance.md).
+    Shaped for 50,000 members (docs/performance.md): only the filtered cycle's rows are read, each
+    assignment's live signature comes from an index, and lessons and quiz attempts are looked up
+    only where a row needs them: a signed row's status needs neither, and most rows are signed.
+    ``dialect`` is the database's dialect name and picks how to ask; the rows are the same either
+    way. None, or "sqlite", gives correlated subqueries, which work everywhere and which SQLite
+    runs only for the rows and columns a caller uses. "postgresql" gives a LATERAL join, or with
+    ``whole`` (the caller reads every row, as an export does) counts grouped over the cycle.
     """
     if filters.statuses and not set(filters.statuses) <= set(STATUSES):
         unknown = sorted(set(filters.statuses) - set(STATUSES))
@@ -142,12 +170,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
     def before(column):
         return column < cutoff if cutoff is not None else true()
 
-    # Looked up once (an InitPlan on PostgreSQL), so every part of the query can use the
-    # cycle_id indexes instead of reading all cycles' history.
+    # Looked up once (an InitPlan on PostgreSQL), so every part can use the cycle_id indexes.
     cycle_id = select(Cycle.id).where(Cycle.year == filters.year).scalar_subquery()
     live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
                     .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
-    progress = _correlated_progress(before) if dialect == "sqlite" else _grouped_progress(before, cycle_id)
     voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
     # The live signature, joined rather than aggregated: signing refuses a second one while one
     # stands (under the chain lock), so at most one row matches and the join adds no rows.
@@ -157,15 +183,19 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
                          or_(Exemption.lifted_at.is_(None),
                              Exemption.lifted_at >= cutoff if cutoff is not None else false()))
                   .group_by(Exemption.member_id).subquery())
+    undecided = and_(exemptions.c.reason.is_(None), ack.id.is_(None))  # status depends on progress
+    if dialect == "postgresql":
+        progress = _grouped_progress(before, cycle_id) if whole else _lateral_progress(before, undecided)
+    else:
+        progress = _correlated_progress(before)
     supervisor = aliased(Member)
-    if dialect == "sqlite":
+    if dialect == "postgresql":
+        supervisor_badge = supervisor.badge  # the planner drops this join where it goes unused
+    else:
         # A subquery SQLite runs only for the rows it returns; a LEFT JOIN it would walk for
-        # every row even when only statuses are counted (PostgreSQL drops an unused one).
+        # every row, even when only statuses are counted.
         supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
                             .scalar_subquery())
-    else:
-        supervisor_badge = supervisor.badge
-
     # ISO date strings compare correctly on both databases; the local date of signing is the
     # first ten characters of the recorded local time.
     signed_on = func.substr(ack.signed_at_local, 1, 10)
@@ -176,8 +206,8 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
         (ack.id.is_not(None), "complete_late"),
         (Assignment.due_date < today, "overdue"),
         (progress.passed, "quiz_passed"),
-        (progress.submitted, "quiz_failed"),
-        (progress.started, "in_progress"),
+        (progress.failed, "quiz_failed"),
+        (progress.begun, "in_progress"),
         else_="not_started",
     )
     query = (
@@ -206,9 +236,9 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
         # have since left or gone on leave).
         .where(or_(Member.status == "active", ack.id.is_not(None)))
     )
-    for subquery, on in progress.joins:
-        query = query.outerjoin(subquery, on)
-    if dialect != "sqlite":
+    for joined, on in progress.joins:
+        query = query.outerjoin(joined, on)
+    if dialect == "postgresql":
         query = query.outerjoin(supervisor, supervisor.id == Member.supervisor_id)
     if cutoff is None:
         query = query.where(Assignment.superseded_at.is_(None))
@@ -254,27 +284,37 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+def _execute(session: Session, query: Select):
+    """Run a roster query. On PostgreSQL, without JIT compilation for the rest of this transaction:
+    its per-row index lookups add up to a plan cost past jit_above_cost, and compiling took
+    longer (0.5-1.5 s) than running the query (docs/performance.md)."""
+    if _dialect(session) == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))
+    return session.execute(query)
+
+
 def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: str,
                 sort: str = "last_name", descending: bool = False, limit: int | None = None,
                 offset: int = 0):
     """Roster rows (named tuples with the contract columns), sorted and optionally paged."""
     if sort not in SORTS:
         raise RosterError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}")
-    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
+    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session),
+                          whole=limit is None).subquery()
     key = inner.c[sort]
     order = [key.desc() if descending else key.asc(), inner.c.last_name, inner.c.first_name,
              inner.c.badge, inner.c.policy]
     query = select(*inner.c).order_by(*order).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    return session.execute(query)
+    return _execute(session, query)
 
 
 def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: str) -> dict[str, int]:
     """Rows per status, every status present (zeros included)."""
     inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
     counts = {status: 0 for status in STATUSES}
-    for status, n in session.execute(select(inner.c.status, func.count()).group_by(inner.c.status)):
+    for status, n in _execute(session, select(inner.c.status, func.count()).group_by(inner.c.status)):
         counts[status] = n
     return counts
 
@@ -283,8 +323,8 @@ def unit_summary(session: Session, filters: RosterFilters, *, today: date, tz: s
     """(unit, rows, complete rows) per unit, complete counting late and exempt as done."""
     inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
     done = func.count(case((inner.c.status.in_(DONE_STATUSES), 1)))
-    rows = session.execute(select(func.coalesce(inner.c.unit, "(no unit)"), func.count(), done)
-                           .group_by(inner.c.unit).order_by(inner.c.unit))
+    rows = _execute(session, select(func.coalesce(inner.c.unit, "(no unit)"), func.count(), done)
+                    .group_by(inner.c.unit).order_by(inner.c.unit))
     return [(unit, total, complete) for unit, total, complete in rows]
 
 
@@ -302,8 +342,8 @@ def roster_summary(session: Session, filters: RosterFilters, *, today: date, tz:
     """status_counts and unit_summary from one query, so a page showing both computes the roster
     once rather than twice (at 50,000 members each pass is most of the page's time)."""
     inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
-    rows = session.execute(select(inner.c.unit, inner.c.status, func.count())
-                           .group_by(inner.c.unit, inner.c.status).order_by(inner.c.unit))
+    rows = _execute(session, select(inner.c.unit, inner.c.status, func.count())
+                    .group_by(inner.c.unit, inner.c.status).order_by(inner.c.unit))
     counts = {status: 0 for status in STATUSES}
     units: dict[str | None, list[int]] = {}  # in the database's order of units, as unit_summary
     for unit, status, n in rows:

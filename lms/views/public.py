@@ -13,7 +13,9 @@ bp = Blueprint("public", __name__)
 @bp.get("/verify")
 def verify():
     """Code in; whether it matches a record, and only the essentials of that record, out."""
-    code = " ".join(request.args.get("code", "").split()).upper()[:20]
+    # Codes are read aloud and pasted: keep only letters and digits, then regroup in fours.
+    raw = "".join(ch for ch in request.args.get("code", "").upper() if ch.isascii() and ch.isalnum())[:12]
+    code = "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
     ack = None
     if code:
         ack = get_session().scalar(select(Acknowledgment).where(Acknowledgment.verification_code == code))
