@@ -91,7 +91,8 @@ def ensure_seeded(url: str, people: int, *, reseed: bool, seed_value: int) -> st
             raise SystemExit(f"{_safe(url)} holds {members} members, not {people}; pass --reseed")
         return f"reused ({members:,} members)"
     started = time.perf_counter()
-    bench_seed.seed(url, people=people, seed_value=seed_value, reset=bool(members), log=lambda m: print("    " + m))
+    bench_seed.seed(url, people=people, seed_value=seed_value, reset=bool(members),
+                    log=lambda message: print("    " + message))
     return f"seeded in {time.perf_counter() - started:.0f} s"
 
 
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         args.sqlite.mkdir(parents=True, exist_ok=True)
         databases["SQLite"] = (sqlite_url(args.sqlite, args.people), sqlite_url(args.sqlite, args.small))
     if args.postgres:
-        databases["PostgreSQL"] = (postgres_url(args.postgres, args.people), postgres_url(args.postgres, args.small))
+        databases["PostgreSQL"] = (postgres_url(args.postgres, args.people),
+                                   postgres_url(args.postgres, args.small))
     if not databases:
         parser.error("nothing to measure: give --postgres or drop --no-sqlite")
 

@@ -44,7 +44,7 @@ from lms.config import Defaults
 from lms.db import Base, UTCDateTime, make_engine
 from lms.models import Lesson, Member, PolicyVersion, Question, QuestionOption
 from lms.services.accounts import hash_password
-from lms.services.content import load_packs, sha256_hex, sync_content
+from lms.services.content import load_packs, sync_content
 from lms.services.cycles import version_in_force
 from lms.services.records import GENESIS_HASH, canonical_acknowledgment, canonical_void, record_hash
 from seeds.demo import (
@@ -76,7 +76,8 @@ USER_AGENTS = [
     "Version/18.1 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 "
     "Edg/130.0",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 "
+    "Mobile Safari/537.36",
 ]
 LEVEL = {"Officer": 0, "Detective": 0, "Records Clerk": 0, "Telecommunicator": 0, "Analyst": 1,
          "Sergeant": 1, "Lieutenant": 2, "Commander": 3}
@@ -258,8 +259,8 @@ def _version_info(session: Session, version: PolicyVersion, rng: random.Random) 
     lessons = list(session.scalars(select(Lesson.id).where(Lesson.version_id == version.id,
                                                           Lesson.retired.is_(False)).order_by(Lesson.position)))
     questions = []
-    for question in session.scalars(select(Question).where(Question.version_id == version.id,
-                                                           Question.retired.is_(False)).order_by(Question.position)):
+    bank = select(Question).where(Question.version_id == version.id, Question.retired.is_(False))
+    for question in session.scalars(bank.order_by(Question.position)):
         options: list[QuestionOption] = question.options
         ids = [o.id for o in options]
         right = sorted(o.id for o in options if o.correct)
@@ -453,11 +454,13 @@ class Generator:
                 lifted = granted + timedelta(days=rng.randrange(20, 90)) if rng.random() < LIFTED_SHARE else None
                 if lifted is not None and lifted >= self.now:
                     lifted = None
-                self.add("exemption", (self.next_id("exemption"), cycle_id, person.id, rng.choice(EXEMPTION_REASONS),
-                                       coordinator_id, granted, lifted, coordinator_id if lifted else None))
+                self.add("exemption", (self.next_id("exemption"), cycle_id, person.id,
+                                       rng.choice(EXEMPTION_REASONS), coordinator_id, granted, lifted,
+                                       coordinator_id if lifted else None))
             for version in versions:
                 assignment_id = self.next_id("assignment")
-                self.add("assignment", (assignment_id, cycle_id, person.id, version.id, due_date, assigned_at, None))
+                self.add("assignment",
+                         (assignment_id, cycle_id, person.id, version.id, due_date, assigned_at, None))
                 this = target
                 if this == "overdue":
                     this = _weighted(rng, UNFINISHED)
@@ -636,9 +639,9 @@ class Generator:
                 receipt_rows.append((ack_id, base + trailer, receipt_sha))
                 audit_rows.append((self.next_id("audit_event"), at, person.id, "ack.sign",
                                    f"acknowledgment:{ack_id}", ip, "success",
-                                   json.dumps({"policy": version.policy_id, "version": version.effective.isoformat(),
-                                               "cycle": int(pending.cycle_name[:4]),
-                                               "verification_code": code})))
+                                   json.dumps({"policy": version.policy_id,
+                                               "version": version.effective.isoformat(),
+                                               "cycle": int(pending.cycle_name[:4]), "verification_code": code})))
             else:
                 ack_id = ack_ids[n]
                 void_id = self.next_id("acknowledgment_void")
@@ -651,7 +654,8 @@ class Generator:
                                    "10.1.0.15", "success",
                                    json.dumps({"void_id": void_id, "sequence": sequence,
                                                "badge": pending.person.badge, "policy": pending.version.policy_id,
-                                               "version": pending.version.effective.isoformat(), "reason": reason})))
+                                               "version": pending.version.effective.isoformat(),
+                                               "reason": reason})))
             prev = record_hash_
             if len(receipt_rows) >= BATCH // 4:  # receipts are 18 kB each; keep memory flat
                 flush()
@@ -732,10 +736,20 @@ def sample_receipt(department: str) -> bytes:
     return render_receipt(sample_acknowledgment(), cycle_name="annual", department=department)
 
 
+@dataclass
+class SeedReport:
+    """What a seed wrote."""
+
+    #: Rows written per table.
+    rows: dict[str, int]
+    #: The statuses this year's active members were walked to.
+    intended: dict[str, int]
+
+
 def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None = None,
          tz: str = Defaults.TIMEZONE, department: str = Defaults.DEPARTMENT_NAME,
-         content_dir: str = Defaults.CONTENT_DIR, reset: bool = False, log=print) -> dict[str, int]:
-    """Fill an empty database at ``url``; returns rows written per table."""
+         content_dir: str = Defaults.CONTENT_DIR, reset: bool = False, log=print) -> SeedReport:
+    """Fill an empty database at ``url`` with ``people`` members and three cycles."""
     if people < len(DEMO_PEOPLE):
         raise ValueError(f"--people must be at least {len(DEMO_PEOPLE)}")
     started = clock.perf_counter()
@@ -745,6 +759,7 @@ def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None 
 
     now = now or datetime.now(timezone.utc)
     today = now.astimezone(ZoneInfo(tz)).date()
+    years = [today.year - 2, today.year - 1, today.year]
     prepare_database(url, reset=reset)
     engine = bulk_engine(url)
     try:
@@ -758,24 +773,15 @@ def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None 
         step("schema and content loaded")
         receipt_pdf = sample_receipt(department)
         step(f"sample receipt rendered ({len(receipt_pdf):,} bytes)")
-
         rng = random.Random(seed_value)
+        with Session(engine) as session:
+            versions = _versions_by_year(session, years, today, rng)
         fake = Faker("en_US")
         fake.seed_instance(seed_value)
-        year = today.year
-        with Session(engine) as session:
-            versions_by_year: dict[int, list[VersionInfo]] = {}
-            infos: dict[int, VersionInfo] = {}
-            policy_ids = list(session.scalars(select(PolicyVersion.policy_id).distinct()
-                                              .order_by(PolicyVersion.policy_id)))
-            for y in (year - 2, year - 1, year):
-                in_force = [version_in_force(session, p, min(date(y, 1, 2), today)) for p in policy_ids]
-                versions_by_year[y] = [infos.setdefault(v.id, _version_info(session, v, rng))
-                                       for v in in_force if v is not None]
         roster = make_people(people, rng, fake, now, today)
         step(f"{len(roster):,} people generated")
-        demo_hash = hash_password(DEMO_PASSWORD, Defaults.PASSWORD_HASH_METHOD)
 
+        generator = None
         with engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
@@ -786,41 +792,15 @@ def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None 
                 conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             writer = BulkWriter(conn, engine)
             try:
-                created_at = _naive_utc(now)
-                demo_badges = {p[0]: p for p in DEMO_PEOPLE}
-                writer.insert("member", ("id", "badge", "first_name", "last_name", "email", "rank", "unit", "shift",
-                                         "supervisor_id", "hire_date", "status", "password_hash", "created_at"),
-                              ((p.id, p.badge, p.first, p.last, f"{p.first}.{p.last}.{p.badge}@example.org".lower(),
-                                p.rank, p.unit, p.shift, p.supervisor_id, p.hire, p.status,
-                                demo_hash if p.badge in demo_badges else None, created_at)
-                               # Supervisors first: a row pointing at one not yet written would leave SQLite
-                               # a deferred violation to resolve by scanning the table at every insert.
-                               for p in sorted(roster, key=lambda p: -LEVEL[p.rank])))
-                roles = [(p.id, "officer") for p in roster]
-                roles += [(p.id, demo_badges[p.badge][3]) for p in roster
-                          if p.badge in demo_badges and demo_badges[p.badge][3] != "officer"]
-                writer.insert("member_role", ("member_id", "role"), roles)
-                by_badge = {p.badge: p for p in roster}
-                admin_id, coordinator_id, hr_id = by_badge["1005"].id, by_badge["1003"].id, by_badge["1004"].id
+                staff = _write_members(writer, roster, now)
                 step("members written")
-
                 generator = Generator(writer, rng, now=now, tz=tz)
-                for cycle_id, y in enumerate((year - 2, year - 1, year), start=1):
-                    created = min(datetime.combine(date(y, 1, 2), time(9), ZoneInfo(tz)).astimezone(timezone.utc),
-                                  now - timedelta(days=1))
-                    writer.insert("cycle", ("id", "year", "name", "due_date", "grace_days", "audience", "created_at",
-                                            "created_by_id"),
-                                  [(cycle_id, y, f"{y} annual", date(y, 12, 31), 30,
-                                    json.dumps({"units": [], "ranks": []}), _naive_utc(created), admin_id)])
-                    writer.insert("cycle_policy", ("cycle_id", "policy_version_id"),
-                                  [(cycle_id, v.id) for v in versions_by_year[y]])
-                    generator.ids["cycle"] = cycle_id
-                    generator.cycle(cycle_id=cycle_id, year=y, versions=versions_by_year[y], people=roster,
-                                    current=y == year, coordinator_id=coordinator_id)
-                    generator.flush()
-                    step(f"cycle {y}: {generator.ids['assignment']:,} assignments, "
+                for cycle_id, year in enumerate(years, start=1):
+                    _write_cycle(writer, generator, cycle_id, year, versions[year], roster, staff,
+                                 current=year == today.year, now=now, tz=tz)
+                    step(f"cycle {year}: {generator.ids['assignment']:,} assignments, "
                          f"{generator.ids['attempt_item']:,} attempt items so far")
-                sequence, last_hash = generator.write_chain(receipt_pdf, hr_id=hr_id, department_tz=tz)
+                sequence, last_hash = generator.write_chain(receipt_pdf, hr_id=staff["hr"], department_tz=tz)
                 conn.execute(text("UPDATE chain_head SET sequence = :s, last_hash = :h WHERE id = 1"),
                              {"s": sequence, "h": last_hash})
                 step(f"record chain written: {sequence:,} records")
@@ -835,24 +815,76 @@ def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None 
                 writer.finish(commit=False)
                 raise
         writer.finish(commit=True)
-
         step("committed")
-        if engine.dialect.name == "postgresql":
-            # Autovacuum would get there within a minute; the benchmark should not wait for it.
-            # The receipts' 2 GB are left to autovacuum: nothing reads them in bulk but exports.
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                tables = [t for t in Base.metadata.tables if t != "receipt"]
-                conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
-                conn.execute(text("ANALYZE receipt"))
-            step("vacuumed and analysed")
-        else:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # as the app runs it
-        counts = dict(writer.rows_written)
-        counts["_current_cycle"] = generator.status_counts[3]
-        return counts
+        _settle(engine)
+        step("vacuumed and analysed" if engine.dialect.name == "postgresql" else "switched to WAL")
+        return SeedReport(dict(writer.rows_written), dict(generator.status_counts[len(years)]))
     finally:
         engine.dispose()
+
+
+def _versions_by_year(session: Session, years: list[int], today: date,
+                      rng: random.Random) -> dict[int, list[VersionInfo]]:
+    """The versions each cycle assigns: those in force when it opened (2 January)."""
+    infos: dict[int, VersionInfo] = {}
+    policy_ids = list(session.scalars(select(PolicyVersion.policy_id).distinct()
+                                      .order_by(PolicyVersion.policy_id)))
+    by_year = {}
+    for year in years:
+        in_force = [version_in_force(session, p, min(date(year, 1, 2), today)) for p in policy_ids]
+        by_year[year] = [infos.setdefault(v.id, _version_info(session, v, rng)) for v in in_force if v is not None]
+    return by_year
+
+
+def _write_members(writer: BulkWriter, roster: list[Person], now: datetime) -> dict[str, int]:
+    """Members and their roles; returns the ids of the demo admin, coordinator and HR member."""
+    demo = {p[0]: p for p in DEMO_PEOPLE}
+    demo_hash = hash_password(DEMO_PASSWORD, Defaults.PASSWORD_HASH_METHOD)
+    created_at = _naive_utc(now)
+    columns = ("id", "badge", "first_name", "last_name", "email", "rank", "unit", "shift", "supervisor_id",
+               "hire_date", "status", "password_hash", "created_at")
+    # Supervisors first: a row pointing at one not yet written would leave SQLite a deferred
+    # violation to resolve by scanning the table at every later insert.
+    writer.insert("member", columns, (
+        (p.id, p.badge, p.first, p.last, f"{p.first}.{p.last}.{p.badge}@example.org".lower(), p.rank, p.unit,
+         p.shift, p.supervisor_id, p.hire, p.status, demo_hash if p.badge in demo else None, created_at)
+        for p in sorted(roster, key=lambda p: -LEVEL[p.rank])))
+    roles = [(p.id, "officer") for p in roster]
+    roles += [(p.id, demo[p.badge][3]) for p in roster if p.badge in demo and demo[p.badge][3] != "officer"]
+    writer.insert("member_role", ("member_id", "role"), roles)
+    by_badge = {p.badge: p.id for p in roster}
+    return {"admin": by_badge["1005"], "coordinator": by_badge["1003"], "hr": by_badge["1004"]}
+
+
+def _write_cycle(writer: BulkWriter, generator: Generator, cycle_id: int, year: int,
+                 versions: list[VersionInfo], roster: list[Person], staff: dict[str, int], *,
+                 current: bool, now: datetime, tz: str) -> None:
+    """One annual cycle, opened on 2 January, and every member's progress through it."""
+    opened = min(datetime.combine(date(year, 1, 2), time(9), ZoneInfo(tz)).astimezone(timezone.utc),
+                 now - timedelta(days=1))
+    writer.insert("cycle", ("id", "year", "name", "due_date", "grace_days", "audience", "created_at",
+                            "created_by_id"),
+                  [(cycle_id, year, f"{year} annual", date(year, 12, 31), 30,
+                    json.dumps({"units": [], "ranks": []}), _naive_utc(opened), staff["admin"])])
+    writer.insert("cycle_policy", ("cycle_id", "policy_version_id"), [(cycle_id, v.id) for v in versions])
+    generator.ids["cycle"] = cycle_id
+    generator.cycle(cycle_id=cycle_id, year=year, versions=versions, people=roster, current=current,
+                    coordinator_id=staff["coordinator"])
+    generator.flush()
+
+
+def _settle(engine: Engine) -> None:
+    """Leave the database as the app finds it in service."""
+    if engine.dialect.name == "postgresql":
+        # Statistics and the visibility map, which autovacuum would set within minutes; the
+        # benchmark should not wait for it. The receipts' 2 GB are left to autovacuum.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            tables = [t for t in Base.metadata.tables if t != "receipt"]
+            conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
+            conn.execute(text("ANALYZE receipt"))
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # as the app runs it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -867,12 +899,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         parser.error("give --database-url or set DATABASE_URL")
     started = clock.perf_counter()
-    counts = seed(args.database_url, people=args.people, seed_value=args.seed, reset=args.reset)
-    current = counts.pop("_current_cycle")
+    report = seed(args.database_url, people=args.people, seed_value=args.seed, reset=args.reset)
     elapsed = clock.perf_counter() - started
-    print("rows: " + ", ".join(f"{table} {n:,}" for table, n in sorted(counts.items())))
-    print("this year's intended statuses (active members): "
-          + ", ".join(f"{s} {n:,}" for s, n in sorted(current.items(), key=lambda kv: -kv[1])))
+    print("rows: " + ", ".join(f"{table} {n:,}" for table, n in sorted(report.rows.items())))
+    print("this year's statuses as generated (active members): "
+          + ", ".join(f"{s} {n:,}" for s, n in sorted(report.intended.items(), key=lambda kv: -kv[1])))
     print(f"seeded {args.people:,} people in {elapsed:.1f} s")
     return 0
 
