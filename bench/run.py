@@ -3,7 +3,8 @@
 For each database it seeds a dataset with ``bench.seed`` when the database is empty (or reuses the
 one there), then times, as the median of several runs:
 
-* roster summary: ``status_counts`` + ``unit_summary`` for the current cycle (target 0.15 s);
+* roster summary: ``status_counts`` + ``unit_summary`` for the current cycle (target 0.15 s),
+  and the same figures from one query with ``roster_summary``;
 * the full roster CSV through the CLI, end to end (``flask --app app lms roster --format csv``
   in a subprocess), for --people and for --small members (target 1.5 s, and a ratio of at
   most 12 between them), with the CLI's bare start-up and the in-process export beside it;
@@ -13,7 +14,7 @@ one there), then times, as the median of several runs:
 
 Wall time is what the targets are about; CPU time is shown beside it because a busy machine
 stretches wall time. For PostgreSQL the CPU column adds the server backend's CPU (read from
-/proc when the server runs on this machine). SQLite files go in the --sqlite folder, one per
+/proc when the server runs on this machine), except for the web page, where it is the client's. SQLite files go in the --sqlite folder, one per
 size; PostgreSQL sizes go in schemas ``bench_<people>`` of the --postgres database, so its
 public schema is never touched. Results: docs/performance.md; raw figures in bench/out/.
 """
@@ -158,7 +159,7 @@ def measure(url: str, small_url: str, *, repeat: int) -> dict[str, Timing | str]
     from lms.db import get_database, utcnow
     from lms.services import roster_export
     from lms.services.clock import local_date
-    from lms.services.roster import RosterFilters, roster_rows, status_counts, unit_summary
+    from lms.services.roster import RosterFilters, roster_rows, roster_summary, status_counts, unit_summary
 
     tz = "America/Chicago"
     instance = Path(tempfile.mkdtemp(prefix="rc-bench-instance-"))
@@ -178,6 +179,12 @@ def measure(url: str, small_url: str, *, repeat: int) -> dict[str, Timing | str]
             session.rollback()
 
         results["summary"] = timed(summary, repeat=repeat, server=server)
+
+        def summary_once():
+            roster_summary(session, filters, today=today, tz=tz)
+            session.rollback()
+
+        results["summary_once"] = timed(summary_once, repeat=repeat, server=server)
 
         def export_in_process():
             with open(os.devnull, "w", newline="") as out:
@@ -246,6 +253,7 @@ def measure_page(app, year: int, *, repeat: int) -> Timing | str:
 
 ROWS = [
     ("summary", "roster summary (status_counts + unit_summary)", "summary"),
+    ("summary_once", "  the same in one query (roster_summary)", "summary"),
     ("csv", "roster CSV through the CLI, --people members", "csv"),
     ("csv_small", "roster CSV through the CLI, --small members", None),
     ("csv_ratio", "  ratio of the two (wall)", "csv_ratio"),
@@ -256,8 +264,8 @@ ROWS = [
 ]
 
 
-def verdict(key: str, value) -> str:
-    target = TARGETS.get(key)
+def verdict(key: str | None, value) -> str:
+    target = TARGETS.get(key or "")
     if target is None or not isinstance(value, (Timing, float)):
         return ""
     number = value.wall if isinstance(value, Timing) else value
@@ -273,9 +281,9 @@ def report(results: dict[str, dict], people: int, small: int) -> str:
         for name in names:
             value = results[name].get(key)
             if isinstance(value, Timing):
-                cell = f"{value} {verdict(key, value)}"
+                cell = f"{value} {verdict(target_key, value)}"
             elif isinstance(value, float):
-                cell = f"{value:.1f} {verdict(key, value)}"
+                cell = f"{value:.1f} {verdict(target_key, value)}"
             else:
                 cell = value or "-"
             cells.append(f"{cell:>30}")

@@ -32,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] = f"sqlite:///{Path(app.instance_path) / 'rollcall.sqlite3'}"
 
     from lms import auth, cli, db, web
-    from lms.views import admin, admin_personnel, coordinator, coordinator_tools, hr, officer, public
+    from lms.views import admin, admin_audit, admin_personnel, coordinator, coordinator_tools, hr, officer, public
     from lms.views import auth as auth_views
     from lms.views import account as account_views
 
@@ -40,7 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     auth.init_app(app)
     web.init_app(app)
     for blueprint in (auth_views.bp, officer.bp, coordinator.bp, coordinator_tools.bp, hr.bp, admin.bp,
-                      admin_personnel.bp, public.bp, account_views.bp):
+                      admin_personnel.bp, admin_audit.bp, public.bp, account_views.bp):
         app.register_blueprint(blueprint)
     app.cli.add_command(cli.lms)
     return app

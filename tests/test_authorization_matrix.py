@@ -91,6 +91,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin.reset_password": ADMIN,
     "admin.grant_role": ADMIN,
     "admin.revoke_role": ADMIN,
+    "admin_audit.log": ADMIN,
+    "admin_audit.export": ADMIN,
     "admin_personnel.upload": ADMIN,
     "admin_personnel.preview": ADMIN,
     "admin_personnel.apply": ADMIN,
