@@ -2,6 +2,8 @@
 throttling), and the administrator's account actions (unlock, reset, roles)."""
 from __future__ import annotations
 
+import functools
+
 import secrets
 import string
 import unicodedata
@@ -19,8 +21,13 @@ from lms.models import ROLES, AuditEvent, Member, MemberRole
 from lms.services.audit import record_event
 from lms.services.sessions import revoke_member_sessions
 
-# Checked against when the badge is unknown, so a wrong badge costs as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a password", method="scrypt:32768:8:1")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the badge is unknown, so a wrong badge costs as long as a wrong
+    password; made on first use so commands that never sign anyone in skip the scrypt work."""
+    return generate_password_hash("not a password", method="scrypt:32768:8:1")
+
 
 MIN_PASSWORD_LENGTH = 12
 #: ASVS asks that at least 64 be allowed; the cap only bounds hashing work per attempt.
@@ -105,7 +112,7 @@ def check_password_policy(password: str, *, badge: str = "", first_name: str = "
 def password_matches(member: Member, password: str) -> bool:
     """Whether ``password`` is the member's current password (re-authentication)."""
     if member.password_hash is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(member.password_hash, _normalise(password))
 
@@ -229,7 +236,7 @@ def authenticate(session: Session, badge: str, password: str, *, now: datetime, 
         return SignInResult(None, "throttled")
     member = find_member(session, badge) if badge and badge.strip() else None
     if member is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         # The typed badge is not kept: people type their password into the wrong box.
         return _refuse(session, None, "unknown_badge", now, ip)
     if member.locked_until is not None and not member.is_locked(now):

@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lms import pdf
 from lms.models import Acknowledgment, Assignment, Lesson, Member, Receipt
 from lms.services.accounts import password_matches
 from lms.services.audit import record_event
@@ -140,5 +139,8 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
 
 def render_receipt(ack: Acknowledgment, *, cycle_name: str, department: str) -> bytes:
     """The one-page receipt PDF of an acknowledgment."""
+    # Imported here: WeasyPrint takes half a second to load, and most commands never render.
+    from lms import pdf
+
     html = pdf.render_template("receipt.html", ack=ack, cycle_name=cycle_name, department=department)
     return pdf.create_pdf(html)

@@ -18,7 +18,6 @@ from flask import (
 )
 from flask_login import current_user
 
-from lms import pdf
 from lms.auth import role_required
 from lms.db import get_session
 from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, VoidForm
@@ -204,6 +203,8 @@ def evidence_pdf(member_id: int):
     if report is None:
         abort(404)
     generated_at = local_iso(request_now(), tz)
+    from lms import pdf  # WeasyPrint loads only when a PDF is made
+
     html = pdf.render_template("evidence.html", report=report, department=current_app.config["DEPARTMENT_NAME"],
                                generated_at=generated_at, generated_by=current_user)
     document = pdf.create_pdf(html)
