@@ -14,8 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('assignment') as batch:
-        batch.add_column(sa.Column('superseded_at', lms.db.UTCDateTime(), nullable=True))
+    # Plain ADD COLUMN: a batch copy would drop a table that other tables' foreign keys point at.
+    op.add_column('assignment', sa.Column('superseded_at', lms.db.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:

@@ -18,14 +18,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Added columns carry server defaults so existing rows are valid; on SQLite batch mode adds
-    # them with ALTER TABLE ADD COLUMN (no table copy, so the member table's keys stay as they are).
-    with op.batch_alter_table('member', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('failed_sign_ins', sa.Integer(), server_default='0', nullable=False))
-        batch_op.add_column(sa.Column('locked_until', lms.db.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(),
+    # Added columns carry server defaults so existing rows are valid. Plain ADD COLUMN, not batch
+    # mode: a batch copy of member would drop the table other tables' foreign keys point at.
+    op.add_column('member', sa.Column('failed_sign_ins', sa.Integer(), server_default='0', nullable=False))
+    op.add_column('member', sa.Column('locked_until', lms.db.UTCDateTime(), nullable=True))
+    op.add_column('member', sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(),
                                       nullable=False))
-        batch_op.add_column(sa.Column('password_changed_at', lms.db.UTCDateTime(), nullable=True))
+    op.add_column('member', sa.Column('password_changed_at', lms.db.UTCDateTime(), nullable=True))
 
     op.create_table('sign_in_session',
     sa.Column('id', sa.Integer(), nullable=False),
