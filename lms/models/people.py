@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, false, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import Base, UTCDateTime
@@ -18,6 +18,8 @@ class Member(Base):
     __tablename__ = "member"
     __table_args__ = (
         CheckConstraint("status IN ('active', 'leave', 'separated')", name="status"),
+        # The roster's default order: PostgreSQL reads a page of it from here (migration 0008).
+        Index("ix_member_last_name_first_name_badge", "last_name", "first_name", "badge"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, exists, false, func, or_, select, text, true
+from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import Select
 
 from lms.models import (
     Acknowledgment,
@@ -59,107 +59,39 @@ def end_of_day_utc(day: date, tz: str) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(timezone.utc)
 
 
-@dataclass
-class _Progress:
-    """An assignment's lessons and quiz attempts as expressions of the roster query."""
-
-    lessons_completed: ColumnElement
-    quiz_attempts: ColumnElement
-    quiz_best_score: ColumnElement
-    #: Status tests, asked only of rows neither exempt nor signed.
-    passed: ColumnElement
-    failed: ColumnElement
-    begun: ColumnElement
-    #: (selectable, ON clause) pairs to LEFT JOIN.
-    joins: list = field(default_factory=list)
-
-
-def _lessons_read(before) -> Select:
-    """The row's assignment's lessons read (correlated on Assignment.id)."""
-    return (select(LessonProgress.id).join(Lesson, Lesson.id == LessonProgress.lesson_id)
-            .where(LessonProgress.assignment_id == Assignment.id, Lesson.retired.is_(False),
-                   before(LessonProgress.completed_at))
-            .correlate(Assignment))  # explicit: it is also used two levels down, in a LATERAL
-
-
-def _attempt_tests(before):
-    """(started, submitted): an attempt of the row's assignment, and one submitted."""
-    started = and_(QuizAttempt.assignment_id == Assignment.id, before(QuizAttempt.started_at))
-    return started, and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
-
-
-def _correlated_progress(before) -> _Progress:
-    """Correlated subqueries everywhere. SQLite runs one only when a row needs its value: the
-    status tests only for rows CASE reaches (no signature), the counts only for rows returned."""
-    read = _lessons_read(before)
-    started, submitted = _attempt_tests(before)
-    return _Progress(
-        lessons_completed=read.with_only_columns(func.count(LessonProgress.id)).scalar_subquery(),
-        quiz_attempts=select(func.count(QuizAttempt.id)).where(started, submitted).scalar_subquery(),
-        quiz_best_score=select(func.max(QuizAttempt.score)).where(started, submitted).scalar_subquery(),
-        passed=exists().where(started, submitted, QuizAttempt.passed.is_(True)),
-        failed=exists().where(started, submitted),
-        begun=or_(read.exists(), exists().where(started)))
-
-
-def _lateral_progress(before, undecided) -> _Progress:
-    """PostgreSQL: the counts as correlated subqueries (run for the rows returned only, after a
-    LIMIT), the status tests in a LATERAL subquery gated on the row being undecided, so a signed
-    row's attempts are never read. (PostgreSQL would answer each EXISTS of the portable shape by
-    hashing every attempt of every cycle.)"""
-    portable = _correlated_progress(before)
-    read = _lessons_read(before)
-    started, submitted = _attempt_tests(before)
-    tests = (select((func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0).label("passed"),
-                    (func.count(case((submitted, 1))) > 0).label("failed"),
-                    or_(func.count(QuizAttempt.id) > 0, and_(undecided, read.exists())).label("begun"))
-             .where(started, undecided).lateral("progress"))
-    return _Progress(portable.lessons_completed, portable.quiz_attempts, portable.quiz_best_score,
-                     tests.c.passed, tests.c.failed, tests.c.begun, joins=[(tests, true())])
-
-
-def _grouped_progress(before, cycle_id) -> _Progress:
-    """PostgreSQL, every row wanted: counts grouped over the cycle's lessons read and attempts and
-    hash-joined, cheaper than a lookup per row once every row needs them."""
+def _grouped_counts(before, cycle_id):
+    """(lessons read, attempts submitted, best score) subqueries grouped over the whole cycle,
+    for a caller that reads every row: hashed once, cheaper than three lookups per row."""
     in_cycle = aliased(Assignment)
-    lessons_done = (select(LessonProgress.assignment_id, func.count(LessonProgress.id).label("n"))
-                    .join(Lesson, Lesson.id == LessonProgress.lesson_id)
-                    .join(in_cycle, in_cycle.id == LessonProgress.assignment_id)
-                    .where(in_cycle.cycle_id == cycle_id, Lesson.retired.is_(False),
-                           before(LessonProgress.completed_at))
-                    .group_by(LessonProgress.assignment_id).subquery())
+    lessons = (select(LessonProgress.assignment_id, func.count(LessonProgress.id).label("n"))
+               .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+               .join(in_cycle, in_cycle.id == LessonProgress.assignment_id)
+               .where(in_cycle.cycle_id == cycle_id, Lesson.retired.is_(False),
+                      before(LessonProgress.completed_at))
+               .group_by(LessonProgress.assignment_id).subquery())
     in_cycle = aliased(Assignment)
     submitted = and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
-    attempts = (select(QuizAttempt.assignment_id,
-                       func.count(case((submitted, 1))).label("submitted"),
-                       func.count(QuizAttempt.id).label("started"),
-                       func.max(case((submitted, QuizAttempt.score))).label("best"),
-                       func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))).label("passed"))
+    attempts = (select(QuizAttempt.assignment_id, func.count(case((submitted, 1))).label("submitted"),
+                       func.max(case((submitted, QuizAttempt.score))).label("best"))
                 .join(in_cycle, in_cycle.id == QuizAttempt.assignment_id)
                 .where(in_cycle.cycle_id == cycle_id, before(QuizAttempt.started_at))
                 .group_by(QuizAttempt.assignment_id).subquery())
-    lessons_completed = func.coalesce(lessons_done.c.n, 0)
-    return _Progress(
-        lessons_completed=lessons_completed, quiz_attempts=func.coalesce(attempts.c.submitted, 0),
-        quiz_best_score=attempts.c.best, passed=func.coalesce(attempts.c.passed, 0) > 0,
-        failed=func.coalesce(attempts.c.submitted, 0) > 0,
-        begun=or_(lessons_completed > 0, func.coalesce(attempts.c.started, 0) > 0),
-        joins=[(lessons_done, lessons_done.c.assignment_id == Assignment.id),
-               (attempts, attempts.c.assignment_id == Assignment.id)])
+    return lessons, attempts
 
 
-def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str | None = None,
-                  whole: bool = False) -> Select:
+def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool = False) -> Select:
     """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
     ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted.
 
-    Shaped for 50,000 members (docs/performance.md): only the filtered cycle's rows are read, each
-    assignment's live signature comes from an index, and lessons and quiz attempts are looked up
-    only where a row needs them: a signed row's status needs neither, and most rows are signed.
-    ``dialect`` is the database's dialect name and picks how to ask; the rows are the same either
-    way. None, or "sqlite", gives correlated subqueries, which work everywhere and which SQLite
-    runs only for the rows and columns a caller uses. "postgresql" gives a LATERAL join, or with
-    ``whole`` (the caller reads every row, as an export does) counts grouped over the cycle.
+    Shaped for 50,000 members (docs/performance.md). Only the filtered cycle's rows are read, and
+    each assignment's live signature comes from an index. Everything else about a row (its
+    lessons and quiz attempts, its supervisor's badge) is a correlated subquery, which SQLite
+    and PostgreSQL alike run only where a row needs it: a status for the rows CASE reaches (not
+    exempt, signed or overdue: a few thousand of 50,000), a count only for the rows returned, after
+    any LIMIT, and neither when a caller only counts statuses. Aggregating the lesson, attempt and
+    signature tables up front, as this did before, cost every query all cycles' history.
+    ``whole`` says the caller reads every row (an export): the counts and supervisors are then
+    joined, grouped over the cycle once, rather than looked up row by row. Same rows either way.
     """
     if filters.statuses and not set(filters.statuses) <= set(STATUSES):
         unknown = sorted(set(filters.statuses) - set(STATUSES))
@@ -183,19 +115,34 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
                          or_(Exemption.lifted_at.is_(None),
                              Exemption.lifted_at >= cutoff if cutoff is not None else false()))
                   .group_by(Exemption.member_id).subquery())
-    undecided = and_(exemptions.c.reason.is_(None), ack.id.is_(None))  # status depends on progress
-    if dialect == "postgresql":
-        progress = _grouped_progress(before, cycle_id) if whole else _lateral_progress(before, undecided)
-    else:
-        progress = _correlated_progress(before)
     supervisor = aliased(Member)
-    if dialect == "postgresql":
-        supervisor_badge = supervisor.badge  # the planner drops this join where it goes unused
+
+    # The row's assignment's lessons read and quiz attempts (correlated on Assignment.id).
+    read = (select(LessonProgress.id).join(Lesson, Lesson.id == LessonProgress.lesson_id)
+            .where(LessonProgress.assignment_id == Assignment.id, Lesson.retired.is_(False),
+                   before(LessonProgress.completed_at))
+            .correlate(Assignment))  # explicit: it is also used two levels down
+    started = and_(QuizAttempt.assignment_id == Assignment.id, before(QuizAttempt.started_at))
+    submitted = and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
+    if whole:
+        lessons, attempts = _grouped_counts(before, cycle_id)
+        lessons_completed = func.coalesce(lessons.c.n, 0)
+        quiz_attempts, quiz_best = func.coalesce(attempts.c.submitted, 0), attempts.c.best
+        supervisor_badge = supervisor.badge
     else:
-        # A subquery SQLite runs only for the rows it returns; a LEFT JOIN it would walk for
-        # every row, even when only statuses are counted.
+        lessons_completed = read.with_only_columns(func.count(LessonProgress.id)).scalar_subquery()
+        quiz_attempts = select(func.count(QuizAttempt.id)).where(started, submitted).scalar_subquery()
+        quiz_best = select(func.max(QuizAttempt.score)).where(started, submitted).scalar_subquery()
         supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
                             .scalar_subquery())
+    # The status of a row neither exempt nor signed nor overdue: one subquery over its attempts.
+    # (Separate EXISTS tests would make PostgreSQL hash every attempt of every cycle, per test.)
+    progress_status = (select(case(
+        (func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0, "quiz_passed"),
+        (func.count(case((submitted, 1))) > 0, "quiz_failed"),
+        (or_(func.count(QuizAttempt.id) > 0, read.exists()), "in_progress"),
+        else_="not_started")).where(started).scalar_subquery())
+
     # ISO date strings compare correctly on both databases; the local date of signing is the
     # first ten characters of the recorded local time.
     signed_on = func.substr(ack.signed_at_local, 1, 10)
@@ -205,10 +152,7 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
         (and_(ack.id.is_not(None), signed_on <= due), "complete"),
         (ack.id.is_not(None), "complete_late"),
         (Assignment.due_date < today, "overdue"),
-        (progress.passed, "quiz_passed"),
-        (progress.failed, "quiz_failed"),
-        (progress.begun, "in_progress"),
-        else_="not_started",
+        else_=progress_status,
     )
     query = (
         select(
@@ -216,9 +160,9 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
             Member.first_name.label("first_name"), Member.rank.label("rank"),
             Member.unit.label("unit"), Member.shift.label("shift"),
             supervisor_badge.label("supervisor_badge"), status.label("status"),
-            progress.lessons_completed.label("lessons_completed"),
+            lessons_completed.label("lessons_completed"),
             func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
-            progress.quiz_best_score.label("quiz_best_score"), progress.quiz_attempts.label("quiz_attempts"),
+            quiz_best.label("quiz_best_score"), quiz_attempts.label("quiz_attempts"),
             ack.signed_at_local.label("acknowledged_at"), ack.policy_effective.label("policy_version"),
             Assignment.due_date.label("due_date"), exemptions.c.reason.label("exemption_reason"),
             Member.id.label("member_id"), Assignment.id.label("assignment_id"),
@@ -236,10 +180,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, dialect: str 
         # have since left or gone on leave).
         .where(or_(Member.status == "active", ack.id.is_not(None)))
     )
-    for joined, on in progress.joins:
-        query = query.outerjoin(joined, on)
-    if dialect == "postgresql":
-        query = query.outerjoin(supervisor, supervisor.id == Member.supervisor_id)
+    if whole:
+        query = (query.outerjoin(lessons, lessons.c.assignment_id == Assignment.id)
+                 .outerjoin(attempts, attempts.c.assignment_id == Assignment.id)
+                 .outerjoin(supervisor, supervisor.id == Member.supervisor_id))
     if cutoff is None:
         query = query.where(Assignment.superseded_at.is_(None))
     else:
@@ -280,15 +224,11 @@ def check_cycle(session: Session, filters: RosterFilters) -> Cycle:
     return cycle
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def _execute(session: Session, query: Select):
     """Run a roster query. On PostgreSQL, without JIT compilation for the rest of this transaction:
-    its per-row index lookups add up to a plan cost past jit_above_cost, and compiling took
-    longer (0.5-1.5 s) than running the query (docs/performance.md)."""
-    if _dialect(session) == "postgresql":
+    the planner prices each row's subqueries as if every row ran them, past jit_above_cost, and
+    compiling took 0.5-1.5 s, several times as long as running the query (docs/performance.md)."""
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
     return session.execute(query)
 
@@ -299,8 +239,7 @@ def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: st
     """Roster rows (named tuples with the contract columns), sorted and optionally paged."""
     if sort not in SORTS:
         raise RosterError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}")
-    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session),
-                          whole=limit is None).subquery()
+    inner = roster_select(filters, today=today, tz=tz, whole=limit is None).subquery()
     key = inner.c[sort]
     order = [key.desc() if descending else key.asc(), inner.c.last_name, inner.c.first_name,
              inner.c.badge, inner.c.policy]
@@ -312,7 +251,7 @@ def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: st
 
 def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: str) -> dict[str, int]:
     """Rows per status, every status present (zeros included)."""
-    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
+    inner = roster_select(filters, today=today, tz=tz).subquery()
     counts = {status: 0 for status in STATUSES}
     for status, n in _execute(session, select(inner.c.status, func.count()).group_by(inner.c.status)):
         counts[status] = n
@@ -321,7 +260,7 @@ def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: 
 
 def unit_summary(session: Session, filters: RosterFilters, *, today: date, tz: str) -> list[tuple[str, int, int]]:
     """(unit, rows, complete rows) per unit, complete counting late and exempt as done."""
-    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
+    inner = roster_select(filters, today=today, tz=tz).subquery()
     done = func.count(case((inner.c.status.in_(DONE_STATUSES), 1)))
     rows = _execute(session, select(func.coalesce(inner.c.unit, "(no unit)"), func.count(), done)
                     .group_by(inner.c.unit).order_by(inner.c.unit))
@@ -341,7 +280,7 @@ class RosterSummary:
 def roster_summary(session: Session, filters: RosterFilters, *, today: date, tz: str) -> RosterSummary:
     """status_counts and unit_summary from one query, so a page showing both computes the roster
     once rather than twice (at 50,000 members each pass is most of the page's time)."""
-    inner = roster_select(filters, today=today, tz=tz, dialect=_dialect(session)).subquery()
+    inner = roster_select(filters, today=today, tz=tz).subquery()
     rows = _execute(session, select(inner.c.unit, inner.c.status, func.count())
                     .group_by(inner.c.unit, inner.c.status).order_by(inner.c.unit))
     counts = {status: 0 for status in STATUSES}
