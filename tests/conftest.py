@@ -42,6 +42,11 @@ CONTENT_FINGERPRINT = text("""
 """)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", action="store_true", default=False,
+                     help="browser tests write screenshots of the main pages to docs/screenshots/")
+
+
 @pytest.fixture(scope="session")
 def database_template(tmp_path_factory):
     """Build the schema and load content once per run; each test starts from a copy of it."""

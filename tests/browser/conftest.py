@@ -1,0 +1,185 @@
+"""Browser fixtures: Roll Call served by ``python app.py`` in its own process on a free loopback
+port, and Debian's Chromium driven by Playwright.
+
+The demo instance is seeded once per run (the real first-run path: migrations, content, demo
+personnel); each test then serves a fresh copy of it, so journeys never see each other's work.
+Without Chromium the tests skip, except in CI, where a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lms.config import PROJECT_ROOT
+from tests.browser.support import AxeAudit, Screenshots
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(item.fspath).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_env(instance: Path) -> dict[str, str]:
+    """The environment of a user's own machine: the instance folder and nothing of the test run's
+    database settings, so the server uses its embedded SQLite database."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "LMS_TEST_DATABASE_URL") and not k.startswith("LMS_")}
+    env["LMS_INSTANCE_PATH"] = str(instance)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class LiveServer:
+    """A running ``python app.py`` and where to reach it."""
+
+    url: str
+    instance: Path
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(instance: Path, log: Path, timeout: float = 90) -> LiveServer:
+    """Start ``python app.py`` on a free port and wait until it answers."""
+    port = _free_port()
+    handle = log.open("wb")
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT,
+                               env=_server_env(instance), stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    server = LiveServer(f"http://127.0.0.1:{port}", instance, process, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"python app.py exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(server.url + "/sign-in", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"python app.py did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's Chromium; a skip with the reason when it is missing, a failure in CI."""
+    if not CHROMIUM.exists():
+        message = (f"{CHROMIUM} is missing: install Debian's chromium package "
+                   "(apt-get install chromium) to run the browser tests")
+        if os.environ.get("CI"):
+            pytest.fail(message + " — CI must run them")
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def seeded_instance(tmp_path_factory, chromium_path) -> Path:
+    """An instance folder after ``python app.py``'s first run: schema, content, demo data."""
+    instance = tmp_path_factory.mktemp("seeded") / "instance"
+    server = start_server(instance, instance.parent / "first-run.log")
+    server.stop()
+    return instance
+
+
+@pytest.fixture
+def live_server(seeded_instance, tmp_path) -> Iterator[LiveServer]:
+    """A fresh copy of the demo instance, served by ``python app.py``."""
+    instance = tmp_path / "instance"
+    shutil.copytree(seeded_instance, instance)
+    server = start_server(instance, tmp_path / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _context(browser, live_server, viewport, tmp_path):
+    return browser.new_context(base_url=live_server.url, viewport=viewport, accept_downloads=True,
+                               locale="en-US", timezone_id="America/Chicago")
+
+
+@pytest.fixture
+def page(browser, live_server, tmp_path):
+    """A desktop-sized page (1280×800) on a fresh server."""
+    context = _context(browser, live_server, DESKTOP, tmp_path)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def phone_page(browser, live_server, tmp_path):
+    """A phone-sized page (390×844, touch) on a fresh server."""
+    context = browser.new_context(base_url=live_server.url, viewport=PHONE, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2, accept_downloads=True,
+                                  locale="en-US", timezone_id="America/Chicago")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def axe(request) -> Iterator[AxeAudit]:
+    """Runs axe-core on pages; at the end of the test, every page the test visited must have been
+    checked, so a journey cannot step past a page unaudited."""
+    audit = AxeAudit()
+    yield audit
+    if not hasattr(request.node, "rep_call") or request.node.rep_call.passed:
+        audit.assert_every_page_checked()
+
+
+@pytest.fixture(scope="session")
+def screenshots(request) -> Screenshots:
+    """Writes screenshots to docs/screenshots/ when the run was started with --screenshots."""
+    return Screenshots(PROJECT_ROOT / "docs" / "screenshots", enabled=request.config.getoption("screenshots"))
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
