@@ -43,6 +43,7 @@ from lms import migrate
 from lms.config import Defaults
 from lms.db import Base, UTCDateTime, make_engine
 from lms.models import Lesson, Member, PolicyVersion, Question, QuestionOption
+from lms.models.assignment_state import refresh_assignment_state
 from lms.services.accounts import hash_password
 from lms.services.content import load_packs, sync_content
 from lms.services.cycles import version_in_force
@@ -816,6 +817,11 @@ def seed(url: str, *, people: int, seed_value: int = 2026, now: datetime | None 
                 raise
         writer.finish(commit=True)
         step("committed")
+        with engine.begin() as conn:
+            # The rows went in without the ORM, whose flush keeps each assignment's stored progress;
+            # the same rule, over every assignment at once.
+            refresh_assignment_state(conn)
+        step("stored progress computed")
         _settle(engine)
         step("vacuumed and analysed" if engine.dialect.name == "postgresql" else "switched to WAL")
         return SeedReport(dict(writer.rows_written), dict(generator.status_counts[len(years)]))

@@ -216,6 +216,37 @@ def test_write_csv_converts_and_escapes_values():
                         "2031-01-08T09:00:00-06:00", "2013-11-26", "2031-03-31", "'-"]
 
 
+
+def test_write_csv_escapes_every_chunk_it_writes_as_it_comes():
+    # Chunks of rows with nothing to escape are written as they are and the others value by value;
+    # each kind of value that forces the slow way sits in a different chunk, away from its edges.
+    plain = {name: None for name in ROSTER_COLUMNS}
+    plain.update(badge="7", last_name="Hyphen-Ated", first_name="Ann", rank="Officer", unit="Unit-7",
+                 status="complete", lessons_completed=3, lessons_total=3, quiz_best_score=0, quiz_attempts=1,
+                 acknowledged_at="2031-01-08T09:00:00-06:00", policy_version=date(2013, 11, 26),
+                 due_date=date(2031, 3, 31))
+    chunk = roster_export.CSV_CHUNK_ROWS
+    rows = [dict(plain, badge=str(n)) for n in range(4 * chunk + 10)]
+    rows[chunk + 17]["exemption_reason"] = "@leave"
+    rows[2 * chunk + 5]["acknowledged_at"] = datetime(2031, 1, 8, 15, 0, tzinfo=timezone.utc)
+    rows[3 * chunk + 9]["exemption_reason"] = "two lines,\n=not a formula: only the start counts"
+    rows[4 * chunk + 1]["shift"] = "\rNight"
+    out = io.StringIO(newline="")
+
+    assert roster_export.write_csv(rows, out) == len(rows)
+    lines = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert len(lines) == len(rows) + 1 and lines[0] == ROSTER_COLUMNS
+    by_badge = {line[0]: dict(zip(ROSTER_COLUMNS, line)) for line in lines[1:]}
+    assert [line[0] for line in lines[1:]] == [row["badge"] for row in rows]
+    assert by_badge[str(chunk + 17)]["exemption_reason"] == "'@leave"
+    assert by_badge[str(2 * chunk + 5)]["acknowledged_at"] == "2031-01-08T15:00:00+00:00"
+    assert by_badge[str(3 * chunk + 9)]["exemption_reason"] == "two lines,\n=not a formula: only the start counts"
+    assert by_badge[str(4 * chunk + 1)]["shift"] == "'\rNight"
+    untouched = by_badge["0"]
+    assert [untouched[name] for name in ROSTER_COLUMNS] == [
+        "0", "Hyphen-Ated", "Ann", "Officer", "Unit-7", "", "", "complete", "3", "3", "0", "1",
+        "2031-01-08T09:00:00-06:00", "2013-11-26", "2031-03-31", ""]
+
 # --- XLSX -----------------------------------------------------------------------------------------
 
 def test_xlsx_has_a_frozen_filtered_header_and_the_same_rows(app, db, runner, department, tmp_path):

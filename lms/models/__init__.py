@@ -14,6 +14,8 @@ from lms.models.training import (
     QuizAttempt,
     Reminder,
 )
+# Keeps Assignment's stored progress up to date on every flush; imported for that effect.
+from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",

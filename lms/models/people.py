@@ -28,9 +28,10 @@ class Member(Base):
     first_name: Mapped[str] = mapped_column(String(80))
     last_name: Mapped[str] = mapped_column(String(80))
     email: Mapped[str | None] = mapped_column(String(254))
-    rank: Mapped[str | None] = mapped_column(String(40))
+    # Indexed so the roster's choices of rank and shift are a short walk (migration 0009).
+    rank: Mapped[str | None] = mapped_column(String(40), index=True)
     unit: Mapped[str | None] = mapped_column(String(80), index=True)
-    shift: Mapped[str | None] = mapped_column(String(40))
+    shift: Mapped[str | None] = mapped_column(String(40), index=True)
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
     hire_date: Mapped[date | None]
     #: active, leave or separated; separated members keep every record but cannot sign in.

@@ -45,7 +45,13 @@ class Assignment(Base):
     """One member's duty to complete one policy version in one cycle."""
 
     __tablename__ = "assignment"
-    __table_args__ = (UniqueConstraint("cycle_id", "member_id", "policy_version_id"),)
+    __table_args__ = (
+        UniqueConstraint("cycle_id", "member_id", "policy_version_id"),
+        # Everything the roster's counts read of a cycle's current assignments, so they come from
+        # the index alone (migration 0009, docs/performance.md).
+        Index("ix_assignment_cycle_id_state", "cycle_id", "superseded_at", "member_id", "due_date",
+              "signed_on", "progress", "exemption_reason"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("cycle.id"))
@@ -57,6 +63,17 @@ class Assignment(Base):
     #: Set when a later version of the policy came into force during the cycle and replaced this
     #: assignment; a signature already given stays on record.
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    # Stored progress, kept up to date in the same transaction by lms.models.assignment_state
+    # whenever lessons read, attempts, signatures, voids or exemptions change, so the roster of
+    # "now" needs no pass over those tables. Only the part that does not depend on the date is
+    # stored; the roster adds overdue, complete and exempt when it reads these.
+    #: not_started, in_progress, quiz_failed or quiz_passed, from the lessons read and attempts.
+    progress: Mapped[str] = mapped_column(String(20), default="not_started", server_default="not_started")
+    #: The department's local date of the signature that stands (not voided); None if none.
+    signed_on: Mapped[date | None]
+    #: The reason of the member's exemption in force in this cycle; None when not exempt.
+    exemption_reason: Mapped[str | None] = mapped_column(String(500))
 
     cycle: Mapped[Cycle] = relationship()
     member: Mapped[Member] = relationship()

@@ -5,13 +5,13 @@ YAML gives one, the item and the field, and all problems are collected before an
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -105,20 +105,26 @@ class _Mapping(dict):
     key_lines: dict
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
+@functools.cache
+def _line_loader():
+    """A SafeLoader whose mappings remember their lines. Built on first use: this module is
+    imported by every command and web worker (for ``sha256_hex`` and friends), but only loading
+    content reads YAML, and importing PyYAML is a measurable part of start-up."""
+    import yaml
 
+    class _LineLoader(yaml.SafeLoader):
+        pass
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
-    mapping.line = node.start_mark.line + 1
-    # The key's line, not the value's: a block value ("options:" then "- text: ...") starts on the
-    # next line, and the field a problem names is the key.
-    mapping.key_lines = {key_node.value: key_node.start_mark.line + 1 for key_node, _ in node.value}
-    return mapping
+    def construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+        mapping = _Mapping(loader.construct_mapping(node, deep=True))
+        mapping.line = node.start_mark.line + 1
+        # The key's line, not the value's: a block value ("options:" then "- text: ...") starts on
+        # the next line, and the field a problem names is the key.
+        mapping.key_lines = {key_node.value: key_node.start_mark.line + 1 for key_node, _ in node.value}
+        return mapping
 
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return _LineLoader
 
 
 def normalise_text(raw: str) -> str:
@@ -189,8 +195,10 @@ class _Reader:
         text = self.read_text(path) if text is None else text
         if text is None:
             return None
+        import yaml
+
         try:
-            data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+            data = yaml.load(text, Loader=_line_loader())  # noqa: S506 (a SafeLoader subclass)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             reason = getattr(exc, "problem", None) or str(exc)

@@ -1,5 +1,9 @@
 """The compliance roster: one row per member of a cycle's audience and policy, with the status
-product.md defines, computed in SQL so 50,000 members take one query, not 50,000."""
+product.md defines, computed in SQL so 50,000 members take one query, not 50,000.
+
+The roster of now reads each assignment's stored progress (lms.models.assignment_state) and adds
+only what depends on the date; a roster as of a past date works everything out from the lessons,
+attempts, signatures and exemptions as they stood then (docs/performance.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,8 +11,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Join, Select
 
 from lms.models import (
     Acknowledgment,
@@ -79,9 +84,189 @@ def _grouped_counts(before, cycle_id):
     return lessons, attempts
 
 
-def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool = False) -> Select:
+def _check_statuses(filters: RosterFilters) -> None:
+    if filters.statuses and not set(filters.statuses) <= set(STATUSES):
+        unknown = sorted(set(filters.statuses) - set(STATUSES))
+        raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
+
+
+def _narrow(query: Select, filters: RosterFilters) -> Select:
+    """``query`` (over Assignment joined to Member) narrowed to the filters' policy, units,
+    shifts, ranks, supervisors and search."""
+    if filters.policy_id:
+        query = query.where(Assignment.policy_version_id.in_(
+            select(PolicyVersion.id).where(PolicyVersion.policy_id == filters.policy_id)))
+    if filters.units:
+        query = query.where(Member.unit.in_(filters.units))
+    if filters.shifts:
+        query = query.where(Member.shift.in_(filters.shifts))
+    if filters.ranks:
+        query = query.where(Member.rank.in_(filters.ranks))
+    if filters.supervisor_badges:
+        supervisor = aliased(Member)
+        query = query.where(Member.supervisor_id.in_(
+            select(supervisor.id).where(supervisor.badge.in_(filters.supervisor_badges))))
+    if filters.search and filters.search.strip():
+        term = filters.search.strip().lower()
+        query = query.where(or_(
+            Member.badge == filters.search.strip(),
+            func.lower(Member.last_name).startswith(term, autoescape=True),
+            func.lower(Member.first_name).startswith(term, autoescape=True),
+            func.lower(Member.first_name + " " + Member.last_name).startswith(term, autoescape=True)))
+    return query
+
+
+def stored_status(today: date):
+    """A current assignment's status from its stored progress (lms.models.assignment_state):
+    exemption and signature first, as product.md ranks them, then overdue by ``today``, the one
+    part that changes with the date alone, then the stored progress."""
+    return case(
+        (Assignment.exemption_reason.is_not(None), "exempt"),
+        (Assignment.signed_on <= Assignment.due_date, "complete"),
+        (Assignment.signed_on.is_not(None), "complete_late"),
+        (Assignment.due_date < today, "overdue"),
+        else_=Assignment.progress,
+    )
+
+
+def _current(query: Select, filters: RosterFilters, cycle_id) -> Select:
+    """The cycle's current assignments whose members are in the audience: active members, and
+    anyone with a signature that stands (it counts even if they have since left)."""
+    query = (query.where(Assignment.cycle_id == cycle_id, Assignment.superseded_at.is_(None))
+             .where(or_(Member.status == "active", Assignment.signed_on.is_not(None))))
+    return _narrow(query, filters)
+
+
+def _cycle_id(filters: RosterFilters):
+    # Looked up once (an InitPlan on PostgreSQL), so every part can use the cycle_id indexes.
+    return select(Cycle.id).where(Cycle.year == filters.year).scalar_subquery()
+
+
+def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Select | None = None) -> Select:
+    """The roster of now from each assignment's stored progress: the same rows and columns as the
+    computed roster, without reading any assignment's lessons, attempts or exemptions to decide
+    its status. A row's counts are still looked up (correlated) or, with ``whole``, joined."""
+    cycle_id = _cycle_id(filters)
+    status = stored_status(today)
+    live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
+                    .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
+    ack = aliased(Acknowledgment, name="ack")
+    supervisor = aliased(Member)
+    if whole:
+        lessons, attempts = _grouped_counts(lambda column: true(), cycle_id)
+        lessons_completed = func.coalesce(lessons.c.n, 0)
+        quiz_attempts, quiz_best = func.coalesce(attempts.c.submitted, 0), attempts.c.best
+        supervisor_badge = supervisor.badge
+    else:
+        lessons_completed = (select(func.count(LessonProgress.id))
+                             .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+                             .where(LessonProgress.assignment_id == Assignment.id, Lesson.retired.is_(False))
+                             .scalar_subquery())
+        submitted = and_(QuizAttempt.assignment_id == Assignment.id, QuizAttempt.submitted_at.is_not(None))
+        quiz_attempts = select(func.count(QuizAttempt.id)).where(submitted).scalar_subquery()
+        quiz_best = select(func.max(QuizAttempt.score)).where(submitted).scalar_subquery()
+        supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
+                            .scalar_subquery())
+    query = (
+        select(
+            Member.badge.label("badge"), Member.last_name.label("last_name"),
+            Member.first_name.label("first_name"), Member.rank.label("rank"),
+            Member.unit.label("unit"), Member.shift.label("shift"),
+            supervisor_badge.label("supervisor_badge"), status.label("status"),
+            lessons_completed.label("lessons_completed"),
+            func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
+            quiz_best.label("quiz_best_score"), quiz_attempts.label("quiz_attempts"),
+            ack.signed_at_local.label("acknowledged_at"), ack.policy_effective.label("policy_version"),
+            Assignment.due_date.label("due_date"), Assignment.exemption_reason.label("exemption_reason"),
+            Member.id.label("member_id"), Assignment.id.label("assignment_id"),
+            PolicyVersion.policy_id.label("policy"),
+            func.substr(ack.signed_at_local, 1, 10).label("signed_on"),
+        )
+        .select_from(Assignment)
+        .join(Member, Member.id == Assignment.member_id)
+        .join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id)
+        .outerjoin(live_lessons, live_lessons.c.version_id == Assignment.policy_version_id)
+        # Only rows with a standing signature (signed_on) have one to join.
+        .outerjoin(ack, and_(Assignment.signed_on.is_not(None), ack.assignment_id == Assignment.id,
+                             ack.cycle_id == cycle_id,
+                             ack.id.not_in(select(AcknowledgmentVoid.acknowledgment_id))))
+    )
+    if whole:
+        query = (query.outerjoin(lessons, lessons.c.assignment_id == Assignment.id)
+                 .outerjoin(attempts, attempts.c.assignment_id == Assignment.id)
+                 .outerjoin(supervisor, supervisor.id == Member.supervisor_id))
+    if page is not None:
+        # The page's rows were chosen, filters and all, by _page_ids.
+        return query.where(Assignment.id.in_(page))
+    query = _current(query, filters, cycle_id)
+    if filters.statuses:
+        query = query.where(status.in_(filters.statuses))
+    return query
+
+
+class _MembersFirst(Join):
+    """An inner join that SQLite must run with its left side as the outer loop (SQLite's documented
+    manual control of query plans: ``CROSS JOIN``); an ordinary join elsewhere.
+
+    Without ANALYZE statistics (which Roll Call does not keep: they also change the tuned plans of
+    the other roster queries), SQLite takes the cycle's assignments as the outer loop, the one
+    equality it can see, and sorts every one of them by name to show 50: 35 ms at 50,000 members.
+    Walking members in the name index and looking up each one's assignment stops after the page.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_MembersFirst, "sqlite")
+def _members_first_sqlite(join, compiler, **kw):
+    kw["asfrom"] = True
+    return (f"{compiler.process(join.left, **kw)} CROSS JOIN {compiler.process(join.right, **kw)} "
+            f"ON {compiler.process(join.onclause, **kw)}")
+
+
+def _page_ids(filters: RosterFilters, *, today: date, sort: str, descending: bool, limit: int,
+              offset: int) -> Select:
+    """The assignment ids of one page of the roster of now, in the roster's order: decided from
+    the members and the stored progress alone, so a page looks up its rows' counts and signatures
+    for those rows only (SQLite computes every column of every row it sorts)."""
+    cycle_id = _cycle_id(filters)
+    supervisor = aliased(Member)
+    ack = aliased(Acknowledgment)
+    submitted = and_(QuizAttempt.assignment_id == Assignment.id, QuizAttempt.submitted_at.is_not(None))
+    keys = {
+        "last_name": Member.last_name, "first_name": Member.first_name, "badge": Member.badge,
+        "rank": Member.rank, "unit": Member.unit, "shift": Member.shift, "status": stored_status(today),
+        "due_date": Assignment.due_date,
+        "supervisor_badge": select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
+        .scalar_subquery(),
+        "acknowledged_at": select(func.max(ack.signed_at_local))
+        .where(Assignment.signed_on.is_not(None), ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
+               ack.id.not_in(select(AcknowledgmentVoid.acknowledgment_id))).scalar_subquery(),
+        "quiz_best_score": select(func.max(QuizAttempt.score)).where(submitted).scalar_subquery(),
+    }
+    key = keys[sort].desc() if descending else keys[sort].asc()
+    if sort in NULLABLE_SORTS:
+        key = key.nulls_last()
+    on = Member.id == Assignment.member_id
+    joined = _MembersFirst(Member, Assignment, on) if sort == "last_name" else Join(Assignment, Member, on)
+    query = (select(Assignment.id)
+             .select_from(joined.join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id))
+             .order_by(key, Member.last_name, Member.first_name, Member.badge, PolicyVersion.policy_id)
+             .limit(limit).offset(offset))
+    query = _current(query, filters, cycle_id)
+    if filters.statuses:
+        query = query.where(stored_status(today).in_(filters.statuses))
+    return query
+
+
+def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool = False,
+                  computed: bool = False) -> Select:
     """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
     ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted.
+
+    The roster of now (no ``as_of``) takes each row's status from the assignment's stored
+    progress (lms.models.assignment_state). A past date, or ``computed``, works every status out
+    from the lessons, attempts, signatures and exemptions as they stood then, as follows.
 
     Shaped for 50,000 members (docs/performance.md). Only the filtered cycle's rows are read, and
     each assignment's live signature comes from an index. Everything else about a row (its
@@ -93,17 +278,16 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     ``whole`` says the caller reads every row (an export): the counts and supervisors are then
     joined, grouped over the cycle once, rather than looked up row by row. Same rows either way.
     """
-    if filters.statuses and not set(filters.statuses) <= set(STATUSES):
-        unknown = sorted(set(filters.statuses) - set(STATUSES))
-        raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
+    _check_statuses(filters)
+    if filters.as_of is None and not computed:
+        return _stored_select(filters, today=today, whole=whole)
     cutoff = end_of_day_utc(filters.as_of, tz) if filters.as_of else None
     today = filters.as_of or today
 
     def before(column):
         return column < cutoff if cutoff is not None else true()
 
-    # Looked up once (an InitPlan on PostgreSQL), so every part can use the cycle_id indexes.
-    cycle_id = select(Cycle.id).where(Cycle.year == filters.year).scalar_subquery()
+    cycle_id = _cycle_id(filters)
     live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
                     .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
     voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
@@ -189,28 +373,27 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     else:
         query = query.where(Assignment.assigned_at < cutoff,
                             or_(Assignment.superseded_at.is_(None), Assignment.superseded_at >= cutoff))
-    if filters.policy_id:
-        query = query.where(PolicyVersion.policy_id == filters.policy_id)
-    if filters.units:
-        query = query.where(Member.unit.in_(filters.units))
-    if filters.shifts:
-        query = query.where(Member.shift.in_(filters.shifts))
-    if filters.ranks:
-        query = query.where(Member.rank.in_(filters.ranks))
-    if filters.supervisor_badges:
-        query = query.where(Member.supervisor_id.in_(
-            select(supervisor.id).where(supervisor.badge.in_(filters.supervisor_badges))))
-    if filters.search and filters.search.strip():
-        term = filters.search.strip().lower()
-        query = query.where(or_(
-            Member.badge == filters.search.strip(),
-            func.lower(Member.last_name).startswith(term, autoescape=True),
-            func.lower(Member.first_name).startswith(term, autoescape=True),
-            func.lower(Member.first_name + " " + Member.last_name).startswith(term, autoescape=True)))
+    query = _narrow(query, filters)
     if filters.statuses:
         inner = query.subquery()
         query = select(*inner.c).where(inner.c.status.in_(filters.statuses))
     return query
+
+
+def member_values(session: Session, column) -> list[str]:
+    """The distinct non-empty values of an indexed member column (unit, shift, rank), sorted.
+
+    Read as a walk up the column's index, one step per value (each step the next value above the
+    last), rather than ``SELECT DISTINCT``, which reads every member: a dozen values of 50,000
+    members cost a dozen index lookups. Neither database does this walk on its own.
+    """
+    first = select(func.min(column).label("value")).where(column > "")
+    values = first.cte("member_values", recursive=True)
+    following = (select(select(func.min(column)).where(column > values.c.value).scalar_subquery())
+                 .where(values.c.value.is_not(None)))
+    values = values.union_all(following)
+    return list(session.scalars(select(values.c.value).where(values.c.value.is_not(None))
+                                .order_by(values.c.value)))
 
 
 def check_cycle(session: Session, filters: RosterFilters) -> Cycle:
@@ -228,43 +411,97 @@ def _execute(session: Session, query: Select):
     """Run a roster query. On PostgreSQL, without JIT compilation for the rest of this transaction:
     the planner prices each row's subqueries as if every row ran them, past jit_above_cost, and
     compiling took 0.5-1.5 s, several times as long as running the query (docs/performance.md)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))
-    return session.execute(query)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET LOCAL jit = off"))
+    # Core, not the ORM: these are plain columns, and the ORM path buffers every row and builds it
+    # through a loader (about 0.1 s of 50,000 rows' CSV), for the same Row objects.
+    return connection.execute(query)
+
+
+#: Sort keys that can be empty: empty values go last whichever the direction, on both databases
+#: (SQLite puts NULL first ascending, PostgreSQL last).
+NULLABLE_SORTS = ("rank", "unit", "shift", "supervisor_badge", "acknowledged_at", "quiz_best_score")
 
 
 def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: str,
                 sort: str = "last_name", descending: bool = False, limit: int | None = None,
-                offset: int = 0):
-    """Roster rows (named tuples with the contract columns), sorted and optionally paged."""
+                offset: int = 0, computed: bool = False):
+    """Roster rows (named tuples with the contract columns), sorted and optionally paged.
+    ``computed`` works every status out from the source tables even for now (for checking the
+    stored progress against)."""
     if sort not in SORTS:
         raise RosterError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}")
-    inner = roster_select(filters, today=today, tz=tz, whole=limit is None).subquery()
-    key = inner.c[sort]
-    order = [key.desc() if descending else key.asc(), inner.c.last_name, inner.c.first_name,
-             inner.c.badge, inner.c.policy]
-    query = select(*inner.c).order_by(*order).offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
+    _check_statuses(filters)
+    paged = limit is not None and filters.as_of is None and not computed
+    if paged:
+        page = _page_ids(filters, today=today, sort=sort, descending=descending, limit=limit, offset=offset)
+        inner = _stored_select(filters, today=today, whole=False, page=page).subquery()
+    else:
+        inner = roster_select(filters, today=today, tz=tz, whole=limit is None, computed=computed).subquery()
+    key = inner.c[sort].desc() if descending else inner.c[sort].asc()
+    if sort in NULLABLE_SORTS:
+        key = key.nulls_last()
+    order = [key, inner.c.last_name, inner.c.first_name, inner.c.badge, inner.c.policy]
+    query = select(*inner.c).order_by(*order)
+    if limit is not None and not paged:
+        query = query.limit(limit).offset(offset)
+    elif offset and not paged:
+        query = query.offset(offset)
     return _execute(session, query)
 
 
-def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: str) -> dict[str, int]:
+def _summary_rows(session: Session, filters: RosterFilters, *, today: date, tz: str,
+                  computed: bool = False) -> list[tuple[str | None, str, int]]:
+    """(unit, status, rows) for every unit and status present, units in order (no unit last).
+
+    Now: from the assignment index and each row's member, nothing else. On PostgreSQL the rows
+    are first grouped by the inputs of the status (unit, progress and four yes/no facts), whose
+    few combinations the planner can estimate and hash in memory; grouped by the status CASE it
+    expects one group per row and sorts every row, spilling to disk (docs/performance.md).
+    SQLite has no hash aggregate, so more grouping columns only make its sort dearer; it groups
+    by the status. A past date (or ``computed``) groups the fully computed roster.
+    """
+    _check_statuses(filters)
+    if filters.as_of is not None or computed:
+        inner = roster_select(filters, today=today, tz=tz, computed=True).subquery()
+        unit, status = inner.c.unit, inner.c.status
+        query = select(unit, status, func.count()).group_by(unit, status)
+    else:
+        status = stored_status(today)
+        query = _current(select().select_from(Assignment).join(Member, Member.id == Assignment.member_id),
+                         filters, _cycle_id(filters))
+        if filters.statuses:
+            query = query.where(status.in_(filters.statuses))
+        if session.get_bind().dialect.name == "postgresql":
+            facts = [Member.unit.label("unit"), Assignment.progress.label("progress"),
+                     Assignment.exemption_reason.is_not(None).label("exempt"),
+                     (Assignment.signed_on <= Assignment.due_date).label("on_time"),
+                     Assignment.signed_on.is_not(None).label("signed"),
+                     (Assignment.due_date < today).label("past_due")]
+            grouped = query.add_columns(*facts, func.count().label("n")).group_by(*facts).subquery()
+            unit = grouped.c.unit
+            status = case((grouped.c.exempt, "exempt"), (grouped.c.on_time, "complete"),
+                          (grouped.c.signed, "complete_late"), (grouped.c.past_due, "overdue"),
+                          else_=grouped.c.progress)
+            query = select(unit, status, func.sum(grouped.c.n)).group_by(unit, status)
+        else:
+            unit = Member.unit
+            query = query.add_columns(unit, status, func.count()).group_by(unit, status)
+    return [(u, st, int(n)) for u, st, n in _execute(session, query.order_by(unit.asc().nulls_last()))]
+
+
+def status_counts(session: Session, filters: RosterFilters, *, today: date, tz: str,
+                  computed: bool = False) -> dict[str, int]:
     """Rows per status, every status present (zeros included)."""
-    inner = roster_select(filters, today=today, tz=tz).subquery()
-    counts = {status: 0 for status in STATUSES}
-    for status, n in _execute(session, select(inner.c.status, func.count()).group_by(inner.c.status)):
-        counts[status] = n
-    return counts
+    return roster_summary(session, filters, today=today, tz=tz, computed=computed).counts
 
 
-def unit_summary(session: Session, filters: RosterFilters, *, today: date, tz: str) -> list[tuple[str, int, int]]:
-    """(unit, rows, complete rows) per unit, complete counting late and exempt as done."""
-    inner = roster_select(filters, today=today, tz=tz).subquery()
-    done = func.count(case((inner.c.status.in_(DONE_STATUSES), 1)))
-    rows = _execute(session, select(func.coalesce(inner.c.unit, "(no unit)"), func.count(), done)
-                    .group_by(inner.c.unit).order_by(inner.c.unit))
-    return [(unit, total, complete) for unit, total, complete in rows]
+def unit_summary(session: Session, filters: RosterFilters, *, today: date, tz: str,
+                 computed: bool = False) -> list[tuple[str, int, int]]:
+    """(unit, rows, complete rows) per unit, complete counting late and exempt as done; units in
+    order, members without a unit last as "(no unit)"."""
+    return roster_summary(session, filters, today=today, tz=tz, computed=computed).units
 
 
 @dataclass
@@ -277,15 +514,13 @@ class RosterSummary:
     units: list[tuple[str, int, int]]
 
 
-def roster_summary(session: Session, filters: RosterFilters, *, today: date, tz: str) -> RosterSummary:
-    """status_counts and unit_summary from one query, so a page showing both computes the roster
-    once rather than twice (at 50,000 members each pass is most of the page's time)."""
-    inner = roster_select(filters, today=today, tz=tz).subquery()
-    rows = _execute(session, select(inner.c.unit, inner.c.status, func.count())
-                    .group_by(inner.c.unit, inner.c.status).order_by(inner.c.unit))
+def roster_summary(session: Session, filters: RosterFilters, *, today: date, tz: str,
+                   computed: bool = False) -> RosterSummary:
+    """status_counts and unit_summary from one query, so a page showing both reads the roster
+    once rather than twice."""
     counts = {status: 0 for status in STATUSES}
     units: dict[str | None, list[int]] = {}  # in the database's order of units, as unit_summary
-    for unit, status, n in rows:
+    for unit, status, n in _summary_rows(session, filters, today=today, tz=tz, computed=computed):
         counts[status] += n
         totals = units.setdefault(unit, [0, 0])
         totals[0] += n

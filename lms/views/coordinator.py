@@ -59,10 +59,9 @@ from lms.services.progress import STATUS_LABELS, STATUSES, progress_for
 from lms.services.roster import (
     SORTS,
     RosterFilters,
+    member_values,
     roster_rows,
     roster_summary,
-    status_counts,
-    unit_summary,
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
 from lms.web import client_ip, commit, request_now, today
@@ -112,8 +111,7 @@ def _cycle_or_404(year: int) -> Cycle:
 
 def _distinct(column) -> list[str]:
     """The distinct non-empty values of a member column, sorted."""
-    return list(get_session().scalars(select(column).where(column.is_not(None), column != "")
-                                      .distinct().order_by(column)))
+    return member_values(get_session(), column)
 
 
 def _unknown_supervisors(badges: list[str]) -> list[str]:
@@ -347,7 +345,8 @@ def roster_export(year: int, kind: str):
         abort(400, description=f"The roster filters are not right: {problems}")
     db, tz = get_session(), _tz()
     sort, descending = form.sort.data, form.dir.data == "desc"
-    counts = status_counts(db, filters, today=today(), tz=tz)
+    head = roster_summary(db, filters, today=today(), tz=tz)
+    counts = head.counts
     total = sum(counts.values())
     if kind == "pdf" and total > PDF_MAX_ROWS:
         abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
@@ -374,7 +373,7 @@ def roster_export(year: int, kind: str):
     else:
         body = render_pdf(rows(), title=title, filters_text=filters_text,
                           generated_at=request_now().astimezone(ZoneInfo(tz)), counts=counts,
-                          unit_summary=unit_summary(db, filters, today=today(), tz=tz),
+                          unit_summary=head.units,
                           department=current_app.config["DEPARTMENT_NAME"])
     _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, bytes=len(body),
            filters=filters_details(filters), via="web")
