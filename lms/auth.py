@@ -92,8 +92,10 @@ def role_required(*roles: str):
 
 def home_endpoint(member: Member) -> str:
     """Where a member lands after signing in: their own role's home page."""
-    for role, endpoint in (("officer", "officer.dashboard"), ("coordinator", "coordinator.home"),
-                           ("hr", "hr.home"), ("admin", "admin.home")):
+    # Staff are usually members in training too; their work page comes first, and "My training"
+    # stays one link away in the header.
+    for role, endpoint in (("coordinator", "coordinator.home"), ("hr", "hr.home"), ("admin", "admin.home"),
+                           ("officer", "officer.dashboard")):
         if member.has_role(role):
             return endpoint
     return "officer.dashboard"

@@ -53,7 +53,8 @@ def init_app(app: Flask) -> None:
         return response
 
     # Globals rather than a context processor, so imported macros see them too.
-    app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"])
+    app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"],
+                                 this_url=this_url)
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
                         (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),
@@ -96,3 +97,11 @@ def client_ip() -> str:
 def commit() -> None:
     """Commit the request's session: the one place a view's writes land."""
     get_session().commit()
+
+
+def this_url() -> str:
+    """The current page's address, query included, without a #fragment: the action of a form that
+    posts back to its own page. A form without an action posts to the address with its fragment
+    (the skip link's #main), and the browser then skips autofocus on the error summary."""
+    query = request.query_string.decode()
+    return request.path + (f"?{query}" if query else "")

@@ -18,6 +18,14 @@ def test_sign_in_lands_on_role_home(client, auth, make_member):
     assert auth.sign_in(hr.badge).headers["Location"] == "/hr/"
 
 
+@pytest.mark.parametrize("role,home", [("coordinator", "/coordinator/"), ("hr", "/hr/"), ("admin", "/admin/")])
+def test_staff_in_training_land_on_their_work_page(client, auth, make_member, role, home):
+    """A coordinator, HR member or administrator who is also an officer in training lands on the
+    page of their job, not on "My training"."""
+    staff = make_member(first="Pat", last="Lee", roles=("officer", role), badge="901")
+    assert auth.sign_in(staff.badge).headers["Location"] == home
+
+
 @pytest.mark.parametrize("badge,password", [("500", "wrong password entirely"), ("99999", PASSWORD), ("", "")])
 def test_failed_sign_in_does_not_say_which_part_was_wrong(client, auth, db, make_member, badge, password):
     make_member(badge="500")

@@ -126,7 +126,7 @@ def test_member_page_lists_every_acknowledgment_with_score_and_attempt(client, a
     assert f"{ack.quiz_score}%, attempt {ack.quiz_attempt_number}" in page
     assert f'href="/hr/receipts/{ack.id}.pdf"' in page and "Stands" in page
     assert '<th scope="col">Policy and version</th>' in page
-    assert "<caption>Every acknowledgment Alex Rivera signed" in page
+    assert '<caption id="member-table-1">Every acknowledgment Alex Rivera signed' in page
     # Another member's acknowledgment is not on Alex's page.
     assert desk["acks"]["jo"].verification_code not in page
     dana = client.get(f"/hr/members/{desk['people']['dana'].id}").get_data(as_text=True)

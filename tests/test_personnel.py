@@ -112,6 +112,22 @@ def test_every_bad_row_is_reported(runner, tmp_path):
     assert "line 3, hire_date" in result.output and "line 4, status" in result.output
 
 
+def test_row_and_record_problems_are_reported_in_one_pass(runner, db, tmp_path):
+    """A bad date on one row and an unknown supervisor on another are both reported, so a fixed
+    file is not refused again for the second; a supervisor whose own row was refused is in the
+    file, not unknown."""
+    text = GOOD.replace("2019-08-15", "2019-13-01").replace("Midnight,3001,2021", "Midnight,4242,2021")
+    result = _import(runner, tmp_path, text)
+    assert result.exit_code == 1
+    assert "line 3, hire_date" in result.output
+    assert "line 4, supervisor_badge: no member has badge 4242" in result.output
+    assert result.output.index("line 3,") < result.output.index("line 4,")
+    text = GOOD.replace("2019-08-15", "2019-13-01").replace("Midnight,3001,2021", "Midnight,3002,2021")
+    result = _import(runner, tmp_path, text)
+    assert "line 3, hire_date" in result.output and "supervisor_badge" not in result.output
+    assert _members(db) == 0
+
+
 def test_badge_is_never_reused_for_another_person(runner, db, tmp_path):
     _import(runner, tmp_path, GOOD)
     reused = GOOD.replace("3003,Lee,Tran", "3003,Kim,Park")
@@ -198,10 +214,14 @@ def test_web_import_previews_then_applies(client, auth, db, make_member):
 def test_web_import_lists_errors_and_changes_nothing(client, auth, db, make_member):
     admin = make_member(roles=("admin",), badge="1005")
     auth.sign_in(admin.badge)
-    response = _upload(client, GOOD.replace("2019-08-15", "2019-13-01").replace("Day,3001,2021", "Day,4242,2021"))
+    response = _upload(client, GOOD.replace("2019-08-15", "2019-13-01").replace("Midnight,3001,2021", "Midnight,4242,2021"))
     page = response.get_data(as_text=True)
     assert response.status_code == 400 and "Nothing was changed" in page
     assert "line 3, hire_date" in page
+    # Found only against the record, yet reported with the row's own mistakes, in one go.
+    assert "line 4, supervisor_badge: no member has badge 4242" in page
+    assert page.index("line 3, hire_date") < page.index("line 4, supervisor_badge")
+    assert 'aria-describedby="file-hint file-problems" aria-invalid="true"' in page
     assert _members(db) == 1
     response = _upload(client, GOOD, name="people.xlsx")
     assert response.status_code == 400 and "Only .csv files are accepted." in response.get_data(as_text=True)

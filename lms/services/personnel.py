@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -74,6 +75,19 @@ class ImportPlan:
 def parse_personnel_csv(data: bytes, *, ranks: list[str], max_bytes: int) -> tuple[list[PersonRow], str]:
     """Parse and validate every row; raise PersonnelImportError listing all problems. Returns rows and
     the file's SHA-256."""
+    rows, problems, _, digest = _read_rows(data, ranks=ranks, max_bytes=max_bytes)
+    if problems:
+        raise PersonnelImportError(problems)
+    return rows, digest
+
+
+def _read_rows(data: bytes, *, ranks: list[str],
+               max_bytes: int) -> tuple[list[PersonRow], list[str], set[str], str]:
+    """The valid rows, the problems of the others, every badge the file names and its SHA-256.
+
+    Problems with the file as a whole (size, encoding, header) raise PersonnelImportError at once;
+    row problems are returned so the caller can add what only the database can tell.
+    """
     if len(data) > max_bytes:
         raise PersonnelImportError([f"file is {len(data):,} bytes; the limit is {max_bytes:,}"])
     digest = hashlib.sha256(data).hexdigest()
@@ -157,18 +171,22 @@ def parse_personnel_csv(data: bytes, *, ranks: list[str], max_bytes: int) -> tup
             hire_date=hire, status=values["status"], roles=roles))
     if not rows and not problems:
         problems.append("the file has a header but no rows")
-    if problems:
-        raise PersonnelImportError(problems)
-    return rows, digest
+    return rows, problems, set(seen), digest
+
+
+def _line_of(problem: str) -> int:
+    """The line number a row problem names ("line 4, …"), for listing problems in file order."""
+    match = re.match(r"line (\d+)", problem)
+    return int(match.group(1)) if match else 0
 
 
 def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: int,
                 full_roster: bool = False) -> ImportPlan:
-    """Validate the file against itself and the database; nothing is written."""
-    rows, digest = parse_personnel_csv(data, ranks=ranks, max_bytes=max_bytes)
+    """Validate the file against itself and the database; nothing is written. Every problem is
+    reported at once, those of the rows' own fields and those against the record alike, so a
+    corrected file is not refused again for a row that was wrong all along."""
+    rows, problems, in_file, digest = _read_rows(data, ranks=ranks, max_bytes=max_bytes)
     existing = {m.badge: m for m in session.scalars(select(Member))}
-    in_file = {row.badge for row in rows}
-    problems = []
     plan = ImportPlan(sha256=digest, rows=rows)
     for row in rows:
         if row.supervisor_badge and row.supervisor_badge not in in_file and row.supervisor_badge not in existing:
@@ -199,7 +217,7 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
         else:
             plan.unchanged += 1
     if problems:
-        raise PersonnelImportError(problems)
+        raise PersonnelImportError(sorted(problems, key=_line_of))
     if full_roster:
         plan.missing = sorted((m for b, m in existing.items() if b not in in_file and m.status != "separated"),
                               key=lambda m: (m.last_name, m.first_name))

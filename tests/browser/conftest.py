@@ -140,18 +140,36 @@ def _context(browser, live_server, viewport, tmp_path):
                                locale="en-US", timezone_id="America/Chicago")
 
 
+def _leave_evidence(request, page, tmp_path) -> None:
+    """After a failed test: where the browser was, a screenshot and the server's log, so a failure
+    in CI can be understood from its output alone."""
+    report = getattr(request.node, "rep_call", None)
+    if report is None or not report.failed:
+        return
+    shot = tmp_path / "failure.png"
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        where = page.url
+    except Exception as exc:  # the page may be what broke
+        where = f"(no screenshot: {exc})"
+    log = tmp_path / "server.log"
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    report.sections.append(("browser", f"page: {where}\nscreenshot: {shot}\nserver log tail:\n{tail}"))
+
+
 @pytest.fixture
-def page(browser, live_server, tmp_path):
+def page(request, browser, live_server, tmp_path):
     """A desktop-sized page (1280×800) on a fresh server."""
     context = _context(browser, live_server, DESKTOP, tmp_path)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
+    _leave_evidence(request, page, tmp_path)
     context.close()
 
 
 @pytest.fixture
-def phone_page(browser, live_server, tmp_path):
+def phone_page(request, browser, live_server, tmp_path):
     """A phone-sized page (390×844, touch) on a fresh server."""
     context = browser.new_context(base_url=live_server.url, viewport=PHONE, is_mobile=True,
                                   has_touch=True, device_scale_factor=2, accept_downloads=True,
@@ -159,6 +177,7 @@ def phone_page(browser, live_server, tmp_path):
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
+    _leave_evidence(request, page, tmp_path)
     context.close()
 
 

@@ -46,18 +46,33 @@ class AxeAudit:
 
     def check(self, page) -> None:
         """Run axe-core on the page as it is now and fail on any violation."""
-        page.wait_for_load_state("load")
+        from playwright.sync_api import Error
+
+        for tries_left in (2, 1, 0):
+            page.wait_for_load_state("load")
+            try:
+                result = self._run(page)
+                break
+            except Error as exc:
+                # A form that re-renders its own page (same heading) may still be navigating when
+                # the journey moves on; audit the page that arrives, not the one that left.
+                if tries_left == 0 or "context was destroyed" not in str(exc):
+                    raise
+                page.wait_for_timeout(200)
+        key = page_key(page.url)
+        assert not result, f"axe-core found violations on {key}:\n{_describe(result)}"
+        self.checked.add(key)
+
+    @staticmethod
+    def _run(page) -> list[dict]:
         if not page.evaluate("() => typeof window.axe === 'object'"):
             # Evaluated over the DevTools protocol, so the app's CSP (script-src 'self') stays on.
             page.evaluate(AXE_JS.read_text(encoding="utf-8"))
-        result = page.evaluate("""async () => {
+        return page.evaluate("""async () => {
             const r = await axe.run(document, {resultTypes: ['violations']});
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
                 nodes: v.nodes.map(n => ({target: n.target, html: n.html, failureSummary: n.failureSummary}))}));
         }""")
-        key = page_key(page.url)
-        assert not result, f"axe-core found violations on {key}:\n{_describe(result)}"
-        self.checked.add(key)
 
     def assert_every_page_checked(self) -> None:
         missed = [key for key in dict.fromkeys(self.visited) if key not in self.checked]
@@ -71,11 +86,30 @@ class Screenshots:
     folder: Path
     enabled: bool
 
-    def take(self, page, name: str) -> None:
+    def take(self, page, name: str, *, max_height: int | None = None) -> None:
+        """A full-page PNG; ``max_height`` (CSS pixels) cuts very long pages, whose tail shows
+        nothing new but would make the image many megabytes."""
         if not self.enabled:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(self.folder / f"{name}.png"), full_page=True, animations="disabled")
+        path = self.folder / f"{name}.png"
+        clip = None
+        if max_height is not None:
+            height = page.evaluate("() => document.documentElement.scrollHeight")
+            if height > max_height:
+                clip = {"x": 0, "y": 0, "width": page.viewport_size["width"], "height": max_height}
+        page.screenshot(path=str(path), full_page=True, clip=clip, animations="disabled")
+        _shrink_png(path)
+
+
+def _shrink_png(path: Path) -> None:
+    """Rewrite a screenshot with a 256-colour palette: pages of text lose nothing a reader sees,
+    and the files, kept in the repository, become about a third of the size."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)
 
 
 def sign_in(page, badge: str, password: str = DEMO_PASSWORD, axe: AxeAudit | None = None) -> None:
