@@ -1,8 +1,9 @@
-"""Each assignment's stored progress (``Assignment.progress``, ``signed_on``, ``exemption_reason``),
-recomputed from the lessons read, quiz attempts, signatures, voids and exemptions whenever a flush
-changes one of them, in the same transaction.
+"""Each assignment's stored progress (``Assignment.progress``, ``signed_on``, ``exemption_reason``)
+and counts (``lessons_completed``, ``quiz_attempts``, ``quiz_best_score``), recomputed from the
+lessons read, quiz attempts, signatures, voids and exemptions whenever a flush changes one of them,
+in the same transaction.
 
-The roster of "now" reads these three columns instead of aggregating those tables for every
+The roster of "now" reads these columns instead of aggregating those tables for every
 member on every view (docs/performance.md, "The roster at 50,000 members"). They are kept here,
 by a flush listener, rather than by calls in each service: every write that goes through the ORM
 (the services, the demo seed, a test's fixture, a service added next year) keeps them right
@@ -25,7 +26,8 @@ from lms.models.records import Acknowledgment, AcknowledgmentVoid
 from lms.models.training import Assignment, Exemption, LessonProgress, QuizAttempt
 
 #: The stored columns, expired on loaded assignments after a refresh so they are read again.
-STATE_COLUMNS = ("progress", "signed_on", "exemption_reason")
+STATE_COLUMNS = ("progress", "signed_on", "exemption_reason", "lessons_completed", "quiz_attempts",
+                 "quiz_best_score")
 #: Ids per UPDATE: SQLite caps the bound parameters of one statement.
 _CHUNK = 500
 _PENDING = "lms.assignment_state.pending"
@@ -37,7 +39,7 @@ def state_values(dialect: str) -> dict:
     The same rules as the fully computed roster (``lms.services.roster.roster_select`` with no
     ``as_of``): progress from every attempt and the lessons still in the pack; the local date of
     the signature not voided; the largest reason among the member's exemptions in the cycle not
-    lifted.
+    lifted; lessons read still in the pack, attempts submitted and their best score.
     """
     a = Assignment.__table__
     # Correlated explicitly: it sits two levels down, inside the subquery over attempts.
@@ -63,7 +65,17 @@ def state_values(dialect: str) -> dict:
               .where(Exemption.cycle_id == a.c.cycle_id, Exemption.member_id == a.c.member_id,
                      Exemption.lifted_at.is_(None))
               .scalar_subquery())
-    return {"progress": progress, "signed_on": signed, "exemption_reason": reason}
+    # The counts the roster shows, as the computed roster counts them: lessons read still in the
+    # pack, attempts submitted, and the best of their scores.
+    lessons_completed = (select(func.count(LessonProgress.id))
+                         .join(Lesson, Lesson.id == LessonProgress.lesson_id)
+                         .where(LessonProgress.assignment_id == a.c.id, Lesson.retired.is_(False))
+                         .scalar_subquery())
+    of_this = and_(QuizAttempt.assignment_id == a.c.id, submitted)
+    return {"progress": progress, "signed_on": signed, "exemption_reason": reason,
+            "lessons_completed": lessons_completed,
+            "quiz_attempts": select(func.count(QuizAttempt.id)).where(of_this).scalar_subquery(),
+            "quiz_best_score": select(func.max(QuizAttempt.score)).where(of_this).scalar_subquery()}
 
 
 def refresh_assignment_state(bind: Session | Connection, assignment_ids: Iterable[int] | None = None,
@@ -126,7 +138,7 @@ def _collect(session: Session, _flush_context) -> None:
             elif any(inspect(obj).attrs[n].history.has_changes() for n in ("member_id", "cycle_id")):
                 assignments.add(obj.id)
         elif isinstance(obj, Lesson) and inspect(obj).attrs.retired.history.has_changes():
-            # A retired lesson no longer counts as read, which can turn in_progress back.
+            # A retired lesson no longer counts as read: fewer lessons read, perhaps not started.
             lessons.add(obj.id)
     if assignments or acknowledgments or exemptions or lessons or created:
         pending = session.info.setdefault(_PENDING, [set(), set(), set(), set(), set()])

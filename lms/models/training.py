@@ -74,6 +74,15 @@ class Assignment(Base):
     signed_on: Mapped[date | None]
     #: The reason of the member's exemption in force in this cycle; None when not exempt.
     exemption_reason: Mapped[str | None] = mapped_column(String(500))
+    # The roster's counts, kept by the same listener and rule (migration 0010), so an export of
+    # every row reads them from the assignment instead of grouping the cycle's lessons read and
+    # attempts on every run (docs/performance.md, "Stored counts").
+    #: Lessons read that are still in the pack (retired lessons do not count).
+    lessons_completed: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Quiz attempts submitted.
+    quiz_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The best score of a submitted attempt, a percentage; None before the first is submitted.
+    quiz_best_score: Mapped[int | None]
 
     cycle: Mapped[Cycle] = relationship()
     member: Mapped[Member] = relationship()

@@ -143,28 +143,23 @@ def _cycle_id(filters: RosterFilters):
 
 
 def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Select | None = None) -> Select:
-    """The roster of now from each assignment's stored progress: the same rows and columns as the
-    computed roster, without reading any assignment's lessons, attempts or exemptions to decide
-    its status. A row's counts are still looked up (correlated) or, with ``whole``, joined."""
+    """The roster of now from each assignment's stored progress and counts: the same rows and
+    columns as the computed roster, without reading any assignment's lessons, attempts or
+    exemptions. A row's supervisor is looked up (correlated) or, with ``whole``, joined."""
     cycle_id = _cycle_id(filters)
     status = stored_status(today)
     live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
                     .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
     ack = aliased(Acknowledgment, name="ack")
     supervisor = aliased(Member)
+    # The counts are stored on the assignment too (migration 0010), so neither a page nor an
+    # export reads the lessons read or the attempts: grouping them over the cycle was most of a
+    # 50,000-row export's SQL time on PostgreSQL.
+    lessons_completed = Assignment.lessons_completed
+    quiz_attempts, quiz_best = Assignment.quiz_attempts, Assignment.quiz_best_score
     if whole:
-        lessons, attempts = _grouped_counts(lambda column: true(), cycle_id)
-        lessons_completed = func.coalesce(lessons.c.n, 0)
-        quiz_attempts, quiz_best = func.coalesce(attempts.c.submitted, 0), attempts.c.best
         supervisor_badge = supervisor.badge
     else:
-        lessons_completed = (select(func.count(LessonProgress.id))
-                             .join(Lesson, Lesson.id == LessonProgress.lesson_id)
-                             .where(LessonProgress.assignment_id == Assignment.id, Lesson.retired.is_(False))
-                             .scalar_subquery())
-        submitted = and_(QuizAttempt.assignment_id == Assignment.id, QuizAttempt.submitted_at.is_not(None))
-        quiz_attempts = select(func.count(QuizAttempt.id)).where(submitted).scalar_subquery()
-        quiz_best = select(func.max(QuizAttempt.score)).where(submitted).scalar_subquery()
         supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
                             .scalar_subquery())
     query = (
@@ -192,9 +187,7 @@ def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Se
                              ack.id.not_in(select(AcknowledgmentVoid.acknowledgment_id))))
     )
     if whole:
-        query = (query.outerjoin(lessons, lessons.c.assignment_id == Assignment.id)
-                 .outerjoin(attempts, attempts.c.assignment_id == Assignment.id)
-                 .outerjoin(supervisor, supervisor.id == Member.supervisor_id))
+        query = query.outerjoin(supervisor, supervisor.id == Member.supervisor_id)
     if page is not None:
         # The page's rows were chosen, filters and all, by _page_ids.
         return query.where(Assignment.id.in_(page))
@@ -232,7 +225,6 @@ def _page_ids(filters: RosterFilters, *, today: date, sort: str, descending: boo
     cycle_id = _cycle_id(filters)
     supervisor = aliased(Member)
     ack = aliased(Acknowledgment)
-    submitted = and_(QuizAttempt.assignment_id == Assignment.id, QuizAttempt.submitted_at.is_not(None))
     keys = {
         "last_name": Member.last_name, "first_name": Member.first_name, "badge": Member.badge,
         "rank": Member.rank, "unit": Member.unit, "shift": Member.shift, "status": stored_status(today),
@@ -242,7 +234,7 @@ def _page_ids(filters: RosterFilters, *, today: date, sort: str, descending: boo
         "acknowledged_at": select(func.max(ack.signed_at_local))
         .where(Assignment.signed_on.is_not(None), ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
                ack.id.not_in(select(AcknowledgmentVoid.acknowledgment_id))).scalar_subquery(),
-        "quiz_best_score": select(func.max(QuizAttempt.score)).where(submitted).scalar_subquery(),
+        "quiz_best_score": Assignment.quiz_best_score,
     }
     key = keys[sort].desc() if descending else keys[sort].asc()
     if sort in NULLABLE_SORTS:
@@ -264,9 +256,11 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
     ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted.
 
-    The roster of now (no ``as_of``) takes each row's status from the assignment's stored
-    progress (lms.models.assignment_state). A past date, or ``computed``, works every status out
-    from the lessons, attempts, signatures and exemptions as they stood then, as follows.
+    The roster of now (no ``as_of``) takes each row's status and counts from the assignment's
+    stored progress (lms.models.assignment_state); ``whole`` then only joins the supervisors
+    rather than looking them up row by row. A past date, or ``computed``, works every status and
+    count out from the lessons, attempts, signatures and exemptions as they stood then, as
+    follows.
 
     Shaped for 50,000 members (docs/performance.md). Only the filtered cycle's rows are read, and
     each assignment's live signature comes from an index. Everything else about a row (its

@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 
 from lms.config import PROJECT_ROOT
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
-from lms.models.assignment_state import refresh_assignment_state
+from lms.models.assignment_state import STATE_COLUMNS, refresh_assignment_state
 from lms.services import quiz as quiz_service
 from lms.services.cycles import create_cycle, grant_exemption, lift_exemption, return_from_leave, sync_audience
 from lms.services.progress import mark_lesson_read
@@ -37,9 +37,8 @@ BEFORE_DUE, AFTER_DUE = date(2031, 2, 1), date(2031, 4, 2)
 def stored_state(db) -> dict[int, tuple]:
     """Every assignment's stored columns, superseded ones included, read from the database."""
     db.expire_all()
-    return {row.id: (row.progress, row.signed_on, row.exemption_reason)
-            for row in db.execute(select(Assignment.id, Assignment.progress, Assignment.signed_on,
-                                         Assignment.exemption_reason))}
+    columns = [getattr(Assignment, name) for name in STATE_COLUMNS]
+    return {row[0]: tuple(row[1:]) for row in db.execute(select(Assignment.id, *columns))}
 
 
 def assert_stored_matches_computed(db, year: int = 2031, days=(BEFORE_DUE, AFTER_DUE)) -> dict[str, str]:
@@ -206,27 +205,38 @@ def test_a_rolled_back_change_leaves_the_stored_progress_as_it_was(db, one):
     assert assert_stored_matches_computed(db)["801"] == "not_started"
 
 
-def test_the_migration_backfill_is_the_same_rule(db, one):
-    """Revision 0009 fills the columns with its own copy of the rule, in SQL."""
+def _migration(name: str):
+    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "migrations" / "versions" / f"{name}.py")
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    return migration
+
+
+def test_the_migration_backfills_are_the_same_rule(db, one):
+    """Revisions 0009 (progress) and 0010 (counts) fill the columns with their own copies of the
+    rule, in SQL."""
     at = START + timedelta(days=1)
     for lesson in one.policy_version.lessons:
         mark_lesson_read(db, one, lesson, at)
     attempt = quiz_service.start_attempt(db, one, at, rng=random.Random(6))
     quiz_service.submit_attempt(db, attempt, _answers(attempt, right=False), at)
+    quiz_service.start_attempt(db, one, at, rng=random.Random(7))  # open: counts for nothing yet
+    read = len(one.policy_version.lessons)
+    db.get(Lesson, one.policy_version.lessons[0].id).retired = True  # read, no longer counted
     other = db.scalars(select(Assignment).where(Assignment.id != one.id)).one()
     grant_exemption(db, cycle=one.cycle, member=other.member, reason="Light duty", granted_by_id=None, now=at)
     db.commit()
     expected = stored_state(db)
-    spec = importlib.util.spec_from_file_location(
-        "migration_0009", PROJECT_ROOT / "migrations" / "versions" / "0009_assignment_progress.py")
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
+    assert expected[one.id][3:] == (read - 1, 1, attempt.score)
+    assert expected[other.id][3:] == (0, 0, None)
     db.execute(update(Assignment).values(progress="quiz_passed", signed_on=date(2000, 1, 1),
-                                         exemption_reason="stale"))
+                                         exemption_reason="stale", lessons_completed=9, quiz_attempts=9,
+                                         quiz_best_score=1))
     postgres = db.get_bind().dialect.name == "postgresql"
-    db.execute(text(migration.BACKFILL.format(
+    db.execute(text(_migration("0009_assignment_progress").BACKFILL.format(
         signed_on="CAST(substr(ack.signed_at_local, 1, 10) AS DATE)" if postgres
         else "substr(ack.signed_at_local, 1, 10)")))
+    db.execute(text(_migration("0010_assignment_counts").BACKFILL))
     assert stored_state(db) == expected
     db.rollback()
 
