@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
-from flask_login import LoginManager, current_user, login_required, login_url
+from flask_login import LoginManager, current_user, login_required, login_url, logout_user
 
 from lms.db import get_session
 from lms.models import Member, SignInSession
@@ -99,3 +99,16 @@ def home_endpoint(member: Member) -> str:
         if member.has_role(role):
             return endpoint
     return "officer.dashboard"
+
+#: Shown when wrong passwords typed to confirm an action locked the account.
+LOCKED_MESSAGE = ("Too many wrong passwords: your account is locked and you have been signed out. "
+                  "Wait and sign in again, or ask an administrator to unlock it.")
+
+
+def signed_out_locked():
+    """End this browser's session after a lockout (the server-side sessions already ended) and
+    send the member to sign-in, saying why."""
+    logout_user()
+    session.clear()
+    flash(LOCKED_MESSAGE, "error")
+    return redirect(url_for("auth.sign_in"), 303)

@@ -558,3 +558,17 @@ def test_migration_matches_the_account_models(app):
         diffs = compare_metadata(context, Base.metadata)
     mine = [d for d in diffs if any(name in repr(d) for name in ("'member'", "sign_in_session", "audit_event"))]
     assert mine == []
+
+
+def test_wrong_current_passwords_when_changing_it_lock_the_account(app, client, auth, db, make_member):
+    """The current password on the change form is a password check too, and counts toward lockout."""
+    member = make_member()
+    auth.sign_in(member.badge)
+    for n in range(app.config["LOCKOUT_THRESHOLD"] - 1):
+        assert change(client, f"not it, guess {n}", "lanterns drift over quiet harbors").status_code == 400
+    response = change(client, "not it, the last guess", "lanterns drift over quiet harbors")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/sign-in")
+    assert fresh(db, member).is_locked(utcnow())
+    assert client.get("/training/").status_code == 302
+    assert auth.sign_in(member.badge).status_code == 400
+    assert len(events(db, "auth.lockout")) == 1

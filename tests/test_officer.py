@@ -6,7 +6,8 @@ import re
 
 from sqlalchemy import func, select
 
-from lms.models import Acknowledgment, AuditEvent, LessonProgress, Question, QuestionOption, QuizAttempt, Receipt
+from lms.db import utcnow
+from lms.models import Acknowledgment, AuditEvent, LessonProgress, Member, Question, QuestionOption, QuizAttempt, Receipt
 from lms.services.content import sha256_hex
 
 from tests.conftest import PASSWORD, csrf_token
@@ -302,3 +303,35 @@ def test_members_cannot_reach_each_others_training(client, auth, db, make_member
     assert client.post(f"/training/{a}/quiz/start", data={"csrf_token": token}).status_code == 404
     assert client.post(f"/training/{a}/lessons/1/read", data={"csrf_token": token}).status_code == 404
     assert ack.verification_code not in client.get("/training/history").get_data(as_text=True)
+
+
+def test_wrong_passwords_at_signing_lock_the_account_and_end_its_sessions(app, client, auth, db, make_member,
+                                                                        open_cycle):
+    """Re-entering the password to sign counts toward lockout like a sign-in: a screen left signed
+    in must not allow unlimited guesses."""
+    officer, a = _ready_to_sign(client, auth, db, make_member, open_cycle)
+    other = app.test_client()  # the same member on another computer
+    other.post("/sign-in", data={"badge": officer.badge, "password": PASSWORD, "csrf_token": csrf_token(other)})
+    assert other.get("/training/").status_code == 200
+    threshold = app.config["LOCKOUT_THRESHOLD"]
+    for n in range(threshold - 1):
+        assert sign(client, a, "Alex Rivera", password=f"a wrong guess number {n}").status_code == 400
+    response = sign(client, a, "Alex Rivera", password="the last wrong guess")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/sign-in")
+    assert "your account is locked" in client.get("/sign-in").get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Member, officer.id).is_locked(utcnow())
+    assert client.get("/training/").status_code == 302  # this session ended …
+    assert other.get("/training/").status_code == 302  # … and the other one too
+    assert auth.sign_in(officer.badge).status_code == 400  # the right password is refused while locked
+    assert db.scalar(select(func.count(Acknowledgment.id))) == 0
+    assert db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "auth.reauthenticate")) == threshold
+    assert db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "auth.lockout")) == 1
+
+
+def test_a_right_password_at_signing_after_a_few_wrong_ones_still_signs(client, auth, db, make_member, open_cycle):
+    officer, a = _ready_to_sign(client, auth, db, make_member, open_cycle)
+    for n in range(2):
+        assert sign(client, a, "Alex Rivera", password=f"a wrong guess number {n}").status_code == 400
+    assert sign(client, a, "Alex Rivera").status_code == 303
+    assert db.scalar(select(func.count(Acknowledgment.id))) == 1

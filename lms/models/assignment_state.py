@@ -91,6 +91,14 @@ def refresh_assignment_state(bind: Session | Connection, assignment_ids: Iterabl
     else:
         ids = iter(sorted(set(assignment_ids)))
         while chunk := list(islice(ids, _CHUNK)):
+            # Lock the rows first, in a statement of its own. Two transactions changing one
+            # assignment's rows at once (two lessons marked read from two tabs) would otherwise
+            # race on PostgreSQL: the later UPDATE waits for the earlier one's row lock, then
+            # recomputes from its own statement's snapshot, without the rows the other has just
+            # committed. After the lock, the UPDATE is a new statement and sees them. (SQLite has
+            # one writer at a time; the lock clause is left out there.) FOR NO KEY UPDATE, so rows that
+            # merely point at the assignment can still be inserted meanwhile; ordered by id: no deadlocks.
+            bind.execute(select(a.c.id).where(a.c.id.in_(chunk)).order_by(a.c.id).with_for_update(key_share=True))
             bind.execute(statement.where(a.c.id.in_(chunk)))
     if isinstance(bind, Session):
         wanted = None if assignment_ids is None else set(assignment_ids)

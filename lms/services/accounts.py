@@ -287,6 +287,21 @@ def _count_failure(session: Session, member: Member, now: datetime, ip: str | No
                           "locked_until": None if until == LOCKED_UNTIL_UNLOCKED else until.isoformat()})
 
 
+def count_reauthentication_failure(session: Session, member: Member, *, action: str, now: datetime,
+                                   ip: str | None, rules: SignInRules = SignInRules()) -> bool:
+    """A wrong password typed to confirm an action (signing, changing the password) counts toward
+    lockout as a failed sign-in does: otherwise a screen left signed in would allow unlimited
+    guesses. At the threshold the account locks and every session of the member ends. Returns
+    whether the account is now locked."""
+    record_event(session, "auth.reauthenticate", at=now, actor_id=member.id, target=f"member:{member.id}",
+                 ip=ip, outcome="failure", details={"badge": member.badge, "for": action})
+    _count_failure(session, member, now, ip, rules)
+    if not member.is_locked(now):
+        return False
+    revoke_member_sessions(session, member.id, now=now, reason="locked")
+    return True
+
+
 # --- the member's own password -------------------------------------------------------------------------
 
 def change_password(session: Session, member: Member, *, current_password: str, new_password: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from lms.auth import current_sign_in, home_endpoint
+from lms.auth import current_sign_in, home_endpoint, signed_out_locked
 from lms.db import get_session
 from lms.forms.accounts import ChangePasswordForm
 from lms.services import accounts
@@ -38,7 +38,12 @@ def change_password():
             record_event(db, "account.password_change", at=request_now(), actor_id=member.id,
                          target=f"member:{member.id}", ip=client_ip(), outcome="failure",
                          details={"field": _FIELDS.get(exc.field, "new_password")})
+            locked = exc.field == "current_password" and accounts.count_reauthentication_failure(
+                db, member, action="account.password_change", now=request_now(), ip=client_ip(),
+                rules=accounts.SignInRules.from_config(current_app.config))
             commit()
+            if locked:
+                return signed_out_locked()
         else:
             commit()
             flash("Your password is changed.", "success")

@@ -6,12 +6,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lms.auth import role_required
+from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm, SignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
+from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
@@ -219,7 +220,12 @@ def sign(assignment_id: int):
             record_event(db, "ack.sign", at=request_now(), actor_id=current_user.id, ip=client_ip(),
                          target=f"assignment:{assignment.id}", outcome="failure",
                          details={"fields": sorted(f or "form" for f in exc.problems)})
+            locked = "password" in exc.problems and count_reauthentication_failure(
+                db, current_user._get_current_object(), action="ack.sign", now=request_now(), ip=client_ip(),
+                rules=SignInRules.from_config(current_app.config))
             commit()
+            if locked:
+                return signed_out_locked()
         except IntegrityError:  # a simultaneous submit of the same signature won the race
             db.rollback()
             created = False

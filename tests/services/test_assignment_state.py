@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import threading
+import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text, update
 
 from lms.config import PROJECT_ROOT
+from lms.db import get_database
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
 from lms.models.assignment_state import STATE_COLUMNS, refresh_assignment_state
 from lms.services import quiz as quiz_service
@@ -27,6 +30,7 @@ from lms.services.roster import (
 )
 from lms.services.signing import SigningFacts, append_acknowledgment
 from lms.services.versions import reassign_superseded
+from tests.conftest import PG_URL
 
 TZ = "America/Chicago"
 START = datetime(2031, 1, 5, 15, 0, tzinfo=timezone.utc)
@@ -251,3 +255,44 @@ def test_choices_and_empty_values_sort_alike_on_both_databases(db, one):
         assert rows[-1].unit is None  # no unit: last either way
     units = unit_summary(db, RosterFilters(year=2031), today=BEFORE_DUE, tz=TZ)
     assert units[-1][0] == "(no unit)"
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL: set LMS_TEST_DATABASE_URL (SQLite has one "
+                    "writer at a time, so two transactions cannot change one assignment at once)")
+def test_two_transactions_marking_lessons_read_at_once_both_count(app, db, one):
+    """Two lessons marked read in two transactions at the same time: the one that commits last
+    must count both, not only its own (the UPDATE that waited must not use its old snapshot)."""
+    lessons = one.policy_version.lessons
+    first, second = get_database(app).sessionmaker(), get_database(app).sessionmaker()
+    try:
+        mark_lesson_read(first, first.get(Assignment, one.id), first.get(Lesson, lessons[0].id), START)
+        errors = []
+
+        def mark_second():
+            try:
+                mark_lesson_read(second, second.get(Assignment, one.id), second.get(Lesson, lessons[1].id), START)
+                second.commit()
+            except Exception as exc:  # reported below, in the test's thread
+                errors.append(exc)
+
+        waiter = threading.Thread(target=mark_second)
+        waiter.start()
+        # The second transaction must be waiting for the first's lock before the first commits.
+        for _ in range(200):
+            waiting = db.scalar(text("SELECT count(*) FROM pg_stat_activity "
+                                     "WHERE wait_event_type = 'Lock' AND datname = current_database()"))
+            db.rollback()
+            if waiting:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second transaction never waited for the first")
+        first.commit()
+        waiter.join(timeout=30)
+        assert not errors, errors
+    finally:
+        first.close()
+        second.close()
+    db.expire_all()
+    assert db.get(Assignment, one.id).lessons_completed == 2
+    assert_stored_matches_computed(db)
