@@ -142,27 +142,14 @@ def _cycle_id(filters: RosterFilters):
     return select(Cycle.id).where(Cycle.year == filters.year).scalar_subquery()
 
 
-def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Select | None = None) -> Select:
-    """The roster of now from each assignment's stored progress and counts: the same rows and
-    columns as the computed roster, without reading any assignment's lessons, attempts or
-    exemptions. A row's supervisor is looked up (correlated) or, with ``whole``, joined."""
-    cycle_id = _cycle_id(filters)
-    status = stored_status(today)
+def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_best, quiz_attempts,
+                     exemption_reason, signed_on) -> Select:
+    """The roster's labelled columns over a cycle's assignments, their members and versions, from
+    the given expressions for the parts the stored and the computed roster work out differently.
+    The caller joins ``ack`` (the signature that stands) and any other sources."""
     live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
                     .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
-    ack = aliased(Acknowledgment, name="ack")
-    supervisor = aliased(Member)
-    # The counts are stored on the assignment too (migration 0010), so neither a page nor an
-    # export reads the lessons read or the attempts: grouping them over the cycle was most of a
-    # 50,000-row export's SQL time on PostgreSQL.
-    lessons_completed = Assignment.lessons_completed
-    quiz_attempts, quiz_best = Assignment.quiz_attempts, Assignment.quiz_best_score
-    if whole:
-        supervisor_badge = supervisor.badge
-    else:
-        supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
-                            .scalar_subquery())
-    query = (
+    return (
         select(
             Member.badge.label("badge"), Member.last_name.label("last_name"),
             Member.first_name.label("first_name"), Member.rank.label("rank"),
@@ -172,15 +159,39 @@ def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Se
             func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
             quiz_best.label("quiz_best_score"), quiz_attempts.label("quiz_attempts"),
             ack.signed_at_local.label("acknowledged_at"), ack.policy_effective.label("policy_version"),
-            Assignment.due_date.label("due_date"), Assignment.exemption_reason.label("exemption_reason"),
+            Assignment.due_date.label("due_date"), exemption_reason.label("exemption_reason"),
             Member.id.label("member_id"), Assignment.id.label("assignment_id"),
-            PolicyVersion.policy_id.label("policy"),
-            func.substr(ack.signed_at_local, 1, 10).label("signed_on"),
+            PolicyVersion.policy_id.label("policy"), signed_on.label("signed_on"),
         )
         .select_from(Assignment)
         .join(Member, Member.id == Assignment.member_id)
         .join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id)
         .outerjoin(live_lessons, live_lessons.c.version_id == Assignment.policy_version_id)
+    )
+
+
+def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Select | None = None) -> Select:
+    """The roster of now from each assignment's stored progress and counts: the same rows and
+    columns as the computed roster, without reading any assignment's lessons, attempts or
+    exemptions. A row's supervisor is looked up (correlated) or, with ``whole``, joined."""
+    cycle_id = _cycle_id(filters)
+    status = stored_status(today)
+    ack = aliased(Acknowledgment, name="ack")
+    supervisor = aliased(Member)
+    if whole:
+        supervisor_badge = supervisor.badge
+    else:
+        supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
+                            .scalar_subquery())
+    # The counts are stored on the assignment too (migration 0010), so neither a page nor an
+    # export reads the lessons read or the attempts: grouping them over the cycle was most of a
+    # 50,000-row export's SQL time on PostgreSQL.
+    query = (
+        _contract_select(ack, supervisor_badge=supervisor_badge, status=status,
+                         lessons_completed=Assignment.lessons_completed,
+                         quiz_best=Assignment.quiz_best_score, quiz_attempts=Assignment.quiz_attempts,
+                         exemption_reason=Assignment.exemption_reason,
+                         signed_on=func.substr(ack.signed_at_local, 1, 10))
         # Only rows with a standing signature (signed_on) have one to join.
         .outerjoin(ack, and_(Assignment.signed_on.is_not(None), ack.assignment_id == Assignment.id,
                              ack.cycle_id == cycle_id,
@@ -282,8 +293,6 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         return column < cutoff if cutoff is not None else true()
 
     cycle_id = _cycle_id(filters)
-    live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
-                    .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
     voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
     # The live signature, joined rather than aggregated: signing refuses a second one while one
     # stands (under the chain lock), so at most one row matches and the join adds no rows.
@@ -333,23 +342,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         else_=progress_status,
     )
     query = (
-        select(
-            Member.badge.label("badge"), Member.last_name.label("last_name"),
-            Member.first_name.label("first_name"), Member.rank.label("rank"),
-            Member.unit.label("unit"), Member.shift.label("shift"),
-            supervisor_badge.label("supervisor_badge"), status.label("status"),
-            lessons_completed.label("lessons_completed"),
-            func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
-            quiz_best.label("quiz_best_score"), quiz_attempts.label("quiz_attempts"),
-            ack.signed_at_local.label("acknowledged_at"), ack.policy_effective.label("policy_version"),
-            Assignment.due_date.label("due_date"), exemptions.c.reason.label("exemption_reason"),
-            Member.id.label("member_id"), Assignment.id.label("assignment_id"),
-            PolicyVersion.policy_id.label("policy"), signed_on.label("signed_on"),
-        )
-        .select_from(Assignment)
-        .join(Member, Member.id == Assignment.member_id)
-        .join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id)
-        .outerjoin(live_lessons, live_lessons.c.version_id == Assignment.policy_version_id)
+        _contract_select(ack, supervisor_badge=supervisor_badge, status=status,
+                         lessons_completed=lessons_completed, quiz_best=quiz_best,
+                         quiz_attempts=quiz_attempts, exemption_reason=exemptions.c.reason,
+                         signed_on=signed_on)
         .outerjoin(ack, and_(ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
                              ack.id.not_in(voided), before(ack.signed_at)))
         .outerjoin(exemptions, exemptions.c.member_id == Assignment.member_id)

@@ -135,11 +135,6 @@ def browser(chromium_path):
         browser.close()
 
 
-def _context(browser, live_server, viewport, tmp_path):
-    return browser.new_context(base_url=live_server.url, viewport=viewport, accept_downloads=True,
-                               locale="en-US", timezone_id="America/Chicago")
-
-
 def _leave_evidence(request, page, tmp_path) -> None:
     """After a failed test: where the browser was, a screenshot and the server's log, so a failure
     in CI can be understood from its output alone."""
@@ -157,28 +152,28 @@ def _leave_evidence(request, page, tmp_path) -> None:
     report.sections.append(("browser", f"page: {where}\nscreenshot: {shot}\nserver log tail:\n{tail}"))
 
 
-@pytest.fixture
-def page(request, browser, live_server, tmp_path):
-    """A desktop-sized page (1280×800) on a fresh server."""
-    context = _context(browser, live_server, DESKTOP, tmp_path)
+def _open_page(request, browser, live_server, tmp_path, **options):
+    """A page in a fresh browser context on the live server; evidence is kept if the test fails."""
+    context = browser.new_context(base_url=live_server.url, accept_downloads=True, locale="en-US",
+                                  timezone_id="America/Chicago", **options)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     _leave_evidence(request, page, tmp_path)
     context.close()
+
+
+@pytest.fixture
+def page(request, browser, live_server, tmp_path):
+    """A desktop-sized page (1280×800) on a fresh server."""
+    yield from _open_page(request, browser, live_server, tmp_path, viewport=DESKTOP)
 
 
 @pytest.fixture
 def phone_page(request, browser, live_server, tmp_path):
     """A phone-sized page (390×844, touch) on a fresh server."""
-    context = browser.new_context(base_url=live_server.url, viewport=PHONE, is_mobile=True,
-                                  has_touch=True, device_scale_factor=2, accept_downloads=True,
-                                  locale="en-US", timezone_id="America/Chicago")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    _leave_evidence(request, page, tmp_path)
-    context.close()
+    yield from _open_page(request, browser, live_server, tmp_path, viewport=PHONE, is_mobile=True,
+                          has_touch=True, device_scale_factor=2)
 
 
 @pytest.fixture
