@@ -66,12 +66,20 @@ def content_check(as_json: bool) -> None:
             click.echo(problem, err=True)
         click.echo(f"{len(exc.problems)} problem(s) found.", err=True)
         sys.exit(1)
+    from lms.services.quiz_cues import check_packs
+
     report = content_report(packs)
     # Flags are warnings, not errors: the author re-reads each question against the new text.
     for flag in flagged_questions(packs):
         click.echo(f"Flag: {flag}", err=True)
+    # Item cues are warnings too; the pack fails only when the bank as a whole is above its
+    # thresholds (a member passing by form), so one odd item does not block a release.
+    cue_problems, cue_notes = check_packs(packs)
+    for note in cue_notes:
+        click.echo(f"Cue: {note}", err=True)
     if as_json:
         click.echo(json.dumps(report, indent=2))
+        _fail_on_cues(cue_problems)
         return
     for policy in report["policies"]:
         click.echo(f"Policy {policy['id']} {policy['title']}")
@@ -81,7 +89,25 @@ def content_check(as_json: bool) -> None:
                        f"{total} questions")
             for topic, count in version["questions"].items():
                 click.echo(f"    {topic}: {count}")
+            cues = version["cues"]
+            worst = max(cues["blind_pass_rate"], key=cues["blind_pass_rate"].get)
+            click.echo(f"    cues: key longest in {cues['key_longest']['questions']} of "
+                       f"{cues['key_longest']['of']} single-answer questions "
+                       f"({cues['key_longest']['percent']:g}%); best scenario-blind strategy "
+                       f"({worst}) passes {cues['blind_pass_rate'][worst]:.2f}% of first attempts; "
+                       f"reading grade keys {cues['reading_grade']['keys']:g}, "
+                       f"wrong options {cues['reading_grade']['wrong']:g}")
+    _fail_on_cues(cue_problems)
     click.echo("Content is valid.")
+
+
+def _fail_on_cues(problems: list[str]) -> None:
+    """Exit non-zero naming each cue threshold the content is above."""
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(problems)} problem(s) found.", err=True)
+        sys.exit(1)
 
 
 @lms.command("seed-demo")

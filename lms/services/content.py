@@ -55,6 +55,8 @@ class QuestionPack:
     scenario: str
     prompt: str
     options: list[OptionPack]
+    #: Line of the question in quiz.yaml, for messages to the author.
+    line: int = 0
 
 
 @dataclass
@@ -79,6 +81,11 @@ class VersionPack:
     topics: dict[str, str]
     lessons: list[LessonPack] = field(default_factory=list)
     questions: list[QuestionPack] = field(default_factory=list)
+    #: ``settings.cues`` of quiz.yaml: thresholds for the cue check (lms.services.quiz_cues).
+    cue_limits: dict[str, float] = field(default_factory=dict)
+    #: quiz.yaml as messages name it, and the line of each cue threshold (or of ``settings``).
+    quiz_file: str = ""
+    cue_lines: dict[str, int] = field(default_factory=dict)
 
     def questions_per_topic(self) -> dict[str, int]:
         counts = {topic: 0 for topic in self.topics}
@@ -373,6 +380,8 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     draw = reader.field(path, settings, "draw", int, "settings")
     max_attempts = reader.field(path, settings, "max_attempts", int, "settings")
     minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or {}
+    cues = reader.field(path, settings, "cues", dict, "settings", required=False) or {}
+    cue_limits, cue_lines = _cue_limits(reader, path, settings, cues)
     if pass_mark is not None and not 1 <= pass_mark <= 100:
         reader.problem(path, "settings: field 'pass_mark' must be a percentage from 1 to 100",
                        settings.key_lines["pass_mark"])
@@ -416,8 +425,28 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     return {
         "pass_mark": pass_mark, "draw_size": draw, "max_attempts": max_attempts,
         "minimum_per_topic": dict(minimums), "topics": {k: str(v).strip() for k, v in topics.items()},
-        "questions": questions,
+        "questions": questions, "cue_limits": cue_limits, "quiz_file": reader.where(path),
+        "cue_lines": cue_lines,
     }
+
+
+def _cue_limits(reader: _Reader, path: Path, settings: _Mapping, cues: dict) -> tuple[dict, dict]:
+    """Validate ``settings.cues``: known names, each a non-negative number."""
+    from lms.services.quiz_cues import DEFAULT_LIMITS
+
+    lines = {name: settings.line for name in DEFAULT_LIMITS}
+    limits = {}
+    for name, value in cues.items():
+        line = cues.key_lines.get(name) if isinstance(cues, _Mapping) else settings.line
+        if name not in DEFAULT_LIMITS:
+            reader.problem(path, f"settings: cues names unknown threshold {name!r} "
+                                 f"(known: {', '.join(DEFAULT_LIMITS)})", line)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            reader.problem(path, f"settings: cues.{name} must be a number of at least 0, got {value!r}", line)
+        else:
+            limits[name] = float(value)
+            lines[name] = line
+    return limits, lines
 
 
 def _load_question(reader: _Reader, path: Path, raw, index: int, topics: dict,
@@ -480,12 +509,13 @@ def _load_question(reader: _Reader, path: Path, raw, index: int, topics: dict,
     if len(options) != len(options_raw):
         return None
     return QuestionPack(key=key, topic=topic, cites=[str(c) for c in cites], kind=kind,
-                        scenario=scenario,
-                        prompt=prompt, options=options)
+                        scenario=scenario, prompt=prompt, options=options, line=raw.line)
 
 
 def content_report(packs: list[PolicyPack]) -> dict:
-    """The summary ``content check --json`` prints."""
+    """The summary ``content check --json`` prints; ``cues`` is lms.services.quiz_cues' measure."""
+    from lms.services.quiz_cues import measure
+
     return {
         "policies": [
             {
@@ -496,6 +526,7 @@ def content_report(packs: list[PolicyPack]) -> dict:
                         "effective": v.effective.isoformat(),
                         "lessons": len(v.lessons),
                         "questions": v.questions_per_topic(),
+                        "cues": measure(v).as_dict(),
                     }
                     for v in pack.versions
                 ],
