@@ -586,6 +586,12 @@ def _sync_lessons(session: Session, version: PolicyVersion, lessons: list[Lesson
         lesson.retired = True
 
 
+def _changes_scoring(question: Question, pack: QuestionPack) -> bool:
+    """Whether loading ``pack`` over ``question`` would change how its attempts were scored."""
+    return (question.kind != pack.kind
+            or [o.correct for o in question.options] != [o.correct for o in pack.options])
+
+
 def _sync_questions(session: Session, version: PolicyVersion, questions: list[QuestionPack],
                     folder: str) -> list[str]:
     problems = []
@@ -595,11 +601,14 @@ def _sync_questions(session: Session, version: PolicyVersion, questions: list[Qu
         if question is None:
             question = Question(version_id=version.id, key=qp.key)
             session.add(question)
-        elif len(question.options) != len(qp.options) and session.scalar(
+        elif _changes_scoring(question, qp) and session.scalar(
                 select(AttemptItem.id).where(AttemptItem.question_id == question.id).limit(1)):
+            # Attempts keep the option ids chosen and whether they were right: a question that
+            # has been answered may be reworded, but its options and key stay where they were, or
+            # old attempts would show a member choosing what they never saw.
             problems.append(f"{folder}/versions/{version.effective}/quiz.yaml: question {qp.key} has "
-                            f"been answered, so its number of options cannot change; retire it and "
-                            f"add a question with a new id")
+                            f"been answered, so its number of options, its kind and which options "
+                            f"are correct cannot change; retire it and add a question with a new id")
             continue
         question.topic, question.cites, question.kind = qp.topic, qp.cites, qp.kind
         question.scenario, question.prompt, question.position = qp.scenario, qp.prompt, position
