@@ -90,7 +90,7 @@ def content_check(as_json: bool) -> None:
             for topic, count in version["questions"].items():
                 click.echo(f"    {topic}: {count}")
             cues = version["cues"]
-            worst = max(cues["blind_pass_rate"], key=cues["blind_pass_rate"].get)
+            worst = cues["best_blind_strategy"]
             click.echo(f"    cues: key longest in {cues['key_longest']['questions']} of "
                        f"{cues['key_longest']['of']} single-answer questions "
                        f"({cues['key_longest']['percent']:g}%); best scenario-blind strategy "

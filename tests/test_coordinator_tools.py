@@ -82,7 +82,7 @@ def quiz_history(db, make_member):
     questions = {q.key: q for q in db.scalars(select(Question).where(
         Question.version_id == first.policy_version_id, Question.retired.is_(False)))}
     target = questions["ods-01"]  # single answer, four options
-    steady = questions["ods-02"]
+    steady = questions["ods-04"]  # single answer, four options
     # Member n's choice on the target: None = right, else the index of the wrong option.
     target_wrong = [0, 0, None, 1, 0, None]
     for n, member in enumerate(officers):
@@ -138,7 +138,7 @@ def test_item_analysis_matches_an_independent_count(db, quiz_history):
         assert t.correct == sum(correct[q.id] for q in mine)
 
     by_key = {q.key: q for q in analysis.questions}
-    target, steady = by_key["ods-01"], by_key["ods-02"]
+    target, steady = by_key["ods-01"], by_key["ods-04"]
     assert (target.answered, target.correct, target.percent_correct) == (6, 2, 33)
     assert [(o.chosen, o.percent) for o in target.wrong_options][:2] == [(3, 50), (1, 17)]
     assert (steady.answered, steady.correct) == (6, 5)
@@ -148,7 +148,7 @@ def test_item_analysis_matches_an_independent_count(db, quiz_history):
     assert not steady.flagged
     # The thresholds are parameters.
     assert not item_analysis(db, cycle, version, min_answers=7).flagged
-    assert {q.key for q in item_analysis(db, cycle, version, flag_below=90).flagged} >= {"ods-01", "ods-02"}
+    assert {q.key for q in item_analysis(db, cycle, version, flag_below=90).flagged} >= {"ods-01", "ods-04"}
 
 
 def test_item_analysis_and_candidates_take_a_fixed_number_of_statements(app, db, quiz_history):

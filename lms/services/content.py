@@ -381,7 +381,9 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     max_attempts = reader.field(path, settings, "max_attempts", int, "settings")
     minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or {}
     cues = reader.field(path, settings, "cues", dict, "settings", required=False) or {}
-    cue_limits, cue_lines = _cue_limits(reader, path, settings, cues)
+    # A threshold left to its default is reported at 'cues:' if the pack has one, else 'settings:'.
+    default_line = settings.key_lines.get("cues") or data.key_lines.get("settings")
+    cue_limits, cue_lines = _cue_limits(reader, path, default_line, cues)
     if pass_mark is not None and not 1 <= pass_mark <= 100:
         reader.problem(path, "settings: field 'pass_mark' must be a percentage from 1 to 100",
                        settings.key_lines["pass_mark"])
@@ -430,14 +432,14 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     }
 
 
-def _cue_limits(reader: _Reader, path: Path, settings: _Mapping, cues: dict) -> tuple[dict, dict]:
+def _cue_limits(reader: _Reader, path: Path, default_line: int, cues: dict) -> tuple[dict, dict]:
     """Validate ``settings.cues``: known names, each a non-negative number."""
     from lms.services.quiz_cues import DEFAULT_LIMITS
 
-    lines = {name: settings.line for name in DEFAULT_LIMITS}
+    lines = {name: default_line for name in DEFAULT_LIMITS}
     limits = {}
     for name, value in cues.items():
-        line = cues.key_lines.get(name) if isinstance(cues, _Mapping) else settings.line
+        line = cues.key_lines.get(name, default_line) if isinstance(cues, _Mapping) else default_line
         if name not in DEFAULT_LIMITS:
             reader.problem(path, f"settings: cues names unknown threshold {name!r} "
                                  f"(known: {', '.join(DEFAULT_LIMITS)})", line)

@@ -247,6 +247,11 @@ class CueReport:
     def key_longest_percent(self) -> float:
         return 100 * self.key_longest / self.single_questions if self.single_questions else 0.0
 
+    @property
+    def best_strategy(self) -> str:
+        """The scenario-blind strategy that passes most often."""
+        return max(self.pass_rates, key=self.pass_rates.get)
+
     def as_dict(self) -> dict:
         """The ``cues`` member of ``content check --json``."""
         return {
@@ -255,6 +260,7 @@ class CueReport:
                             "percent": round(self.key_longest_percent, 1)},
             "key_to_wrong_length": round(self.key_to_wrong_length, 2),
             "blind_pass_rate": {name: round(rate, 2) for name, rate in self.pass_rates.items()},
+            "best_blind_strategy": self.best_strategy,
             "reading_grade": {"keys": round(self.grade_keys, 1), "wrong": round(self.grade_wrong, 1)},
             "thresholds": self.limits,
             "items": [{"id": i.key, "line": i.line, "cue": i.cue} for i in self.items],
@@ -321,7 +327,7 @@ def measure(version: VersionPack, limits: dict[str, float] | None = None) -> Cue
     for q in version.questions:
         report.items.extend(ItemCue(q.key, q.line, cue) for cue in _item_cues(q))
 
-    worst = max(rates, key=rates.get)
+    worst = report.best_strategy
     if rates[worst] > limits["max_blind_pass_rate"]:
         report.failures.append(("max_blind_pass_rate",
                                 f"a member who picks by form ({worst}: {STRATEGIES[worst][0]}) "
