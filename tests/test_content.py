@@ -188,6 +188,23 @@ def test_lessons_cover_every_section():
             assert f"::: policy {section}" in lesson.body
 
 
+def test_lessons_read_like_a_roll_call_bulletin():
+    """Each section: a situation first, then the rule in plain words, then the verbatim text;
+    real headings, not bold paragraphs standing in for them."""
+    (version,) = load_packs(CONTENT)[0].versions
+    for lesson in version.lessons:
+        lines = lesson.body.split("\n")
+        assert not [line for line in lines if re.fullmatch(r"\*\*[^*]+\*\*", line.strip())], lesson.slug
+        sections = re.split(r"^## ", lesson.body, flags=re.M)[1:]
+        assert sections, lesson.slug
+        for section in sections:
+            headings = re.findall(r"^### (.+)$", section, flags=re.M)
+            assert headings[:3] == ["The situation", "The rule in plain words", "The policy text"], \
+                (lesson.slug, section.split("\n")[0])
+            text_part = section.split("### The policy text", 1)[1].split("\n### ", 1)[0]
+            assert "::: policy " in text_part, (lesson.slug, section.split("\n")[0])
+
+
 def test_policy_text_carries_the_repairs():
     raw = (CONTENT / VERSION / "policy.txt").read_bytes()
     text = raw.decode("utf-8")
