@@ -245,6 +245,7 @@ class CueReport:
 
     @property
     def key_longest_percent(self) -> float:
+        """The key-longest share of single-answer questions, in percent."""
         return 100 * self.key_longest / self.single_questions if self.single_questions else 0.0
 
     @property
