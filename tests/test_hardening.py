@@ -286,3 +286,36 @@ def test_database_errors_in_the_log_carry_no_values(app, db, caplog):
     db.rollback()
     assert "secret@example.org" not in str(caught.value)
     assert db.scalar(select(func.count(AuditEvent.id))) is not None
+
+
+# --- uploaded personnel files are not kept forever ----------------------------------------------------
+
+def test_uploaded_personnel_files_are_removed_after_the_keep_period(app, client, auth, db, make_member, runner):
+    from datetime import timedelta
+
+    from lms.db import utcnow
+    from lms.models import PersonnelUpload
+
+    admin = make_member(roles=("admin",), badge="1005")
+    old = PersonnelUpload(filename="old.csv", data=b"badge\n", sha256="a" * 64, uploaded_by_id=admin.id,
+                          uploaded_at=utcnow() - timedelta(days=31))
+    recent = PersonnelUpload(filename="recent.csv", data=b"badge\n", sha256="b" * 64, uploaded_by_id=admin.id,
+                             uploaded_at=utcnow() - timedelta(days=29))
+    db.add_all([old, recent])
+    db.commit()
+    old_id, recent_id = old.id, recent.id
+
+    assert runner.invoke(args=["lms", "init"]).exit_code == 0
+    db.expire_all()
+    assert db.get(PersonnelUpload, old_id) is None and db.get(PersonnelUpload, recent_id) is not None
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "personnel.upload_purge")).one()
+    assert event.details["sha256"] == ["a" * 64] and event.details["removed"] == 1
+
+    auth.sign_in(admin.badge)
+    assert client.get(f"/admin/personnel/import/{old_id}").status_code == 404
+    app.config["PERSONNEL_UPLOAD_KEEP_DAYS"] = 0
+    token = csrf_token(client, "/admin/personnel/import")
+    client.post("/admin/personnel/import", content_type="multipart/form-data",
+                data={"csrf_token": token, "file": (io.BytesIO(b"not,a,roster\n"), "x.csv")})
+    db.expire_all()
+    assert db.get(PersonnelUpload, recent_id) is None

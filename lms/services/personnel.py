@@ -7,12 +7,12 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole
+from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole, PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.cycles import return_from_leave, sync_audience
 from lms.services.validators import date_problem, email_problem, parse_iso_date, text_problem
@@ -270,3 +270,20 @@ def apply_import(session: Session, plan: ImportPlan, *, separate_missing: bool, 
                           "separated_missing": separated, **counts})
     session.flush()
     return counts
+
+
+def purge_expired_uploads(session: Session, *, now: datetime, keep_days: int) -> int:
+    """Remove uploaded personnel files older than ``keep_days``: they hold every member's personal
+    data, and once applied (or abandoned) only their hash matters, which the ``personnel.upload``
+    audit event keeps. Returns how many were removed; audited when any were."""
+    cutoff = now - timedelta(days=keep_days)
+    expired = list(session.execute(select(PersonnelUpload.id, PersonnelUpload.sha256)
+                                   .where(PersonnelUpload.uploaded_at < cutoff)).all())
+    if not expired:
+        return 0
+    session.execute(delete(PersonnelUpload).where(PersonnelUpload.id.in_([row.id for row in expired])))
+    record_event(session, "personnel.upload_purge", at=now,
+                 details={"removed": len(expired), "keep_days": keep_days,
+                          "sha256": [row.sha256 for row in expired]})
+    session.flush()
+    return len(expired)
