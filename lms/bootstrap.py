@@ -12,6 +12,7 @@ from lms.services.clock import local_date
 from lms.services.versions import reassign_superseded
 from lms.models import Member
 from lms.services.content import PolicyPack, load_packs, sync_content
+from lms.services.personnel import purge_expired_uploads
 
 
 def init_database(app: Flask) -> list[PolicyPack]:
@@ -26,6 +27,7 @@ def init_database(app: Flask) -> list[PolicyPack]:
         # A version loaded with today's effective date (or reached since the last run) replaces
         # the one open cycles assigned; running init daily keeps cycles on the version in force.
         reassign_superseded(session, today=local_date(now, app.config["TIMEZONE"]), now=now)
+        purge_expired_uploads(session, now=now, keep_days=app.config["PERSONNEL_UPLOAD_KEEP_DAYS"])
         session.commit()
     return packs
 

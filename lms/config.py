@@ -31,6 +31,9 @@ class Defaults:
              "Chief", "Records Clerk", "Telecommunicator", "Analyst", "Civilian"]
     #: Largest personnel CSV accepted (a 50,000-member roster is about 6 MB).
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    #: Days an uploaded personnel file is kept (for preview and apply) before it is removed; the
+    #: audit log keeps its SHA-256.
+    PERSONNEL_UPLOAD_KEEP_DAYS = 30
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,10 +1,11 @@
 """Database plumbing: the declarative base, the engine and one session per request."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from flask import Flask, g, current_app
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -53,7 +54,8 @@ def utcnow() -> datetime:
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and synchronous=FULL on every connection."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        _private_database_file(url)
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -65,7 +67,22 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _private_database_file(url: str) -> None:
+    """Create an SQLite database file readable by its owner only (it holds personnel records and
+    signed receipts); SQLite gives its -wal and -shm files the same mode. An existing file is
+    tightened too: earlier versions created it 0644."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") \
+            or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        return  # nothing to protect; SQLite reports a missing folder itself
+    if os.path.exists(path):
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 class Database:

@@ -1,18 +1,25 @@
 """Web plumbing shared by every blueprint: CSRF, headers, error pages, request facts."""
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import datetime
+from urllib.parse import quote
 
 from flask import Flask, current_app, g, has_request_context, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
+
+from sqlalchemy.exc import OperationalError
 
 from lms.db import get_session, utcnow
 from lms.services.clock import local_date
 from lms.services.progress import STATUS_LABELS
+from lms.services.validators import MAX_ID
 
 csrf = CSRFProtect()
 
@@ -29,7 +36,20 @@ class SessionInterface(SecureCookieSessionInterface):
         return super().get_cookie_secure(app) or (has_request_context() and request.is_secure)
 
 
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: ASCII digits naming a row id. A number no row can have
+    (beyond 32 bits, which PostgreSQL's integer columns refuse with an error) is a 404 like any
+    other id that does not exist."""
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_app(app: Flask) -> None:
+    # Before any blueprint registers, so every ``<int:…>`` rule is built with it.
+    app.url_map.converters["int"] = IdConverter
     csrf.init_app(app)
     app.session_interface = SessionInterface()
     if app.config.get("PREFERRED_URL_SCHEME") == "https":
@@ -46,7 +66,8 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if current_user.is_authenticated:
+        # An error page rendered without the database must not ask it who is signed in.
+        if g.get("bare_page") or current_user.is_authenticated:
             response.headers["Cache-Control"] = "no-store"
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
@@ -64,7 +85,20 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(500)
     def _server_error(error):
         reference = uuid.uuid4().hex[:12]
-        current_app.logger.error("error reference %s", reference, exc_info=getattr(error, "original_exception", error))
+        original = getattr(error, "original_exception", None) or error
+        current_app.logger.error("error reference %s", reference, exc_info=original)
+        # The page must render whatever failed, the database included: it asks nothing of the
+        # database (no signed-in member, no navigation) and the request's session is abandoned.
+        g.bare_page = True
+        try:
+            get_session().rollback()
+        except Exception:  # noqa: BLE001 - the database may be what is down
+            current_app.logger.warning("error reference %s: rollback failed", reference)
+        if isinstance(original, OperationalError):
+            return render_template("errors/error.html", code=503, title="Roll Call is unavailable",
+                                   description="The database cannot be reached. Nothing was "
+                                               "changed; try again in a few minutes.",
+                                   reference=reference), 503
         return render_template("errors/error.html", code=500, title="Something went wrong",
                                reference=reference), 500
 
@@ -105,3 +139,16 @@ def this_url() -> str:
     (the skip link's #main), and the browser then skips autofocus on the error summary."""
     query = request.query_string.decode()
     return request.path + (f"?{query}" if query else "")
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition value that offers ``filename`` for download (RFC 6266): an ASCII
+    fallback in ``filename=`` and the exact name, UTF-8 and percent-encoded, in ``filename*=``
+    (RFC 5987), so a badge with a quote, a slash or a non-Latin letter neither breaks the header
+    nor fails to encode."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
+    ascii_name = re.sub(r'[^A-Za-z0-9._-]+', "_", ascii_name).strip("._") or "download"
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value

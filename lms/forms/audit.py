@@ -1,8 +1,10 @@
 """Filters of the audit log (a GET form: no CSRF token, nothing changes)."""
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
+
+from lms.forms.hr import IsoDateField
 
 
 class AuditFilterForm(FlaskForm):
@@ -14,8 +16,8 @@ class AuditFilterForm(FlaskForm):
     outcome = SelectField("Outcome", choices=[SelectChoice("", "Any"), SelectChoice("success", "Success"),
                                    SelectChoice("failure", "Failure")],
                           validators=[Optional()])
-    since = DateField("From (date)", validators=[Optional()])
-    until = DateField("To (date, inclusive)", validators=[Optional()])
+    since = IsoDateField("From (date)", validators=[Optional()])
+    until = IsoDateField("To (date, inclusive)", validators=[Optional()])
 
     def validate_until(self, field):
         if field.data and self.since.data and field.data < self.since.data:

@@ -6,6 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from lms.services.validators import date_problem
+
 _DATE_MESSAGE = "Enter a date as YYYY-MM-DD, for example 2026-03-31."
 
 
@@ -20,6 +22,10 @@ class IsoDateField(DateField):
             super().process_formdata(valuelist)
         except ValueError as exc:
             raise ValueError(_DATE_MESSAGE) from exc
+        problem = date_problem(self.data) if self.data else None
+        if problem:
+            self.data = None
+            raise ValueError(f"{problem[:1].upper()}{problem[1:]}.")
 
 
 def _optional_date(value) -> date | None:

@@ -372,6 +372,8 @@ def grant_role(session: Session, member: Member, role: str, *, admin: Member, ad
     """Grant ``role``; the administrator re-enters their password."""
     if role not in ROLES:
         raise AccountError(f"Choose one of {', '.join(ROLES)}.", "role")
+    if member.id == admin.id:
+        raise AccountError("You cannot grant yourself a role; another administrator must.", "role")
     _confirm_admin(admin, admin_password)
     if member.has_role(role):
         raise AccountError(f"{member.full_name} already holds the {role} role.", "role")

@@ -18,6 +18,11 @@ from lms.models import (
 )
 
 
+#: A grace period for late joiners longer than a year is a typing mistake (and a far-off due date
+#: overflows date arithmetic for every later import).
+MAX_GRACE_DAYS = 365
+
+
 class CycleError(ValueError):
     """A cycle that cannot be created as asked; ``field`` names the input at fault."""
 
@@ -50,8 +55,8 @@ def create_cycle(session: Session, *, year: int, due_date: date, today: date, no
         raise CycleError(f"a cycle for {year} already exists", "year")
     if due_date < today:
         raise CycleError(f"due date {due_date.isoformat()} is in the past", "due_date")
-    if grace_days < 0:
-        raise CycleError("grace days cannot be negative", "grace_days")
+    if not 0 <= grace_days <= MAX_GRACE_DAYS:
+        raise CycleError(f"grace days must be between 0 and {MAX_GRACE_DAYS}", "grace_days")
     known = list(session.scalars(select(Policy.id).order_by(Policy.id)))
     policy_ids = list(dict.fromkeys(policy_ids or known))
     unknown = [p for p in policy_ids if p not in known]
@@ -139,7 +144,9 @@ class ExemptionError(ValueError):
 
 def grant_exemption(session: Session, *, cycle: Cycle, member: Member, reason: str,
                     granted_by_id: int | None, now: datetime) -> Exemption:
-    """Excuse a member from a cycle; the reason is required and kept."""
+    """Excuse a member from a cycle; the reason is required and kept. Nobody excuses themselves."""
+    if granted_by_id is not None and granted_by_id == member.id:
+        raise ExemptionError("you cannot exempt yourself; another coordinator must grant it")
     reason = " ".join((reason or "").split())
     if len(reason) < 3:
         raise ExemptionError("give the reason for the exemption (e.g. military leave)")

@@ -7,14 +7,15 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole
+from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole, PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.cycles import return_from_leave, sync_audience
+from lms.services.validators import date_problem, email_problem, parse_iso_date, text_problem
 
 COLUMNS = ["badge", "first_name", "last_name", "email", "rank", "unit", "shift",
            "supervisor_badge", "hire_date", "status", "role"]
@@ -117,8 +118,10 @@ def _read_rows(data: bytes, *, ranks: list[str],
     rows: list[PersonRow] = []
     seen: dict[str, int] = {}
     rank_set = set(ranks)
+    last_line = reader.line_num
     for record in reader:
-        line = reader.line_num
+        # A quoted cell may hold line breaks: name the line the row starts on.
+        line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(header):
@@ -130,17 +133,17 @@ def _read_rows(data: bytes, *, ranks: list[str],
             if not values[name]:
                 row_problems.append(f"line {line}, {name}: required")
         for name, limit in LENGTHS.items():
-            if len(values[name]) > limit:
-                row_problems.append(f"line {line}, {name}: longer than {limit} characters")
+            problem = text_problem(values[name], max_length=limit)
+            if problem:
+                row_problems.append(f"line {line}, {name}: {problem}")
         hire = None
         if values["hire_date"]:
-            try:
-                hire = date.fromisoformat(values["hire_date"])
-                if len(values["hire_date"]) != 10:
-                    raise ValueError
-            except ValueError:
-                row_problems.append(f"line {line}, hire_date: {values['hire_date']!r} is not a "
-                                    f"date that exists in YYYY-MM-DD form")
+            hire = parse_iso_date(values["hire_date"])
+            problem = (f"{values['hire_date']!r} is not a date that exists in YYYY-MM-DD form"
+                       if hire is None else date_problem(hire))
+            if problem:
+                hire = None
+                row_problems.append(f"line {line}, hire_date: {problem}")
         if values["status"] and values["status"] not in MEMBER_STATUSES:
             row_problems.append(f"line {line}, status: {values['status']!r} is not one of "
                                 f"{', '.join(MEMBER_STATUSES)}")
@@ -151,8 +154,9 @@ def _read_rows(data: bytes, *, ranks: list[str],
         if values["rank"] and rank_set and values["rank"] not in rank_set:
             row_problems.append(f"line {line}, rank: {values['rank']!r} is not a known rank "
                                 f"({', '.join(sorted(rank_set))})")
-        if values["email"] and ("@" not in values["email"] or " " in values["email"]):
-            row_problems.append(f"line {line}, email: {values['email']!r} is not an e-mail address")
+        problem = email_problem(values["email"]) if values["email"] else None
+        if problem and not any(p.startswith(f"line {line}, email:") for p in row_problems):
+            row_problems.append(f"line {line}, email: {problem}")
         badge = values["badge"]
         if badge:
             if badge in seen:
@@ -266,3 +270,20 @@ def apply_import(session: Session, plan: ImportPlan, *, separate_missing: bool, 
                           "separated_missing": separated, **counts})
     session.flush()
     return counts
+
+
+def purge_expired_uploads(session: Session, *, now: datetime, keep_days: int) -> int:
+    """Remove uploaded personnel files older than ``keep_days``: they hold every member's personal
+    data, and once applied (or abandoned) only their hash matters, which the ``personnel.upload``
+    audit event keeps. Returns how many were removed; audited when any were."""
+    cutoff = now - timedelta(days=keep_days)
+    expired = list(session.execute(select(PersonnelUpload.id, PersonnelUpload.sha256)
+                                   .where(PersonnelUpload.uploaded_at < cutoff)).all())
+    if not expired:
+        return 0
+    session.execute(delete(PersonnelUpload).where(PersonnelUpload.id.in_([row.id for row in expired])))
+    record_event(session, "personnel.upload_purge", at=now,
+                 details={"removed": len(expired), "keep_days": keep_days,
+                          "sha256": [row.sha256 for row in expired]})
+    session.flush()
+    return len(expired)

@@ -134,6 +134,9 @@ def void_acknowledgment(session: Session, *, ack: Acknowledgment, reason: str, a
     the next generation). Raises VoidError for a reason shorter than MIN_VOID_REASON characters or
     an acknowledgment already void; on VoidError the caller rolls back. The caller commits.
     """
+    if ack.member_id == actor.id:
+        # Separation of duties: a record about oneself is corrected by someone else.
+        raise VoidError("You cannot void your own acknowledgment; ask another member of HR to review it.")
     reason = " ".join(reason.split())
     if len(reason) < MIN_VOID_REASON:
         raise VoidError(f"Say why this acknowledgment is void, in at least {MIN_VOID_REASON} characters "

@@ -12,7 +12,8 @@ from lms.auth import role_required
 from lms.db import get_session
 from lms.forms.audit import AuditFilterForm
 from lms.services.audit import AuditFilters, record_event, search_events, write_events_csv
-from lms.web import client_ip, commit, request_now
+from lms.services.validators import ascii_int
+from lms.web import attachment, client_ip, commit, request_now
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
 PER_PAGE = 100
@@ -36,7 +37,7 @@ def log():
     form = AuditFilterForm(request.args)
     if request.args and not form.validate():
         return render_template("admin/audit.html", form=form, rows=[], total=0, page=1, pages=1), 400
-    page = max(1, request.args.get("page", 1, type=int))
+    page = ascii_int(request.args.get("page", "1"), low=1, high=100_000) or 1
     db = get_session()
     filters = _filters(form)
     rows, total = search_events(db, filters, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
@@ -61,4 +62,4 @@ def export():
                  details={"rows": count, **{k: v for k, v in request.args.items() if v}})
     commit()
     return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'})
+                    headers={"Content-Disposition": attachment("audit-log.csv")})

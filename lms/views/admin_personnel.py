@@ -10,7 +10,7 @@ from lms.forms.personnel import PersonnelApplyForm, PersonnelUploadForm
 from lms.models import PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.clock import local_date
-from lms.services.personnel import PersonnelImportError, apply_import, plan_import
+from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
@@ -31,6 +31,7 @@ def upload():
     if form.validate_on_submit():
         data = form.file.data.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
         db = get_session()
+        purge_expired_uploads(db, now=request_now(), keep_days=current_app.config["PERSONNEL_UPLOAD_KEEP_DAYS"])
         try:
             plan = plan_import(db, data, ranks=current_app.config["RANKS"],
                                max_bytes=current_app.config["IMPORT_MAX_BYTES"],

@@ -64,7 +64,7 @@ from lms.services.roster import (
     roster_summary,
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
-from lms.web import client_ip, commit, request_now, today
+from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -352,7 +352,7 @@ def roster_export(year: int, kind: str):
         abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
                                f"{PDF_MAX_ROWS:,} rows or fewer (by unit or status, say), or export CSV or XLSX.")
     name = f"roster-{cycle.year}-{(filters.as_of or today()).isoformat()}.{kind}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    headers = {"Content-Disposition": attachment(name)}
     title = f"{cycle.name} roster"
     filters_text = describe_filters(filters)
 

@@ -29,7 +29,7 @@ from lms.services.audit import record_event
 from lms.services.clock import local_iso
 from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
-from lms.web import client_ip, commit, request_now, today
+from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("hr", __name__, url_prefix="/hr")
 hr_required = role_required("hr")
@@ -98,7 +98,7 @@ def receipt(ack_id: int):
     commit()
     name = exports.receipt_file_name(ack.policy_ref, ack.policy_effective, ack.badge, ack.id)
     return Response(stored.pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                    headers={"Content-Disposition": attachment(name),
                              "X-Receipt-SHA256": stored.sha256})
 
 
@@ -149,7 +149,7 @@ def export():
         raise
     name = f"acknowledgments-{today().isoformat()}.zip"
     return Response(exports.copy_chunks(spool), mimetype="application/zip", direct_passthrough=True,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                    headers={"Content-Disposition": attachment(name),
                              "Content-Length": str(result.bytes_written),
                              "X-Export-Count": str(result.count)})
 
@@ -212,7 +212,7 @@ def evidence_pdf(member_id: int):
     commit()
     name = f"as-of-{on.isoformat()}-badge-{exports.file_name_part(report.member.badge)}.pdf"
     return Response(document, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": attachment(name)})
 
 
 def _password_confirmed(form: VoidForm) -> bool:

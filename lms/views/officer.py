@@ -17,7 +17,8 @@ from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
-from lms.web import client_ip, commit, request_now, today
+from lms.services.validators import ascii_int
+from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("officer", __name__, url_prefix="/training")
 officer_required = role_required("officer")
@@ -169,9 +170,10 @@ def _answers_from_form() -> dict[int, list[int]]:
     """Read ``q<position>`` fields into position -> option ids; junk values become problems later."""
     answers: dict[int, list[int]] = {}
     for key in request.form:
-        if key.startswith("q") and key[1:].isdigit():
+        position = ascii_int(key[1:]) if key.startswith("q") else None
+        if position is not None:
             values = request.form.getlist(key)
-            answers[int(key[1:])] = [int(v) if v.isdigit() else -1 for v in values]
+            answers[position] = [-1 if (option := ascii_int(v)) is None else option for v in values]
     return answers
 
 
@@ -272,5 +274,5 @@ def receipt(ack_id: int):
     commit()
     filename = f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}.pdf"
     return Response(stored.pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                    headers={"Content-Disposition": attachment(filename),
                              "X-Receipt-SHA256": stored.sha256})
