@@ -127,10 +127,29 @@ def _line_loader():
         mapping.line = node.start_mark.line + 1
         # The key's line, not the value's: a block value ("options:" then "- text: ...") starts on
         # the next line, and the field a problem names is the key.
-        mapping.key_lines = {key_node.value: key_node.start_mark.line + 1 for key_node, _ in node.value}
+        mapping.key_lines = {key_node.value: key_node.start_mark.line + 1 for key_node, _ in node.value
+                             if isinstance(key_node, yaml.ScalarNode)}
         return mapping
 
     _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+
+    def checked(construct, what: str):
+        """PyYAML's scalar constructors raise a bare ValueError ("day is out of range for month")
+        with no line; this one names the value and where it is."""
+        def constructor(loader: _LineLoader, node: yaml.ScalarNode):
+            try:
+                return construct(loader, node)
+            except (ValueError, OverflowError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{node.value!r} is not {what} ({exc})", node.start_mark) from None
+        return constructor
+
+    for tag, construct, what in (
+            ("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_timestamp, "a date that exists"),
+            ("tag:yaml.org,2002:int", yaml.SafeLoader.construct_yaml_int, "a whole number"),
+            ("tag:yaml.org,2002:float", yaml.SafeLoader.construct_yaml_float, "a number"),
+            ("tag:yaml.org,2002:binary", yaml.SafeLoader.construct_yaml_binary, "base64 data")):
+        _LineLoader.add_constructor(tag, checked(construct, what))
     return _LineLoader
 
 
@@ -209,7 +228,14 @@ class _Reader:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             reason = getattr(exc, "problem", None) or str(exc)
-            self.problem(path, f"YAML syntax error: {reason}", mark.line + 1 if mark else None)
+            kind = "value" if isinstance(exc, yaml.constructor.ConstructorError) else "syntax"
+            self.problem(path, f"YAML {kind} error: {reason}", mark.line + 1 if mark else None)
+            return None
+        except RecursionError:
+            self.problem(path, "YAML nested too deeply to be content (brackets or indentation run away)")
+            return None
+        except (ValueError, TypeError) as exc:  # a constructor PyYAML leaves unchecked
+            self.problem(path, f"YAML value error: {exc}")
             return None
         if not isinstance(data, _Mapping):
             self.problem(path, "expected a mapping of fields at the top level")
@@ -469,7 +495,7 @@ def _load_question(reader: _Reader, path: Path, raw, index: int, topics: dict,
         seen.setdefault(key, raw.line)
     topic = reader.field(path, raw, "topic", str, item)
     if topic is not None and topic not in topics:
-        reader.problem(path, f"{item}: field 'topic' is {topic!r}, not one of {', '.join(topics)}",
+        reader.problem(path, f"{item}: field 'topic' is {topic!r}, not one of {', '.join(map(str, topics))}",
                        raw.key_lines["topic"])
         topic = None
     cites = reader.field(path, raw, "cites", list, item)
