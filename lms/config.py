@@ -66,3 +66,29 @@ class Defaults:
     SMTP_PASSWORD: str | None = None
     #: STARTTLS before signing in.
     SMTP_USE_TLS = True
+    #: Seconds to wait for the mail server before an attempt counts as failed.
+    SMTP_TIMEOUT = 30
+
+    #: The address members use to reach Roll Call: e-mails link to it (no trailing slash needed).
+    PUBLIC_URL = "http://127.0.0.1:5000"
+
+    #: Background jobs (docs/jobs.md). None: Huey keeps its queue in instance/jobs.sqlite3 (one
+    #: machine); "redis://host:6379/0": Redis, for workers on several machines.
+    JOBS_URL: str | None = None
+    #: The queue's name on the broker; distinct names keep several installs on one Redis apart.
+    JOBS_QUEUE_NAME = "rollcall"
+    #: Worker threads per ``lms worker`` process.
+    JOBS_WORKER_THREADS = 2
+    #: Attempts per job before it is shown to the administrator as failed.
+    JOBS_MAX_ATTEMPTS = 5
+    #: Wait before the second attempt, doubled for each further one (60 s, 2, 4, 8 min…).
+    JOBS_RETRY_SECONDS = 60
+    #: A job running this long is presumed abandoned by a dead worker and run again.
+    JOBS_LEASE_SECONDS = 600
+    #: How often a worker records its heartbeat, and looks for due jobs it was not woken for.
+    JOBS_HEARTBEAT_SECONDS = 10
+    JOBS_POLL_SECONDS = 10
+    #: ``python app.py`` starts a worker process beside the development server.
+    JOBS_WORKER_WITH_APP = True
+    #: Scheduled reminders go out from this local hour on (0-23).
+    REMINDER_HOUR = 8
