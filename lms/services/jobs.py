@@ -78,7 +78,9 @@ def claim_next(session: Session, *, worker: str, now: datetime, policy: RetryPol
     for job_id in session.scalars(query).all():
         won = session.execute(
             update(Job).where(Job.id == job_id, _claimable(now, policy))
-            .values(status="running", locked_by=worker, locked_at=now, attempts=Job.attempts + 1)
+            # The limit in force now applies (a setting changed since enqueueing).
+            .values(status="running", locked_by=worker, locked_at=now, attempts=Job.attempts + 1,
+                    max_attempts=policy.max_attempts)
             .execution_options(synchronize_session=False)).rowcount
         if not won:
             continue
