@@ -119,18 +119,11 @@ def _run_periodic(ctx: JobContext, session: Session, job: Job) -> dict | None:
     return entry.run(ctx, session, utcnow())
 
 
-def _export(ctx: JobContext, session: Session, job: Job) -> dict:
-    from lms.services import export_jobs
-
-    return export_jobs.run(ctx, session, job)
-
-
 #: kind → handler. A handler does the work and writes its rows in ``session``; the runner marks
 #: the job done in the same transaction and commits. An exception is a failed attempt.
 HANDLERS: dict[str, Handler] = {
     "email": _send_email,
     PERIODIC: _run_periodic,
-    "export": _export,
 }
 
 

@@ -261,3 +261,53 @@ def test_migration_matches_the_job_models(app):
         diffs = compare_metadata(context, Base.metadata)
     mine = [d for d in diffs if any(n in repr(d) for n in ("'job'", "worker_heartbeat", "reminder_schedule"))]
     assert mine == []
+
+
+def test_the_coordinator_sets_a_schedule_and_the_worker_keeps_it(app, client, auth, db, runner, team):
+    cycle, officers, coordinator, _ = team
+    auth.sign_in(coordinator.badge)
+    url = f"/coordinator/cycles/{cycle.year}/reminders"
+    page = client.get(url).get_data(as_text=True)
+    assert "No schedule yet" in page and 'value="14, 7, 1"' in page
+    token = csrf_token(client, url)
+    bad = client.post(f"{url}/schedule", data={"schedule-csrf_token": token, "schedule-days_before": "14, soon"})
+    assert bad.status_code == 400 and "“soon” is not a number of days" in bad.get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Base.metadata.tables["reminder_schedule"])) == 0
+
+    saved = client.post(f"{url}/schedule", data={"schedule-csrf_token": token, "schedule-days_before": "1,14 ,7",
+                                                "schedule-weekly_overdue": "y"})
+    assert saved.status_code == 302
+    page = client.get(url).get_data(as_text=True)
+    # Due in ten days: the 14-day stage opened four days ago and nobody was reminded since.
+    assert "14, 7, 1 day(s) before the due date, then weekly while overdue" in page
+    assert "<strong>5</strong> members due a scheduled reminder today" in page
+    assert page.count('<tr class="scheduled">') == 5
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "reminder.schedule")).one()
+    assert event.details == {"days_before": [14, 7, 1], "weekly_overdue": True, "copy_supervisor": False}
+
+    # The worker's periodic run (here queued by hand): reminders from REMINDER_HOUR on.
+    app.config["REMINDER_HOUR"] = 0
+    assert runner.invoke(args=["lms", "jobs", "schedule", "reminders"]).exit_code == 0
+    assert "6 done" in _run(runner)  # the periodic job, then five e-mails
+    db.expire_all()
+    reminders = db.scalars(select(Reminder)).all()
+    assert len(reminders) == 5 and {r.sent_by_id for r in reminders} == {None}
+    campaign = db.scalars(select(AuditEvent).where(AuditEvent.action == "reminder.campaign")).one()
+    assert campaign.details == {"queued": 5, "already_reminded": 0}
+    # Again the same day (another hour's run): nobody twice.
+    from lms.jobs import enqueue_periodic
+    assert enqueue_periodic(app, "reminders", utcnow() - timedelta(minutes=5)) is not None
+    assert "1 done" in _run(runner)
+    assert db.scalar(select(func.count(Reminder.id))) == 5
+    assert "0</strong> members due a scheduled reminder today" in client.get(url).get_data(as_text=True)
+    unknown = runner.invoke(args=["lms", "jobs", "schedule", "nonsense"])
+    assert unknown.exit_code == 1 and "effective-date-switch" in unknown.output
+
+
+def test_a_periodic_slot_runs_once_however_many_workers_keep_the_schedule(app, db):
+    from lms.jobs import enqueue_periodic
+
+    now = utcnow().replace(second=7)
+    assert enqueue_periodic(app, "reminders", now) is not None
+    assert enqueue_periodic(app, "reminders", now.replace(second=40)) is None  # same minute
+    assert enqueue_periodic(app, "reminders", now + timedelta(minutes=1)) is not None
