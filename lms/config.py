@@ -92,3 +92,13 @@ class Defaults:
     JOBS_WORKER_WITH_APP = True
     #: Scheduled reminders go out from this local hour on (0-23).
     REMINDER_HOUR = 8
+    #: Exports larger than these run as background jobs with a download page; smaller ones are
+    #: built in the request. HR's receipt ZIP counts receipts, the roster XLSX and PDF count rows
+    #: (a 1,000-row PDF takes about 1.5 s, docs/performance.md). The roster CSV always streams.
+    EXPORT_JOB_RECEIPTS = 1000
+    EXPORT_JOB_ROWS = 5000
+    EXPORT_JOB_PDF_ROWS = 500
+    #: Where finished exports wait (None: instance/exports); shared storage when app servers and
+    #: workers run on several machines. Files are removed after EXPORT_KEEP_HOURS.
+    EXPORT_DIR: str | None = None
+    EXPORT_KEEP_HOURS = 24

@@ -119,11 +119,54 @@ def _run_periodic(ctx: JobContext, session: Session, job: Job) -> dict | None:
     return entry.run(ctx, session, utcnow())
 
 
+def _export(ctx: JobContext, session: Session, job: Job) -> dict:
+    """Build an export into the exports folder (written under a temporary name, then renamed, so
+    a download never sees half a file); audited when done."""
+    import secrets
+
+    from lms.services import export_jobs
+
+    folder = export_folder(ctx.app)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{job.id}-{secrets.token_hex(8)}.{job.payload['extension']}"
+    partial = folder / f".{name}.part"
+    job_id = job.id
+    try:
+        with partial.open("wb") as out:
+            built = export_jobs.build(session, job.payload, out, tz=ctx.config["TIMEZONE"], now=utcnow(),
+                                      progress=lambda done, total: ctx.progress(job_id, done, total))
+        os.replace(partial, folder / name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    result = {"file": name, "bytes": (folder / name).stat().st_size, **built}
+    _audit(session, job, outcome="success", extra=result)
+    return result
+
+
+def export_folder(app: Flask) -> Path:
+    """Where finished exports wait for their download (EXPORT_DIR, or instance/exports)."""
+    return Path(app.config.get("EXPORT_DIR") or Path(app.instance_path) / "exports")
+
+
+def remove_old_exports(ctx: JobContext, session: Session, now: datetime) -> dict:
+    """Delete export files older than EXPORT_KEEP_HOURS (their pages then say they expired)."""
+    folder = export_folder(ctx.app)
+    cutoff = now.timestamp() - float(ctx.config["EXPORT_KEEP_HOURS"]) * 3600
+    removed = 0
+    for path in folder.glob("*") if folder.exists() else []:
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return {"removed": removed}
+
+
 #: kind → handler. A handler does the work and writes its rows in ``session``; the runner marks
 #: the job done in the same transaction and commits. An exception is a failed attempt.
 HANDLERS: dict[str, Handler] = {
     "email": _send_email,
     PERIODIC: _run_periodic,
+    "export": _export,
 }
 
 
@@ -173,6 +216,7 @@ def remind_on_schedule(ctx: JobContext, session: Session, now: datetime) -> dict
 SCHEDULE: list[Periodic] = [
     Periodic("effective-date-switch", crontab(minute="5"), switch_effective_versions),
     Periodic("reminders", crontab(minute="20"), remind_on_schedule),
+    Periodic("remove-old-exports", crontab(minute="40"), remove_old_exports),
 ]
 
 
