@@ -167,8 +167,9 @@ def beat(session: Session, worker: str, *, now: datetime, started_at: datetime) 
     session.flush()
 
 
-def worker_heartbeat_age(session: Session, now: datetime) -> timedelta | None:
-    """How long ago the most recent worker heartbeat was; None if no worker ever beat.
+def worker_heartbeat_age(session: Session, now: datetime | None = None) -> timedelta | None:
+    """How long ago (before ``now``, the current time by default) the most recent worker heartbeat
+    was; None if no worker ever beat.
 
     Workers beat every few seconds (JOBS_HEARTBEAT_SECONDS), so an age of more than a minute or
     two means no worker is running: /readyz can report the worker down past such a limit.
@@ -178,7 +179,7 @@ def worker_heartbeat_age(session: Session, now: datetime) -> timedelta | None:
         return None
     if last.tzinfo is None:  # in case a driver hands back the aggregate without the column type
         last = last.replace(tzinfo=timezone.utc)
-    return now - last
+    return (now or datetime.now(timezone.utc)) - last
 
 
 def live_workers(session: Session, *, now: datetime, within: timedelta) -> list[WorkerHeartbeat]:
