@@ -311,3 +311,21 @@ def test_a_periodic_slot_runs_once_however_many_workers_keep_the_schedule(app, d
     assert enqueue_periodic(app, "reminders", now) is not None
     assert enqueue_periodic(app, "reminders", now.replace(second=40)) is None  # same minute
     assert enqueue_periodic(app, "reminders", now + timedelta(minutes=1)) is not None
+
+
+def test_delivery_failures_are_judged_permanent_only_on_5xx():
+    import smtplib
+
+    from lms.services.mail import judge
+
+    refused = judge(smtplib.SMTPRecipientsRefused({"a@example.org": (550, b"No such user")}))
+    assert refused.permanent and not refused.connection
+    busy = judge(smtplib.SMTPRecipientsRefused({"a@example.org": (451, b"Try later")}))
+    assert not busy.permanent
+    assert judge(smtplib.SMTPDataError(554, b"Rejected")).permanent
+    assert not judge(smtplib.SMTPDataError(421, b"Busy")).permanent
+    down = judge(ConnectionRefusedError(111, "Connection refused"))
+    assert not down.permanent and down.connection and "ConnectionRefusedError" in down.error
+    dropped = judge(smtplib.SMTPServerDisconnected("gone"))
+    assert not dropped.permanent and dropped.connection
+    assert judge(TimeoutError("timed out")).connection
