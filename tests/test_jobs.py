@@ -69,6 +69,8 @@ def test_reminders_go_through_the_worker_to_a_real_smtp_server(app, client, auth
     response = _queue_reminders(client, auth, coordinator, cycle.year)
     assert response.status_code == 302
     assert server.recorder.count() == 0  # queued, not sent, in the request
+    pressed = db.scalars(select(AuditEvent).where(AuditEvent.action == "reminder.queue")).one()
+    assert pressed.actor_id == coordinator.id and pressed.details == {"queued": 5, "already_reminded": 0}
 
     assert "5 done, 0 to retry, 0 failed." in _run(runner)
     got = server.recorder.recipients()

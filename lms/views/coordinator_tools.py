@@ -125,6 +125,10 @@ def send_reminders(year: int):
         db, candidates, now=request_now(), today=today(), sent_by_id=current_user.id, ip=client_ip(),
         cycle=cycle, department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
         base_url=current_app.config["PUBLIC_URL"], copy_supervisor=bool(schedule and schedule.copy_supervisor))
+    # Each message is audited as "reminder.send" when the worker sends it; this records the press.
+    record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
+                 ip=client_ip(), details={"queued": len(result.queued),
+                                          "already_reminded": already + len(result.already_reminded)})
     commit()
     wake(current_app._get_current_object())
     queued = len(result.queued)
