@@ -47,9 +47,45 @@ def main(argv: list[str] | None = None) -> int:
 
         if app.config["SEED_DEMO_ON_FIRST_RUN"]:
             print_logins([DemoLogin(p[0], f"{p[1]} {p[2]}", p[3], p[7]) for p in DEMO_PEOPLE], DEMO_PASSWORD)
+    worker = _start_worker() if app.config["JOBS_WORKER_WITH_APP"] else None
     print(f"Roll Call is running at http://{args.host}:{args.port}/  (Ctrl+C to stop)")
-    app.run(host=args.host, port=args.port, debug=False)
+    try:
+        app.run(host=args.host, port=args.port, debug=False)
+    finally:
+        _stop_worker(worker)
     return 0
+
+
+def _start_worker():
+    """A background-jobs worker beside the development server (``flask --app app lms worker``),
+    so the demo sends reminders and builds exports with nothing else running. It stops with us:
+    on Ctrl+C and SIGTERM here, and by itself if this process dies."""
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    # SIGTERM (a service manager, a test harness) ends the server like Ctrl+C, so the worker is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    command = [sys.executable, "-m", "flask", "--app", str(Path(__file__).resolve()), "lms", "worker",
+               "--parent-pid", str(os.getpid())]
+    print("Background jobs: a worker runs beside the server (flask --app app lms worker).")
+    return subprocess.Popen(command, env={**os.environ, "LMS_INSTANCE_PATH": app.instance_path})
+
+
+def _stop_worker(worker) -> None:
+    """Stop the worker: let it finish the running job, then insist."""
+    import signal
+    import subprocess
+
+    if worker is None or worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGINT)
+    try:
+        worker.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 if __name__ == "__main__":

@@ -445,3 +445,99 @@ def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Pat
         Path(partial).unlink(missing_ok=True)
         raise
     click.echo(f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
+
+
+@lms.command("worker")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Worker threads (default JOBS_WORKER_THREADS).")
+@click.option("--no-schedule", is_flag=True,
+              help="Run jobs but leave the schedule to other workers (it runs once per slot either way).")
+@click.option("--parent-pid", type=int, default=None, hidden=True)
+@with_appcontext
+def worker_command(threads: int | None, no_schedule: bool, parent_pid: int | None) -> None:
+    """Run background jobs and the schedule until stopped (Ctrl+C finishes the running jobs)."""
+    import logging
+
+    from lms.jobs import run_worker, worker_name
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = current_app._get_current_object()
+    threads = threads or int(app.config["JOBS_WORKER_THREADS"])
+    broker = app.config.get("JOBS_URL") or "instance/jobs.sqlite3"
+    click.echo(f"Worker {worker_name()}: {threads} thread(s), queue {app.config['JOBS_QUEUE_NAME']!r} "
+               f"on {broker.split('@')[-1]}{'' if not no_schedule else ', no schedule'}.")
+    run_worker(app, threads=threads, schedule=not no_schedule, parent_pid=parent_pid)
+
+
+@lms.group("jobs")
+def jobs_group() -> None:
+    """Background jobs: list, retry, run."""
+
+
+@jobs_group.command("list")
+@click.option("--status", type=click.Choice(["pending", "running", "done", "failed"]), default="failed",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@with_appcontext
+def jobs_list(status: str, limit: int) -> None:
+    """Jobs in one status, latest first: id, kind, attempts, key and the last error."""
+    from sqlalchemy import select
+
+    from lms.models import Job
+
+    session = get_session()
+    rows = session.scalars(select(Job).where(Job.status == status).order_by(Job.id.desc()).limit(limit)).all()
+    for job in rows:
+        error = (job.last_error or "").splitlines()[-1][:200] if job.last_error else ""
+        click.echo(f"{job.id}\t{job.kind}\t{job.attempts}/{job.max_attempts}\t{job.key}\t{error}")
+    click.echo(f"{len(rows)} {status} job(s).", err=True)
+
+
+@jobs_group.command("retry")
+@click.argument("job_ids", nargs=-1, type=int, required=True)
+@with_appcontext
+def jobs_retry(job_ids: tuple[int, ...]) -> None:
+    """Run failed jobs again (audited as job.retry)."""
+    from lms.jobs import wake
+    from lms.models import Job
+    from lms.services.jobs import JobError, retry
+
+    session = get_session()
+    now = utcnow()
+    for job_id in job_ids:
+        job = session.get(Job, job_id)
+        if job is None:
+            _fail(f"no job {job_id}; nothing was retried")
+        try:
+            retry(session, job, now=now, actor_id=None, ip="cli")
+        except JobError as exc:
+            _fail(f"{exc} Nothing was retried.")
+    session.commit()
+    wake(current_app)
+    click.echo(f"Queued {len(job_ids)} job(s) again.")
+
+
+@jobs_group.command("run")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Stop after this many jobs.")
+@with_appcontext
+def jobs_run(limit: int | None) -> None:
+    """Run the due jobs now, in this process, and exit (no worker needed)."""
+    from lms.jobs import run_pending
+
+    summary = run_pending(current_app._get_current_object(), limit=limit)
+    click.echo(f"{len(summary.done)} done, {len(summary.retrying)} to retry, {len(summary.failed)} failed.")
+
+
+@jobs_group.command("schedule")
+@click.argument("name")
+@with_appcontext
+def jobs_schedule(name: str) -> None:
+    """Queue one run of a periodic task now (e.g. effective-date-switch, reminders)."""
+    from lms.jobs import SCHEDULE, enqueue_periodic, wake
+
+    names = [p.name for p in SCHEDULE]
+    if name not in names:
+        _fail(f"no periodic task {name!r}; the schedule has {', '.join(names)}")
+    enqueue_periodic(current_app._get_current_object(), name, utcnow())
+    wake(current_app._get_current_object())
+    click.echo(f"Queued {name}.")

@@ -69,3 +69,39 @@ class Defaults:
     SMTP_PASSWORD: str | None = None
     #: STARTTLS before signing in.
     SMTP_USE_TLS = True
+    #: Seconds to wait for the mail server before an attempt counts as failed.
+    SMTP_TIMEOUT = 30
+
+    #: The address members use to reach Roll Call: e-mails link to it (no trailing slash needed).
+    PUBLIC_URL = "http://127.0.0.1:5000"
+
+    #: Background jobs (docs/jobs.md). None: Huey keeps its queue in instance/jobs.sqlite3 (one
+    #: machine); "redis://host:6379/0": Redis, for workers on several machines.
+    JOBS_URL: str | None = None
+    #: The queue's name on the broker; distinct names keep several installs on one Redis apart.
+    JOBS_QUEUE_NAME = "rollcall"
+    #: Worker threads per ``lms worker`` process.
+    JOBS_WORKER_THREADS = 2
+    #: Attempts per job before it is shown to the administrator as failed.
+    JOBS_MAX_ATTEMPTS = 5
+    #: Wait before the second attempt, doubled for each further one (60 s, 2, 4, 8 min…).
+    JOBS_RETRY_SECONDS = 60
+    #: A job running this long is presumed abandoned by a dead worker and run again.
+    JOBS_LEASE_SECONDS = 600
+    #: How often a worker records its heartbeat, and looks for due jobs it was not woken for.
+    JOBS_HEARTBEAT_SECONDS = 10
+    JOBS_POLL_SECONDS = 10
+    #: ``python app.py`` starts a worker process beside the development server.
+    JOBS_WORKER_WITH_APP = True
+    #: Scheduled reminders go out from this local hour on (0-23).
+    REMINDER_HOUR = 8
+    #: Exports larger than these run as background jobs with a download page; smaller ones are
+    #: built in the request. HR's receipt ZIP counts receipts, the roster XLSX and PDF count rows
+    #: (a 1,000-row PDF takes about 1.5 s, docs/performance.md). The roster CSV always streams.
+    EXPORT_JOB_RECEIPTS = 1000
+    EXPORT_JOB_ROWS = 5000
+    EXPORT_JOB_PDF_ROWS = 500
+    #: Where finished exports wait (None: instance/exports); shared storage when app servers and
+    #: workers run on several machines. Files are removed after EXPORT_KEEP_HOURS.
+    EXPORT_DIR: str | None = None
+    EXPORT_KEEP_HOURS = 24

@@ -73,6 +73,14 @@ EXPECTED: dict[str, dict[str, str]] = {
     "coordinator.exemptions": COORDINATOR,
     "coordinator_tools.items": COORDINATOR,
     "coordinator_tools.reminders": COORDINATOR,
+    "coordinator_tools.save_schedule": COORDINATOR,
+    # Exports are seen only by whoever asked for them.
+    "coordinator.export_job": only("coordinator", "admin", allowed_outcome=HIDDEN),
+    "coordinator.export_job_download": only("coordinator", "admin", allowed_outcome=HIDDEN),
+    "hr.export_job": only("hr", allowed_outcome=HIDDEN),
+    "hr.export_job_download": only("hr", allowed_outcome=HIDDEN),
+    "admin_jobs.jobs": ADMIN,
+    "admin_jobs.retry": ADMIN,
     "coordinator_tools.send_reminders": COORDINATOR,
 
     "hr.home": HR,
@@ -132,11 +140,15 @@ def world(app, client, auth, db, make_member, open_cycle):
     upload = PersonnelUpload(filename="roster.csv", data=b"badge,first_name,last_name\n", sha256="0" * 64,
                              uploaded_by_id=members["admin"].id, uploaded_at=datetime.now(timezone.utc))
     db.add(upload)
+    # Someone else's export (an officer cannot ask for one; any id belonging to another will do).
+    from lms.services.jobs import enqueue
+    job_id = enqueue(db, "export", {"type": "receipts", "download_name": "x.zip", "extension": "zip"},
+                     key="export:someone-else", now=utcnow(), created_by_id=other.id)
     db.commit()
     values = {
         "year": cycle.year, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
         "attempt_id": attempt.id, "ack_id": ack.id, "exemption_id": exemption.id, "upload_id": upload.id,
-        "kind": "csv", "filename": "css/app.css",
+        "kind": "csv", "filename": "css/app.css", "job_id": job_id,
     }
     return {"values": values, "members": members}
 

@@ -243,11 +243,13 @@ def _outbox(app) -> list:
             for p in sorted(folder.glob("*.eml"))] if folder.exists() else []
 
 
-def test_candidates_are_the_overdue_and_not_started_with_an_email(db, overdue_cycle):
+def test_candidates_are_everyone_not_done_with_an_email(db, overdue_cycle):
     cycle, people = overdue_cycle
     today, _ = _today_and_now()
     candidates = reminders_service.reminder_candidates(db, cycle.year, today, TZ)
-    assert {c.badge: c.status for c in candidates} == {"701": "overdue", "702": "overdue", "703": "not_started"}
+    # Busy is in progress and not yet due: not done, so reminded too; the exempt member is not.
+    assert {c.badge: c.status for c in candidates} == {"701": "overdue", "702": "overdue", "703": "not_started",
+                                                      "704": "in_progress"}
     skipped = reminders_service.skipped_counts(db, cycle.year, today, TZ)
     assert (skipped.already_reminded, skipped.no_email) == (0, 1)
     fresh = next(c for c in candidates if c.badge == "703")
@@ -257,18 +259,21 @@ def test_candidates_are_the_overdue_and_not_started_with_an_email(db, overdue_cy
     assert message["To"] == "fresh@example.org" and "due" in message["Subject"]
     assert f"https://rollcall.example.org/training/{fresh.items[0].assignment_id}" in body
     assert "16.3 Social Media" in body and "not started" in body and "Test PD" in body
+    busy = next(c for c in candidates if c.badge == "704")
+    assert "lessons in progress" in reminders_service.build_message(
+        busy, busy.items, cycle, "Test PD", "rc@example.org").get_content()
 
 
-def test_preview_send_and_once_a_day(app, client, auth, db, overdue_cycle):
+def test_preview_send_and_once_a_day(app, client, auth, db, runner, overdue_cycle):
     cycle, people = overdue_cycle
     coordinator = people["coordinator"]
     auth.sign_in(coordinator.badge)
     url = f"/coordinator/cycles/{cycle.year}/reminders"
 
     html = client.get(url).get_data(as_text=True)
-    assert _preview_rows(html) == {"701": "overdue", "702": "overdue", "703": "not_started"}
+    assert _preview_rows(html) == {"701": "overdue", "702": "overdue", "703": "not_started", "704": "in_progress"}
     assert "1 without an e-mail address" in html and "0 already reminded today" in html
-    assert "Sample message" in html and "Dear Fran Fresh" in html  # the first by name
+    assert "Sample message" in html and "Dear Bo Busy" in html  # the first by name
     assert 'style=' not in html and "<script" not in html
 
     token = csrf_token(client, url)
@@ -279,12 +284,19 @@ def test_preview_send_and_once_a_day(app, client, auth, db, overdue_cycle):
 
     sent = client.post(url, data={"csrf_token": token, "confirm": "y"})
     assert sent.status_code == 302 and sent.headers["Location"].endswith(url)
-    assert "Sent 3 reminders; 0 already reminded today." in client.get(url).get_data(as_text=True)
+    assert "Queued 4 reminders; 0 already reminded today." in client.get(url).get_data(as_text=True)
+    # Queued, not sent: the worker sends them.
+    assert _outbox(app) == []
+    assert db.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "reminder.send")) == 0
+    ran = runner.invoke(args=["lms", "jobs", "run"])
+    assert ran.exit_code == 0 and "4 done, 0 to retry, 0 failed." in ran.output, ran.output
     messages = _outbox(app)
-    assert sorted(m["To"] for m in messages) == ["fresh@example.org", "halfway@example.org", "late@example.org"]
+    assert sorted(m["To"] for m in messages) == ["busy@example.org", "fresh@example.org", "halfway@example.org",
+                                                  "late@example.org"]
     late = next(m for m in messages if m["To"] == "late@example.org")
     assert "Overdue" in late["Subject"]
-    assert f"/training/{_assignment(db, people['late']).id}" in late.get_content()
+    # An absolute link straight to the training (PUBLIC_URL).
+    assert f"http://127.0.0.1:5000/training/{_assignment(db, people['late']).id}" in late.get_content()
 
     db.expire_all()
     today, _ = _today_and_now()
@@ -292,7 +304,8 @@ def test_preview_send_and_once_a_day(app, client, auth, db, overdue_cycle):
     assert {(r.member_id, r.sent_on, r.status, r.sent_by_id, r.cycle_id) for r in reminders} == {
         (people["late"].id, today, "overdue", coordinator.id, cycle.id),
         (people["halfway"].id, today, "overdue", coordinator.id, cycle.id),
-        (people["fresh"].id, today, "not_started", coordinator.id, cycle.id)}
+        (people["fresh"].id, today, "not_started", coordinator.id, cycle.id),
+        (people["busy"].id, today, "in_progress", coordinator.id, cycle.id)}
     events = db.scalars(select(AuditEvent).where(AuditEvent.action == "reminder.send")).all()
     assert sorted(e.target for e in events) == sorted(f"member:{r.member_id}" for r in reminders)
     assert all(e.actor_id == coordinator.id and e.outcome == "success" and e.ip for e in events)
@@ -302,16 +315,19 @@ def test_preview_send_and_once_a_day(app, client, auth, db, overdue_cycle):
     again = client.post(url, data={"csrf_token": token, "confirm": "y"})
     assert again.status_code == 302
     page = client.get(url).get_data(as_text=True)
-    assert "Sent 0 reminders; 3 already reminded today." in page
-    assert "Nobody to remind right now" in page and "3 already reminded today" in page
-    assert len(_outbox(app)) == 3
-    assert db.scalar(select(func.count(Reminder.id))) == 3
+    assert "Queued 0 reminders; 4 already reminded today." in page
+    assert "Nobody to remind right now" in page and "4 already reminded today" in page
+    assert "0 done" in runner.invoke(args=["lms", "jobs", "run"]).output
+    assert len(_outbox(app)) == 4
+    assert db.scalar(select(func.count(Reminder.id))) == 4
 
 
-def test_a_simultaneous_send_skips_the_member_without_undoing_the_rest(app, db, overdue_cycle, tmp_path):
+def test_a_simultaneous_send_skips_the_member_without_undoing_the_rest(app, db, overdue_cycle):
     """Two coordinators preview at once; the first reminds one member and commits; the second
-    sends its (now stale) list: that member is skipped, the other two are reminded."""
+    queues its (now stale) list: that member is skipped, the other three are reminded, and each
+    member has exactly one message queued."""
     from lms.db import get_database
+    from lms.models import Job
 
     cycle, people = overdue_cycle
     today, now = _today_and_now()
@@ -319,53 +335,20 @@ def test_a_simultaneous_send_skips_the_member_without_undoing_the_rest(app, db, 
     try:
         stale = reminders_service.reminder_candidates(other, cycle.year, today, TZ)
         first = reminders_service.reminder_candidates(db, cycle.year, today, TZ)[:1]
-        outbox = reminders_service.OutboxTransport(tmp_path / "outbox")
-        kwargs = dict(transport=outbox, now=now, today=today, ip="10.0.0.9", cycle=cycle,
-                      department="Test PD", sender="rc@example.org")
-        reminders_service.send_reminders(db, first, sent_by_id=people["coordinator"].id, **kwargs)
+        kwargs = dict(now=now, today=today, ip="10.0.0.9", cycle=cycle, department="Test PD",
+                      sender="rc@example.org", base_url="https://rc.example.org")
+        reminders_service.queue_reminders(db, first, sent_by_id=people["coordinator"].id, **kwargs)
         db.commit()
-        result = reminders_service.send_reminders(other, stale, sent_by_id=None, **kwargs)
+        result = reminders_service.queue_reminders(other, stale, sent_by_id=None, **kwargs)
         other.commit()
     finally:
         other.close()
     assert [c.badge for c in result.already_reminded] == [first[0].badge]
-    assert len(result.sent) == 2 and result.failed is None
-    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+    assert len(result.queued) == 3
     db.expire_all()
-    assert db.scalar(select(func.count(Reminder.id))) == 3
-
-
-class _FlakyTransport:
-    name = "flaky"
-
-    def __init__(self):
-        self.sent = []
-
-    def send(self, message):
-        if self.sent:
-            raise ConnectionRefusedError("mail server down")
-        self.sent.append(message)
-
-    def close(self):
-        pass
-
-
-def test_a_transport_failure_stops_and_keeps_what_was_sent(db, overdue_cycle):
-    cycle, people = overdue_cycle
-    today, now = _today_and_now()
-    candidates = reminders_service.reminder_candidates(db, cycle.year, today, TZ)
-    transport = _FlakyTransport()
-    result = reminders_service.send_reminders(
-        db, candidates, transport=transport, now=now, today=today, sent_by_id=None, ip="10.0.0.9",
-        cycle=cycle, department="Test PD", sender="rc@example.org")
-    db.commit()
-    assert len(result.sent) == 1 and result.failed is candidates[1] and "mail server down" in result.error
-    assert db.scalars(select(Reminder.member_id)).all() == [candidates[0].member_id]
-    outcomes = Counter(db.scalars(select(AuditEvent.outcome).where(AuditEvent.action == "reminder.send")))
-    assert outcomes == {"success": 1, "failure": 1}
-    # The member who was not reached is still a candidate today.
-    assert [c.badge for c in reminders_service.reminder_candidates(db, cycle.year, today, TZ)] == \
-        [c.badge for c in candidates[1:]]
+    assert db.scalar(select(func.count(Reminder.id))) == 4
+    recipients = [j.payload["recipients"] for j in db.scalars(select(Job).where(Job.kind == "email"))]
+    assert sorted(r[0] for r in recipients) == sorted(f"{k}@example.org" for k in ("late", "halfway", "fresh", "busy"))
 
 
 def test_smtp_transport_and_config(monkeypatch, tmp_path):
@@ -390,7 +373,9 @@ def test_smtp_transport_and_config(monkeypatch, tmp_path):
         def close(self):
             calls.append(("close",))
 
-    monkeypatch.setattr(reminders_service.smtplib, "SMTP", FakeSMTP)
+    from lms.services import mail as mail_service
+
+    monkeypatch.setattr(mail_service.smtplib, "SMTP", FakeSMTP)
     config = {"MAIL_TRANSPORT": "smtp", "SMTP_HOST": "mail.example.org", "SMTP_PORT": "2525",
               "SMTP_USERNAME": "rollcall", "SMTP_PASSWORD": "s3cret-pass", "SMTP_USE_TLS": True,
               "MAIL_SENDER": "rc@example.org"}

@@ -579,7 +579,7 @@ def _hr_urls(app, db) -> list[tuple[str, str]]:
     """Every HR URL, with every member and acknowledgment id in the database filled in."""
     member_ids = list(db.scalars(select(Member.id)))
     ack_ids = list(db.scalars(select(Acknowledgment.id)))
-    values = {"member_id": member_ids, "ack_id": ack_ids}
+    values = {"member_id": member_ids, "ack_id": ack_ids, "job_id": [1]}
     urls = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/hr"):

@@ -124,3 +124,31 @@ def test_paragraph_diff():
     diff = diff_texts(first.text, second.text, "99.1", first.effective)
     assert [(c.paragraph, c.kind) for c in diff.changes] == [("99.1.1.A.1", "changed"), ("99.1.2.C", "added")]
     assert [c.paragraph for c in diff.in_sections(["99.1.2"])] == ["99.1.2.C"]
+
+
+def test_the_worker_switches_open_cycles_to_a_version_on_its_effective_date(versions_app, make_member):
+    """The daily effective-date switch runs as a periodic job: what ``init`` does at start."""
+    from lms.services.content import sync_content
+
+    runner = versions_app.test_cli_runner()
+    assert runner.invoke(args=["lms", "init"]).exit_code == 0
+    member = make_member(first="Jo", last="Kim", badge="502")
+    year = date.today().year
+    assert runner.invoke(args=["lms", "cycle", "create", "--year", str(year), "--due", f"{year + 1}-01-31",
+                               "--policy", "99.1"]).exit_code == 0
+    # The 2024 version is loaded without init's switch (as a content update the day before).
+    shutil.move(versions_app.later_version, versions_app.content_dir / "99.1-portable-radios" / "versions" / "2024-01-01")
+    session = get_database(versions_app).sessionmaker()
+    sync_content(session, load_packs(versions_app.content_dir))
+    session.commit()
+    assert runner.invoke(args=["lms", "jobs", "schedule", "effective-date-switch"]).exit_code == 0
+    result = runner.invoke(args=["lms", "jobs", "run"])
+    assert "1 done" in result.output, result.output
+    session.expire_all()
+    current = session.scalars(select(Assignment).where(Assignment.member_id == member.id,
+                                                       Assignment.superseded_at.is_(None))).one()
+    assert current.policy_version.effective == date(2024, 1, 1)
+    from lms.models import AuditEvent, Job
+    assert session.scalars(select(Job).where(Job.kind == "periodic")).one().result == {"assignments": 1}
+    assert session.scalars(select(AuditEvent).where(AuditEvent.action == "cycle.version_switch")).one()
+    session.close()

@@ -178,12 +178,13 @@ def csv_safe(value: str) -> str:
 
 
 def write_ack_zip(session: Session, fileobj: IO[bytes], filters: ExportFilters, *, tz: str,
-                  now: datetime | None = None) -> ExportResult:
+                  now: datetime | None = None, progress=None) -> ExportResult:
     """Write the receipts matching ``filters`` and then ``manifest.csv`` into a ZIP on ``fileobj``.
 
     PDFs are stored, not deflated: they are compressed already. The manifest is spooled to a
     temporary file while the receipts go in, then added last. ``fileobj`` may be unseekable (ZIP
     data descriptors are used then), but a seekable one gives the most widely readable archive.
+    ``progress(count)``, if given, is told how many receipts went in after each batch.
     """
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+t", encoding="utf-8", newline="") as manifest, \
@@ -201,6 +202,10 @@ def write_ack_zip(session: Session, fileobj: IO[bytes], filters: ExportFilters, 
                 name, badge, last_name, first_name, policy, effective.isoformat(), signed_at_local,
                 text_sha256, receipt_sha256, record_hash, code)])
             count += 1
+            if progress is not None and count % BATCH == 0:
+                progress(count)
+        if progress is not None:
+            progress(count)
         manifest.seek(0)
         made = (now or datetime.now(ZoneInfo("UTC"))).astimezone(ZoneInfo(tz))
         info = zipfile.ZipInfo(MANIFEST_NAME, date_time=made.timetuple()[:6])

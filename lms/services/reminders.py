@@ -1,35 +1,46 @@
-"""Reminder e-mails to members who are overdue or have not started a cycle's training: who gets
-one, what it says, and sending it — at most one per member per local day, each send audited.
+"""Reminder e-mails to members whose training is not done: who gets one, what it says, queueing
+it for the worker (at most one per member per local day, enforced by the database), and each
+cycle's reminder schedule (days before the due date, weekly while overdue).
 
-Messages go through a transport: :class:`OutboxTransport` writes ``.eml`` files (the default, so a
-demo sends nothing), :class:`SMTPTransport` hands them to a mail server.
+A reminder is queued, not sent, in the coordinator's request: the Reminder row and its e-mail job
+are written in one transaction, and the worker delivers it (lms.services.mail, lms.jobs).
 """
 from __future__ import annotations
 
-import os
-import smtplib
-import ssl
-import tempfile
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
-from pathlib import Path
-from typing import Protocol
 
-from sqlalchemy import case, delete, distinct, exists, func, or_, select
+from sqlalchemy import case, distinct, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
-from lms.models import Cycle, Member, Policy, Reminder
+from lms.models import Cycle, Member, Policy, Reminder, ReminderSchedule
 from lms.services.audit import record_event
+# The transports moved to lms.services.mail; imported here too for older callers.
+from lms.services.mail import (  # noqa: F401
+    Audit,
+    OutboxTransport,
+    SMTPTransport,
+    Transport,
+    queue_email,
+    transport_from_config,
+)
 from lms.services.roster import RosterFilters, roster_select
 
-#: The roster statuses that prompt a reminder.
-REMINDED_STATUSES = ("overdue", "not_started")
+#: The roster statuses that prompt a reminder: every member who is not done (complete,
+#: complete_late and exempt are done), most urgent first.
+REMINDED_STATUSES = ("overdue", "not_started", "in_progress", "quiz_failed", "quiz_passed")
+
+#: What each status asks of the member, in the message.
+_STATUS_LINES = {
+    "not_started": "not started yet",
+    "in_progress": "lessons in progress",
+    "quiz_failed": "the quiz is not passed yet",
+    "quiz_passed": "quiz passed; only your signature is left",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class Candidate:
     first_name: str
     last_name: str
     email: str
+    #: The supervisor's address, for a copy when the schedule asks for one.
+    supervisor_email: str | None = None
     items: list[DueItem] = field(default_factory=list)
 
     @property
@@ -65,8 +78,8 @@ class Candidate:
 
     @property
     def status(self) -> str:
-        """overdue if any assignment is, otherwise not_started."""
-        return "overdue" if any(i.status == "overdue" for i in self.items) else "not_started"
+        """The most urgent status among the assignments (overdue first, then the least advanced)."""
+        return min((i.status for i in self.items), key=REMINDED_STATUSES.index)
 
     @property
     def due_date(self) -> date:
@@ -76,7 +89,7 @@ class Candidate:
 
 @dataclass
 class Skipped:
-    """Members who are overdue or not started but get no reminder now."""
+    """Members who are not done but get no reminder now."""
 
     #: Already reminded today (by anyone, for any cycle).
     already_reminded: int
@@ -85,27 +98,27 @@ class Skipped:
 
 
 @dataclass
-class SendResult:
-    """What a send did."""
+class QueueResult:
+    """What queueing reminders did."""
 
-    sent: list[Candidate] = field(default_factory=list)
+    queued: list[Candidate] = field(default_factory=list)
     #: Reminded today by someone else between the preview and this send.
     already_reminded: list[Candidate] = field(default_factory=list)
-    #: The member whose message the transport refused; sending stopped there.
-    failed: Candidate | None = None
-    error: str | None = None
 
 
 def _due_rows(year: int, today: date, tz: str) -> Select:
-    """Roster rows of the cycle that are overdue or not started, with the member's e-mail, the
-    policy title, and whether the member was already reminded on ``today``."""
+    """Roster rows of the cycle that are not done, with the member's and the supervisor's
+    e-mail, the policy title, and whether the member was already reminded on ``today``."""
     roster = roster_select(RosterFilters(year=year, statuses=list(REMINDED_STATUSES)),
                            today=today, tz=tz).subquery()
     reminded = exists().where(Reminder.member_id == roster.c.member_id, Reminder.sent_on == today)
+    supervisor = aliased(Member)
     return (select(roster.c.member_id, roster.c.badge, roster.c.first_name, roster.c.last_name,
-                   Member.email, roster.c.status, roster.c.due_date, roster.c.assignment_id,
-                   roster.c.policy, Policy.title.label("policy_title"), reminded.label("reminded"))
+                   Member.email, supervisor.email.label("supervisor_email"), roster.c.status,
+                   roster.c.due_date, roster.c.assignment_id, roster.c.policy,
+                   Policy.title.label("policy_title"), reminded.label("reminded"))
             .join(Member, Member.id == roster.c.member_id)
+            .outerjoin(supervisor, supervisor.id == Member.supervisor_id)
             .join(Policy, Policy.id == roster.c.policy))
 
 
@@ -114,7 +127,7 @@ def _no_email(column):
 
 
 def reminder_candidates(session: Session, year: int, today: date, tz: str) -> list[Candidate]:
-    """Members of the cycle whose status is overdue or not_started on any assignment, who have
+    """Members of the cycle who are not done with some assignment (see REMINDED_STATUSES), have
     an e-mail address and were not reminded on ``today`` (the department's local date); sorted
     by name."""
     inner = _due_rows(year, today, tz).subquery()
@@ -127,7 +140,8 @@ def reminder_candidates(session: Session, year: int, today: date, tz: str) -> li
         if candidate is None:
             candidate = candidates[row.member_id] = Candidate(
                 member_id=row.member_id, badge=row.badge, first_name=row.first_name,
-                last_name=row.last_name, email=row.email.strip())
+                last_name=row.last_name, email=row.email.strip(),
+                supervisor_email=(row.supervisor_email or "").strip() or None)
         candidate.items.append(DueItem(assignment_id=row.assignment_id, policy=row.policy,
                                        policy_title=row.policy_title, status=row.status,
                                        due_date=row.due_date))
@@ -135,7 +149,7 @@ def reminder_candidates(session: Session, year: int, today: date, tz: str) -> li
 
 
 def skipped_counts(session: Session, year: int, today: date, tz: str) -> Skipped:
-    """How many overdue or not-started members get no reminder: reminded today, or no e-mail."""
+    """How many members who are not done get no reminder: reminded today, or no e-mail."""
     inner = _due_rows(year, today, tz).subquery()
     no_email = _no_email(inner.c.email)
     reminded, missing = session.execute(select(
@@ -145,11 +159,12 @@ def skipped_counts(session: Session, year: int, today: date, tz: str) -> Skipped
 
 
 def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, department: str,
-                  sender: str, *, base_url: str = "") -> EmailMessage:
-    """The plain-text reminder: what is due, by when, and where to do it.
+                  sender: str, *, base_url: str = "", copy_to: str | None = None) -> EmailMessage:
+    """The plain-text reminder: what is due, by when, and a link straight to it.
 
-    ``member`` needs ``first_name``, ``last_name`` and ``email``; links are ``base_url`` plus the
-    assignment's path (just the path when no base URL is known).
+    ``member`` needs ``first_name``, ``last_name`` and ``email``; links are ``base_url`` (the
+    PUBLIC_URL setting) plus the assignment's path (just the path when no base URL is known).
+    ``copy_to`` (the supervisor) gets a copy.
     """
     overdue = any(r.status == "overdue" for r in rows)
     subject = (f"Overdue: {cycle.name} policy training" if overdue
@@ -158,7 +173,8 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
              f"Our records show that your {cycle.name} policy training is not complete:", ""]
     for row in rows:
         when = (f"was due {row.due_date:%A}, {_long_date(row.due_date)}, and is overdue"
-                if row.status == "overdue" else f"due {row.due_date:%A}, {_long_date(row.due_date)}; not started yet")
+                if row.status == "overdue"
+                else f"due {row.due_date:%A}, {_long_date(row.due_date)}; {_STATUS_LINES.get(row.status, row.status)}")
         link = (f"Continue at {base_url.rstrip('/')}{row.path}" if base_url
                 else f"In Roll Call, open My training (page {row.path}).")
         lines += [f"  * Policy {row.policy} {row.policy_title}: {when}.", f"    {link}", ""]
@@ -170,6 +186,8 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = member.email
+    if copy_to and copy_to.lower() != member.email.lower():
+        message["Cc"] = copy_to
     message.set_content("\n".join(lines) + "\n")
     return message
 
@@ -177,109 +195,6 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
 def _long_date(day: date) -> str:
     """E.g. "March 31, 2031" (strftime's %-d is not portable)."""
     return f"{day:%B} {day.day}, {day.year}"
-
-
-class Transport(Protocol):
-    """Something that delivers messages."""
-
-    def send(self, message: EmailMessage) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class OutboxTransport:
-    """Writes each message as an ``.eml`` file in a folder instead of sending it."""
-
-    name = "outbox"
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-
-    def send(self, message: EmailMessage) -> None:
-        """Write the message atomically (a temporary file renamed), so a reader never sees half."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}.eml"
-        fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(message.as_bytes())
-            os.replace(temporary, self.folder / name)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def close(self) -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return f"OutboxTransport({str(self.folder)!r})"
-
-
-class SMTPTransport:
-    """Sends through an SMTP server, one connection for a whole batch (opened on first send)."""
-
-    name = "smtp"
-
-    def __init__(self, host: str, port: int = 587, username: str | None = None,
-                 password: str | None = None, use_tls: bool = True, sender: str | None = None,
-                 timeout: float = 30.0):
-        self.host, self.port, self.username = host, int(port), username
-        self._password = password
-        self.use_tls, self.sender, self.timeout = bool(use_tls), sender, timeout
-        self._smtp: smtplib.SMTP | None = None
-
-    def _connect(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        try:
-            if self.use_tls:
-                smtp.starttls(context=ssl.create_default_context())
-            if self.username:
-                smtp.login(self.username, self._password or "")
-        except BaseException:
-            smtp.close()
-            raise
-        return smtp
-
-    def send(self, message: EmailMessage) -> None:
-        if self._smtp is None:
-            self._smtp = self._connect()
-        if self.sender and "From" not in message:
-            message["From"] = self.sender
-        self._smtp.send_message(message)
-
-    def close(self) -> None:
-        if self._smtp is not None:
-            try:
-                self._smtp.quit()
-            except smtplib.SMTPException:
-                self._smtp.close()
-            self._smtp = None
-
-    def __repr__(self) -> str:
-        # Never the password.
-        return (f"SMTPTransport(host={self.host!r}, port={self.port}, username={self.username!r}, "
-                f"use_tls={self.use_tls})")
-
-
-def transport_from_config(config: Mapping, instance_path: str | os.PathLike) -> Transport:
-    """The transport the configuration asks for: MAIL_TRANSPORT "outbox" (``instance/outbox``)
-    or "smtp" (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_USE_TLS, MAIL_SENDER)."""
-    kind = (config.get("MAIL_TRANSPORT") or "outbox").lower()
-    if kind == "outbox":
-        return OutboxTransport(Path(instance_path) / "outbox")
-    if kind == "smtp":
-        if not config.get("SMTP_HOST"):
-            raise ValueError("MAIL_TRANSPORT is smtp but SMTP_HOST is not set")
-        return SMTPTransport(config["SMTP_HOST"], int(config.get("SMTP_PORT") or 587),
-                             config.get("SMTP_USERNAME") or None, config.get("SMTP_PASSWORD") or None,
-                             _truthy(config.get("SMTP_USE_TLS", True)), config.get("MAIL_SENDER"))
-    raise ValueError(f"MAIL_TRANSPORT must be outbox or smtp, not {kind!r}")
-
-
-def _truthy(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "0", "false", "no", "off")
-    return bool(value)
 
 
 def _claim(session: Session, values: dict) -> int | None:
@@ -300,17 +215,16 @@ def _claim(session: Session, values: dict) -> int | None:
     return session.execute(statement).scalar()
 
 
-def send_reminders(session: Session, candidates: Sequence[Candidate], *, transport: Transport,
-                   now: datetime, today: date, sent_by_id: int | None, ip: str | None, cycle: Cycle,
-                   department: str, sender: str, base_url: str = "") -> SendResult:
-    """Remind each candidate: record the day's Reminder row, hand the message to the transport,
-    and audit "reminder.send". A member who already has a reminder for ``today`` (a second
-    coordinator sending at the same moment) is skipped without disturbing the others. If the
-    transport fails, that member's row is removed, the failure audited, and sending stops (the
-    server is most likely down for everyone); those sent so far stay recorded. Flushes, never
-    commits: the caller commits once.
+def queue_reminders(session: Session, candidates: Sequence[Candidate], *, now: datetime, today: date,
+                    sent_by_id: int | None, ip: str | None, cycle: Cycle, department: str, sender: str,
+                    base_url: str, copy_supervisor: bool = False, campaign: str = "manual") -> QueueResult:
+    """Queue a reminder for each candidate: the day's Reminder row and its e-mail job, in the
+    caller's transaction. A member who already has a reminder for ``today`` (a second coordinator
+    sending at the same moment, or the schedule) is skipped without disturbing the others: the
+    database's unique key on (member, day) decides. The worker sends each message and audits
+    "reminder.send" with the coordinator as the actor. Flushes, never commits.
     """
-    result = SendResult()
+    result = QueueResult()
     for candidate in candidates:
         reminder_id = _claim(session, {"member_id": candidate.member_id, "cycle_id": cycle.id,
                                        "sent_on": today, "sent_at": now, "sent_by_id": sent_by_id,
@@ -318,31 +232,144 @@ def send_reminders(session: Session, candidates: Sequence[Candidate], *, transpo
         if reminder_id is None:
             result.already_reminded.append(candidate)
             continue
-        message = build_message(candidate, candidate.items, cycle, department, sender, base_url=base_url)
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = make_msgid(domain=_domain(sender))
+        copy_to = candidate.supervisor_email if copy_supervisor else None
+        message = build_message(candidate, candidate.items, cycle, department, sender,
+                                base_url=base_url, copy_to=copy_to)
         details = {"cycle": cycle.year, "badge": candidate.badge, "email": candidate.email,
                    "status": candidate.status, "policies": [i.policy for i in candidate.items],
-                   "transport": getattr(transport, "name", type(transport).__name__),
-                   "message_id": message["Message-ID"]}
-        try:
-            transport.send(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            session.execute(delete(Reminder).where(Reminder.id == reminder_id))
-            result.failed, result.error = candidate, f"{type(exc).__name__}: {exc}"
-            record_event(session, "reminder.send", at=now, actor_id=sent_by_id,
-                         target=f"member:{candidate.member_id}", ip=ip, outcome="failure",
-                         details={**details, "error": result.error[:500]})
-            break
-        record_event(session, "reminder.send", at=now, actor_id=sent_by_id,
-                     target=f"member:{candidate.member_id}", ip=ip,
-                     details={**details, "reminder_id": reminder_id})
-        result.sent.append(candidate)
+                   "reminder_id": reminder_id, "campaign": campaign}
+        if message["Cc"]:
+            details["copy_to"] = str(message["Cc"])
+        queue_email(session, message, key=f"reminder:{reminder_id}", now=now, sender=sender,
+                    created_by_id=sent_by_id,
+                    audit=Audit("reminder.send", sent_by_id, f"member:{candidate.member_id}", ip, details))
+        result.queued.append(candidate)
     session.flush()
     return result
 
 
-def _domain(sender: str) -> str:
-    """The domain of the sender's address, for Message-IDs (avoids a slow getfqdn())."""
-    address = parseaddr(sender)[1]
-    return address.rpartition("@")[2] or "localhost"
+# --------------------------------------------------------------------------- the schedule
+
+class ScheduleError(ValueError):
+    """A reminder schedule that cannot be kept, with what is wrong."""
+
+
+#: The furthest ahead of a due date a reminder can be scheduled.
+MAX_DAYS_BEFORE = 365
+
+
+def parse_days(text: str) -> list[int]:
+    """"14, 7, 1" → [14, 7, 1]: whole days before the due date, largest first, no repeats.
+    Empty means no reminders before the due date. Raises ScheduleError naming the bad part."""
+    days: set[int] = set()
+    for part in (text or "").replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isascii() or not part.isdigit():
+            raise ScheduleError(f"“{part}” is not a number of days; write whole numbers separated "
+                                "by commas, e.g. 14, 7, 1.")
+        value = int(part)
+        if not 0 <= value <= MAX_DAYS_BEFORE:
+            raise ScheduleError(f"{value} days is out of range; use 0 (the due date) to {MAX_DAYS_BEFORE}.")
+        days.add(value)
+    return sorted(days, reverse=True)
+
+
+def format_days(days: Sequence[int]) -> str:
+    """[14, 7, 1] → "14, 7, 1"."""
+    return ", ".join(str(d) for d in days)
+
+
+def due_by_schedule(due_dates: Sequence[date], last_reminded: date | None, today: date,
+                    days_before: Sequence[int], weekly_overdue: bool) -> bool:
+    """Whether the schedule reminds a member today, given the due dates of their unfinished
+    assignments and the day they were last reminded (by anyone, for anything).
+
+    Before the due date, each number of days opens a stage on ``due - days``; a member not
+    reminded since the current stage opened is reminded (so a day the worker missed is caught up
+    the next day, and a member is never reminded twice in one stage). Once overdue, with
+    ``weekly_overdue``: on the first day not reminded since the due date, then every seven days.
+    """
+    for due in due_dates:
+        left = (due - today).days
+        if left < 0:
+            if weekly_overdue and (last_reminded is None or last_reminded <= due
+                                   or (today - last_reminded).days >= 7):
+                return True
+            continue
+        stages = [d for d in days_before if d >= left]
+        if stages:
+            opened = due - timedelta(days=min(stages))
+            if last_reminded is None or last_reminded < opened:
+                return True
+    return False
+
+
+def schedule_of(session: Session, cycle: Cycle) -> ReminderSchedule | None:
+    """The cycle's reminder schedule, if the coordinator set one."""
+    return session.get(ReminderSchedule, cycle.id)
+
+
+def save_schedule(session: Session, cycle: Cycle, *, days_before: str, weekly_overdue: bool,
+                  copy_supervisor: bool, now: datetime, actor_id: int | None, ip: str | None) -> ReminderSchedule:
+    """Set the cycle's reminder schedule (ScheduleError on bad days); audited "reminder.schedule"."""
+    days = parse_days(days_before)
+    schedule = session.get(ReminderSchedule, cycle.id)
+    if schedule is None:
+        schedule = ReminderSchedule(cycle_id=cycle.id)
+        session.add(schedule)
+    schedule.days_before, schedule.weekly_overdue = format_days(days), bool(weekly_overdue)
+    schedule.copy_supervisor, schedule.updated_at, schedule.updated_by_id = bool(copy_supervisor), now, actor_id
+    record_event(session, "reminder.schedule", at=now, actor_id=actor_id, target=f"cycle:{cycle.year}", ip=ip,
+                 details={"days_before": days, "weekly_overdue": bool(weekly_overdue),
+                          "copy_supervisor": bool(copy_supervisor)})
+    session.flush()
+    return schedule
+
+
+def last_reminded(session: Session, member_ids: Sequence[int]) -> dict[int, date]:
+    """Each member's latest reminder day (any cycle)."""
+    if not member_ids:
+        return {}
+    return dict(session.execute(select(Reminder.member_id, func.max(Reminder.sent_on))
+                                .where(Reminder.member_id.in_(member_ids)).group_by(Reminder.member_id)).all())
+
+
+def scheduled_candidates(session: Session, cycle: Cycle, schedule: ReminderSchedule, today: date,
+                         tz: str) -> list[Candidate]:
+    """The candidates the schedule reminds today (see due_by_schedule)."""
+    candidates = reminder_candidates(session, cycle.year, today, tz)
+    last = last_reminded(session, [c.member_id for c in candidates])
+    days = parse_days(schedule.days_before)
+    return [c for c in candidates
+            if due_by_schedule([i.due_date for i in c.items], last.get(c.member_id), today, days,
+                               schedule.weekly_overdue)]
+
+
+def upcoming_dates(cycle: Cycle, schedule: ReminderSchedule, today: date) -> list[date]:
+    """The cycle's scheduled reminder days from today on (by the cycle's due date; members with
+    their own later due date follow their own)."""
+    days = [cycle.due_date - timedelta(days=d) for d in parse_days(schedule.days_before)]
+    return sorted(d for d in days if d >= today)
+
+
+def run_campaigns(session: Session, *, now: datetime, today: date, tz: str, department: str,
+                  sender: str, base_url: str) -> int:
+    """Queue today's scheduled reminders for every open cycle that has a schedule (the worker's
+    periodic task); how many were queued. Safe to run any number of times a day."""
+    queued = 0
+    rows = session.execute(select(Cycle, ReminderSchedule).join(ReminderSchedule, ReminderSchedule.cycle_id == Cycle.id)
+                           .order_by(Cycle.year)).all()
+    for cycle, schedule in rows:
+        candidates = scheduled_candidates(session, cycle, schedule, today, tz)
+        if not candidates:
+            continue
+        result = queue_reminders(session, candidates, now=now, today=today, sent_by_id=None, ip=None,
+                                 cycle=cycle, department=department, sender=sender, base_url=base_url,
+                                 copy_supervisor=schedule.copy_supervisor, campaign="schedule")
+        queued += len(result.queued)
+        record_event(session, "reminder.campaign", at=now, target=f"cycle:{cycle.year}",
+                     details={"queued": len(result.queued), "already_reminded": len(result.already_reminded)})
+    session.flush()
+    return queued

@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from lms.auth import role_required
 from lms.db import get_session
+from lms.jobs import wake
 from lms.forms import ActionForm
 from lms.forms.coordinator import CycleForm, ExemptionForm, RosterForm
 from lms.models import (
@@ -41,6 +42,7 @@ from lms.models import (
     Policy,
     PolicyVersion,
 )
+from lms.services import export_jobs
 from lms.services import quiz as quiz_service
 from lms.services.audit import record_event
 from lms.services.clock import local_iso
@@ -64,6 +66,7 @@ from lms.services.roster import (
     roster_summary,
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
+from lms.views.export_pages import export_download, export_status
 from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -355,6 +358,17 @@ def roster_export(year: int, kind: str):
     headers = {"Content-Disposition": attachment(name)}
     title = f"{cycle.name} roster"
     filters_text = describe_filters(filters)
+    limit = {"xlsx": current_app.config["EXPORT_JOB_ROWS"], "pdf": current_app.config["EXPORT_JOB_PDF_ROWS"]}
+    if kind in limit and total > limit[kind]:
+        # A large XLSX or PDF: built by the worker, followed on its own page, downloaded when ready.
+        job_id = export_jobs.queue_roster(
+            db, filters, fmt=kind, sort=sort, descending=descending, title=title, filters_text=filters_text,
+            department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
+            requested_by_id=current_user.id, ip=client_ip(),
+            audit_details={"rows": total, "filters": filters_details(filters)})
+        commit()
+        wake(current_app._get_current_object())
+        return redirect(url_for(".export_job", job_id=job_id), 303)
 
     def rows():
         return roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending)
@@ -379,6 +393,21 @@ def roster_export(year: int, kind: str):
            filters=filters_details(filters), via="web")
     commit()
     return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
+
+
+@bp.get("/exports/<int:job_id>")
+@coordinator_required
+def export_job(job_id: int):
+    """A queued roster export: its progress, then its download."""
+    return export_status(job_id, "roster", download_endpoint="coordinator.export_job_download",
+                         back=url_for(".home"))
+
+
+@bp.get("/exports/<int:job_id>/download")
+@coordinator_required
+def export_job_download(job_id: int):
+    """The finished roster export (audited as roster.export.download)."""
+    return export_download(job_id, "roster", "roster.export.download")
 
 
 # --- a member in a cycle -------------------------------------------------------------------------

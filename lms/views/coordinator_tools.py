@@ -1,18 +1,17 @@
 """The coordinator's item analysis (which questions people miss) and reminder e-mails to members
-who are overdue or have not started."""
+who are not done: queued now, or on the cycle's schedule."""
 from __future__ import annotations
-
-from contextlib import closing
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import BooleanField
-from wtforms.validators import DataRequired
+from wtforms import BooleanField, StringField
+from wtforms.validators import DataRequired, Length
 
 from lms.auth import role_required
 from lms.db import get_session
+from lms.jobs import wake
 from lms.models import Cycle
 from lms.services import item_analysis as items_service
 from lms.services import reminders as reminders_service
@@ -31,6 +30,14 @@ class SendRemindersForm(FlaskForm):
 
     confirm = BooleanField("I have checked the list above: send these reminders now",
                            validators=[DataRequired("Tick the box to confirm you want to send the reminders.")])
+
+
+class ReminderScheduleForm(FlaskForm):
+    """A cycle's reminder schedule (input shape only; the days are checked by the service)."""
+
+    days_before = StringField("Days before the due date", validators=[Length(max=100)])
+    weekly_overdue = BooleanField("Every week while a member is overdue")
+    copy_supervisor = BooleanField("Send the member's supervisor a copy")
 
 
 def _cycle(year: int) -> Cycle:
@@ -52,27 +59,46 @@ def items(year: int):
     return render_template("coordinator/items.html", cycle=cycle, analyses=analyses)
 
 
-def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200):
-    """The reminders page: who would be reminded, who is skipped, and a sample message."""
+def _schedule_form(cycle: Cycle) -> ReminderScheduleForm:
+    """The schedule form, filled from the cycle's schedule (or the suggested one)."""
+    schedule = reminders_service.schedule_of(get_session(), cycle)
+    form = ReminderScheduleForm(formdata=None, prefix="schedule")
+    form.days_before.data = schedule.days_before if schedule else "14, 7, 1"
+    form.weekly_overdue.data = schedule.weekly_overdue if schedule else True
+    form.copy_supervisor.data = schedule.copy_supervisor if schedule else False
+    return form
+
+
+def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
+             schedule_form: ReminderScheduleForm | None = None):
+    """The reminders page: who would be reminded now, who is skipped, a sample message, and the
+    schedule with who it reminds today."""
     db = get_session()
     tz = current_app.config["TIMEZONE"]
     candidates = reminders_service.reminder_candidates(db, cycle.year, today(), tz)
     skipped = reminders_service.skipped_counts(db, cycle.year, today(), tz)
+    schedule = reminders_service.schedule_of(db, cycle)
+    scheduled = reminders_service.scheduled_candidates(db, cycle, schedule, today(), tz) if schedule else []
     sample = None
     if candidates:
         first = candidates[0]
-        sample = reminders_service.build_message(first, first.items, cycle,
-                                                 current_app.config["DEPARTMENT_NAME"],
-                                                 current_app.config["MAIL_SENDER"])
+        sample = reminders_service.build_message(
+            first, first.items, cycle, current_app.config["DEPARTMENT_NAME"], current_app.config["MAIL_SENDER"],
+            base_url=current_app.config["PUBLIC_URL"],
+            copy_to=first.supervisor_email if schedule and schedule.copy_supervisor else None)
     # The list names members and their standing: a roster read, so it is audited.
     record_event(db, "reminder.preview", at=request_now(), actor_id=current_user.id,
                  target=f"cycle:{cycle.year}", ip=client_ip(),
                  details={"candidates": len(candidates), "already_reminded": skipped.already_reminded,
-                          "no_email": skipped.no_email})
+                          "no_email": skipped.no_email, "scheduled_today": len(scheduled)})
     commit()
-    return render_template("coordinator/reminders.html", cycle=cycle, candidates=candidates[:PREVIEW_LIMIT],
-                           total=len(candidates), skipped=skipped, sample=sample, form=form,
-                           transport=current_app.config["MAIL_TRANSPORT"], today=today()), status
+    return render_template(
+        "coordinator/reminders.html", cycle=cycle, candidates=candidates[:PREVIEW_LIMIT], total=len(candidates),
+        skipped=skipped, sample=sample, form=form, transport=current_app.config["MAIL_TRANSPORT"], today=today(),
+        schedule=schedule, scheduled=scheduled[:PREVIEW_LIMIT], scheduled_total=len(scheduled),
+        upcoming=reminders_service.upcoming_dates(cycle, schedule, today()) if schedule else [],
+        schedule_form=schedule_form or _schedule_form(cycle),
+        reminder_hour=current_app.config["REMINDER_HOUR"]), status
 
 
 @bp.get("/cycles/<int:year>/reminders")
@@ -85,7 +111,7 @@ def reminders(year: int):
 @bp.post("/cycles/<int:year>/reminders")
 @coordinator_required
 def send_reminders(year: int):
-    """Send the reminders the preview lists (recomputed now), then say how many went out."""
+    """Queue the reminders the preview lists (recomputed now) for the worker, and return at once."""
     cycle = _cycle(year)
     form = SendRemindersForm()
     if not form.validate_on_submit():
@@ -94,19 +120,42 @@ def send_reminders(year: int):
     tz = current_app.config["TIMEZONE"]
     already = reminders_service.skipped_counts(db, cycle.year, today(), tz).already_reminded
     candidates = reminders_service.reminder_candidates(db, cycle.year, today(), tz)
-    transport = reminders_service.transport_from_config(current_app.config, current_app.instance_path)
-    with closing(transport):
-        result = reminders_service.send_reminders(
-            db, candidates, transport=transport, now=request_now(), today=today(),
-            sent_by_id=current_user.id, ip=client_ip(), cycle=cycle,
-            department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"])
+    schedule = reminders_service.schedule_of(db, cycle)
+    result = reminders_service.queue_reminders(
+        db, candidates, now=request_now(), today=today(), sent_by_id=current_user.id, ip=client_ip(),
+        cycle=cycle, department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
+        base_url=current_app.config["PUBLIC_URL"], copy_supervisor=bool(schedule and schedule.copy_supervisor))
+    # Each message is audited as "reminder.send" when the worker sends it; this records the press.
+    record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
+                 ip=client_ip(), details={"queued": len(result.queued),
+                                          "already_reminded": already + len(result.already_reminded)})
     commit()
-    sent = len(result.sent)
-    flash(f"Sent {sent} reminder{'' if sent == 1 else 's'}; "
-          f"{already + len(result.already_reminded)} already reminded today.", "success")
-    if result.failed is not None:
-        current_app.logger.warning("reminder to member %s failed: %s", result.failed.member_id, result.error)
-        flash(f"Sending stopped at {result.failed.full_name} (badge {result.failed.badge}): the mail "
-              f"server refused the message ({result.error}). Try again later; nobody is reminded twice.",
-              "error")
+    wake(current_app._get_current_object())
+    queued = len(result.queued)
+    flash(f"Queued {queued} reminder{'' if queued == 1 else 's'}; "
+          f"{already + len(result.already_reminded)} already reminded today. "
+          "They go out in the background; failures are listed for the administrator.", "success")
+    return redirect(url_for(".reminders", year=cycle.year))
+
+
+@bp.post("/cycles/<int:year>/reminders/schedule")
+@coordinator_required
+def save_schedule(year: int):
+    """Set the cycle's reminder schedule."""
+    cycle = _cycle(year)
+    form = ReminderScheduleForm(prefix="schedule")
+    if not form.validate_on_submit():
+        return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
+    db = get_session()
+    try:
+        reminders_service.save_schedule(db, cycle, days_before=form.days_before.data or "",
+                                        weekly_overdue=form.weekly_overdue.data,
+                                        copy_supervisor=form.copy_supervisor.data, now=request_now(),
+                                        actor_id=current_user.id, ip=client_ip())
+    except reminders_service.ScheduleError as exc:
+        db.rollback()
+        form.days_before.errors = [str(exc)]
+        return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
+    commit()
+    flash("Reminder schedule saved.", "success")
     return redirect(url_for(".reminders", year=cycle.year))

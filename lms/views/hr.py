@@ -20,15 +20,17 @@ from flask_login import current_user
 
 from lms.auth import role_required
 from lms.db import get_session
+from lms.jobs import wake
 from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, VoidForm
 from lms.models import Acknowledgment, Receipt
-from lms.services import exports
+from lms.services import export_jobs, exports
 from lms.services import hr as hr_service
 from lms.services.accounts import password_matches
 from lms.services.audit import record_event
 from lms.services.clock import local_iso
 from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
+from lms.views.export_pages import export_download, export_status
 from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("hr", __name__, url_prefix="/hr")
@@ -138,6 +140,13 @@ def export():
         for name, message in exc.problems.items():
             getattr(form, name).errors.append(message)
         return render_template("hr/export.html", form=form), 400
+    if exports.count_acknowledgments(db, filters, tz) > current_app.config["EXPORT_JOB_RECEIPTS"]:
+        # Many receipts: built by the worker, followed on its own page, downloaded when ready.
+        job_id = export_jobs.queue_receipts(db, filters, now=request_now(), today=today(),
+                                            requested_by_id=current_user.id, ip=client_ip())
+        commit()
+        wake(current_app._get_current_object())
+        return redirect(url_for(".export_job", job_id=job_id), 303)
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)
     try:
         result = exports.write_ack_zip(db, spool, filters, tz=tz, now=request_now())
@@ -152,6 +161,20 @@ def export():
                     headers={"Content-Disposition": attachment(name),
                              "Content-Length": str(result.bytes_written),
                              "X-Export-Count": str(result.count)})
+
+
+@bp.get("/exports/<int:job_id>")
+@hr_required
+def export_job(job_id: int):
+    """A queued receipt export: its progress, then its download."""
+    return export_status(job_id, "receipts", download_endpoint="hr.export_job_download", back=url_for(".export"))
+
+
+@bp.get("/exports/<int:job_id>/download")
+@hr_required
+def export_job_download(job_id: int):
+    """The finished receipt export (audited as hr.export.download)."""
+    return export_download(job_id, "receipts", "hr.export.download")
 
 
 def _as_of_date(form: AsOfForm) -> date | None:
