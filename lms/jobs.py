@@ -210,6 +210,15 @@ def remind_on_schedule(ctx: JobContext, session: Session, now: datetime) -> dict
     return {"queued": queued}
 
 
+def remove_old_personnel_uploads(ctx: JobContext, session: Session, now: datetime) -> dict:
+    """Remove uploaded personnel files past PERSONNEL_UPLOAD_KEEP_DAYS (their hashes stay in the
+    audit log)."""
+    from lms.services.personnel import purge_expired_uploads
+
+    return {"removed": purge_expired_uploads(session, now=now,
+                                             keep_days=int(ctx.config["PERSONNEL_UPLOAD_KEEP_DAYS"]))}
+
+
 #: The worker's schedule. Adding periodic work is one line here, e.g. chain anchoring:
 #:     Periodic("anchor", crontab(hour="3", minute="30"), anchor_chain),
 #: where ``anchor_chain(ctx, session, now)`` does the work in ``session`` (no commit).
@@ -217,6 +226,7 @@ SCHEDULE: list[Periodic] = [
     Periodic("effective-date-switch", crontab(minute="5"), switch_effective_versions),
     Periodic("reminders", crontab(minute="20"), remind_on_schedule),
     Periodic("remove-old-exports", crontab(minute="40"), remove_old_exports),
+    Periodic("remove-old-personnel-uploads", crontab(hour="4", minute="10"), remove_old_personnel_uploads),
 ]
 
 

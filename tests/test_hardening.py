@@ -313,6 +313,18 @@ def test_uploaded_personnel_files_are_removed_after_the_keep_period(app, client,
 
     auth.sign_in(admin.badge)
     assert client.get(f"/admin/personnel/import/{old_id}").status_code == 404
+
+    # The worker's daily task does the same.
+    from lms.jobs import enqueue_periodic, run_pending
+    stale = PersonnelUpload(filename="stale.csv", data=b"badge\n", sha256="c" * 64, uploaded_by_id=admin.id,
+                            uploaded_at=utcnow() - timedelta(days=40))
+    db.add(stale)
+    db.commit()
+    stale_id = stale.id
+    assert enqueue_periodic(app, "remove-old-personnel-uploads", utcnow()) is not None
+    run_pending(app)
+    db.expire_all()
+    assert db.get(PersonnelUpload, stale_id) is None
     app.config["PERSONNEL_UPLOAD_KEEP_DAYS"] = 0
     token = csrf_token(client, "/admin/personnel/import")
     client.post("/admin/personnel/import", content_type="multipart/form-data",

@@ -3,7 +3,6 @@ coordinator's request and sent by the worker; a server that is down, refuses a r
 slow; the administrator's failed-jobs page and its Retry; the job outbox's rules."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -172,12 +171,10 @@ def test_a_slow_server_does_not_hold_up_the_request(app, client, auth, db, runne
     cycle, officers, coordinator, _ = team
     server = smtp(delay=2.0)  # five messages would take ten seconds in the request
     app.config.update(server.config())
-    started = time.monotonic()
     response = _queue_reminders(client, auth, coordinator, cycle.year)
-    elapsed = time.monotonic() - started
     assert response.status_code == 302
+    # The request never reached the mail server (so no wait on it), whatever the machine's load.
     assert server.recorder.connections == 0 and server.recorder.count() == 0
-    assert elapsed < 2.0, f"the request took {elapsed:.1f} s"
     assert db.scalar(select(func.count(Job.id)).where(Job.status == "pending")) == 5
 
 
