@@ -63,7 +63,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server_error(error):
-        reference = uuid.uuid4().hex[:12]
+        # The request id, so the reference a member reads out finds the request's log lines.
+        reference = request.environ.get("lms.request_id") or uuid.uuid4().hex[:12]
         current_app.logger.error("error reference %s", reference, exc_info=getattr(error, "original_exception", error))
         return render_template("errors/error.html", code=500, title="Something went wrong",
                                reference=reference), 500
