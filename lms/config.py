@@ -388,7 +388,15 @@ def _check_database_url(value: str, constraint: DatabaseAddress) -> None:
 
 def _declared() -> dict[str, Any]:
     """Each setting's declaration: its annotation, or else the type of its default."""
-    hints = get_type_hints(Defaults, include_extras=True)
+    try:
+        hints = get_type_hints(Defaults, include_extras=True)
+    except Exception:  # an annotation this module cannot resolve: parse that setting by its default
+        hints = {}
+        for name, annotation in Defaults.__annotations__.items():
+            try:
+                hints[name] = eval(annotation, globals()) if isinstance(annotation, str) else annotation  # noqa: S307
+            except Exception:
+                log.warning("setting %s: cannot read its annotation %r; parsed by its default's type", name, annotation)
     declared = {}
     for name in dir(Defaults):
         if not name.isupper():

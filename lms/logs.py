@@ -117,8 +117,8 @@ def configure(log_format: str = "text", level: str = "INFO") -> None:
     handler.addFilter(_RequestIdFilter())
     logger.addHandler(handler)
     logger.setLevel(level)
-    # Flask would add its own handler to the app's logger ("lms") otherwise; ours is the one.
-    logger.propagate = False
+    # With a handler here Flask adds none of its own to the app's logger ("lms"). Records still
+    # propagate: the root logger has no handler in a server, and pytest's caplog listens there.
 
 
 def init_app(app: Flask) -> None:
@@ -153,7 +153,7 @@ def request_id_from(header: str | None) -> str:
     """The caller's request id if it is sane, else a new one."""
     if header and SANE_REQUEST_ID.fullmatch(header):
         return header
-    return secrets.token_hex(8)
+    return secrets.token_hex(6)  # 12 hex digits: short enough to read out as an error reference
 
 
 class RequestLog:

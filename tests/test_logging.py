@@ -59,7 +59,7 @@ def test_the_response_carries_the_request_id_and_a_bad_one_is_replaced(client):
     assert client.get("/sign-in", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
 
     replaced = client.get("/sign-in", headers={"X-Request-ID": 'x" status=200 forged'}).headers["X-Request-ID"]
-    assert re.fullmatch(r"[0-9a-f]{16}", replaced)
+    assert re.fullmatch(r"[0-9a-f]{12}", replaced)
 
 
 def test_paths_keep_record_ids_and_drop_other_route_values(app, tmp_path, make_member, capsys):
@@ -83,7 +83,7 @@ def test_text_lines_are_key_value_and_probes_are_debug_only(app, client, capsys)
     err = capsys.readouterr().err
 
     line = next(l for l in err.splitlines() if " lms.request " in l)
-    assert re.fullmatch(r"\S+Z INFO lms\.request request request_id=[0-9a-f]{16} method=GET path=/sign-in "
+    assert re.fullmatch(r"\S+Z INFO lms\.request request request_id=[0-9a-f]{12} method=GET path=/sign-in "
                         r"status=200 duration_ms=\d+\.\d", line), line
     assert "/healthz" not in err
 
