@@ -92,18 +92,20 @@ def test_backup_under_signing_load_restores_into_a_new_database(app, db, runner,
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
     target = _target_app(app, tmp_path)
-    restored = target.test_cli_runner().invoke(lms, ["restore", str(out)] + (["--force"] if PG_URL else []))
-    assert restored.exit_code == 0, restored.output
-    assert _head(restored.output) == (backed_up_sequence, backed_up_hash)
+    try:
+        restored = target.test_cli_runner().invoke(lms, ["restore", str(out)] + (["--force"] if PG_URL else []))
+        assert restored.exit_code == 0, restored.output
+        assert _head(restored.output) == (backed_up_sequence, backed_up_hash)
 
-    verified = target.test_cli_runner().invoke(lms, ["verify"])
-    assert verified.exit_code == 0, verified.output
-    assert f"Chain verified: {backed_up_sequence} records" in verified.output
-    assert _head(verified.output) == (backed_up_sequence, backed_up_hash)
-    with get_database(target).sessionmaker() as session:
-        assert session.scalar(select(func.count(Acknowledgment.id))) == backed_up_sequence
-    assert target.test_client().get("/readyz").status_code == 200
-    get_database(target).dispose()
+        verified = target.test_cli_runner().invoke(lms, ["verify"])
+        assert verified.exit_code == 0, verified.output
+        assert f"Chain verified: {backed_up_sequence} records" in verified.output
+        assert _head(verified.output) == (backed_up_sequence, backed_up_hash)
+        with get_database(target).sessionmaker() as session:
+            assert session.scalar(select(func.count(Acknowledgment.id))) == backed_up_sequence
+        assert target.test_client().get("/readyz").status_code == 200
+    finally:
+        get_database(target).dispose()
 
 
 def _target_app(app, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from lms import create_app
+from lms.db import get_database
 from lms.config import PROJECT_ROOT, Defaults, SettingsError, load_settings, parse_value, settings
 
 from tests.conftest import PASSWORD, TEST_CONFIG
@@ -88,6 +89,7 @@ def test_the_app_config_holds_the_validated_values_under_the_same_names(tmp_path
     assert app.config["SOMETHING_NEW"] == "kept"  # not declared yet: passed on unchecked
     with pytest.raises(AttributeError):
         settings(app).LOCKOUT_THRESHOLD = 3
+    get_database(app).dispose()
 
 
 def test_a_bad_setting_stops_python_app_py_with_the_message_alone(tmp_path):
@@ -131,6 +133,7 @@ def test_an_all_digit_secret_key_signs_sessions(tmp_path, monkeypatch, make_memb
 
     response = AuthActions(client).sign_in(member.badge, PASSWORD)
     assert response.status_code == 302 and client.get("/training/").status_code == 200
+    get_database(digits_app).dispose()
 
 
 def _start_worker(instance: str, barrier, results) -> None:

@@ -15,6 +15,7 @@ def test_healthz_answers_without_touching_the_database(tmp_path):
     app = create_app({**TEST_CONFIG, "INSTANCE_PATH": str(tmp_path),
                       "DATABASE_URL": f"sqlite:///{tmp_path}/missing-folder/x.sqlite3"})
     response = app.test_client().get("/healthz")
+    get_database(app).dispose()
 
     assert response.status_code == 200 and response.json == {"status": "ok"}
     assert response.headers["Cache-Control"] == "no-store"
@@ -72,6 +73,7 @@ def test_readyz_is_503_when_the_database_is_unreachable_and_says_nothing_of_it(t
         f"sqlite:///{tmp_path}/no-such-folder/x.sqlite3"
     app = create_app({**TEST_CONFIG, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": url})
     response = app.test_client().get("/readyz")
+    get_database(app).dispose()
 
     assert response.status_code == 503
     assert response.json["checks"]["database"] == {"ok": False, "problem": "database unreachable; see the server log"}

@@ -9,14 +9,26 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lms import create_app
+from lms.db import get_database
 from lms.logs import SANE_REQUEST_ID, request_id_from
 
 from tests.conftest import PASSWORD, TEST_CONFIG, AuthActions
 
 
-def _json_app(app, tmp_path, **extra):
-    return create_app({**TEST_CONFIG, "INSTANCE_PATH": str(tmp_path / "json"),
-                       "DATABASE_URL": app.config["DATABASE_URL"], "LOG_FORMAT": "json", **extra})
+@pytest.fixture
+def json_app(app, tmp_path):
+    """A factory of apps on the test's database logging JSON lines; their connections are closed
+    after the test."""
+    made = []
+
+    def factory(**extra):
+        made.append(create_app({**TEST_CONFIG, "INSTANCE_PATH": str(tmp_path / f"json{len(made)}"),
+                                "DATABASE_URL": app.config["DATABASE_URL"], "LOG_FORMAT": "json", **extra}))
+        return made[-1]
+
+    yield factory
+    for json_app_made in made:
+        get_database(json_app_made).dispose()
 
 
 def _get(client, path: str, **kwargs):
@@ -31,10 +43,10 @@ def _request_lines(err: str) -> list[dict]:
     return [line for line in lines if line["logger"] == "lms.request"]
 
 
-def test_json_lines_carry_the_request_facts_and_the_member_id_only(app, tmp_path, make_member, capsys):
+def test_json_lines_carry_the_request_facts_and_the_member_id_only(json_app, make_member, capsys):
     member = make_member(first="Dana", last="Whitfield")
-    json_app = _json_app(app, tmp_path)
-    client = json_app.test_client()
+    logging_app = json_app()
+    client = logging_app.test_client()
     capsys.readouterr()
 
     AuthActions(client).sign_in(member.badge)
@@ -62,10 +74,10 @@ def test_the_response_carries_the_request_id_and_a_bad_one_is_replaced(client):
     assert re.fullmatch(r"[0-9a-f]{12}", replaced)
 
 
-def test_paths_keep_record_ids_and_drop_other_route_values(app, tmp_path, make_member, capsys):
+def test_paths_keep_record_ids_and_drop_other_route_values(json_app, make_member, capsys):
     hr = make_member(roles=("hr",))
-    json_app = _json_app(app, tmp_path)
-    client = json_app.test_client()
+    logging_app = json_app()
+    client = logging_app.test_client()
     AuthActions(client).sign_in(hr.badge)
     capsys.readouterr()
 
@@ -88,25 +100,25 @@ def test_text_lines_are_key_value_and_probes_are_debug_only(app, client, capsys)
     assert "/healthz" not in err
 
 
-def test_probes_are_logged_at_debug_level(app, tmp_path, capsys):
-    json_app = _json_app(app, tmp_path, LOG_LEVEL="DEBUG")
+def test_probes_are_logged_at_debug_level(json_app, capsys):
+    logging_app = json_app(LOG_LEVEL="DEBUG")
     capsys.readouterr()
-    _get(json_app.test_client(), "/healthz")
+    _get(logging_app.test_client(), "/healthz")
 
     lines = _request_lines(capsys.readouterr().err)
     assert [(l["level"], l["path"], l["status"]) for l in lines] == [("DEBUG", "/healthz", 200)]
 
 
-def test_a_server_error_is_logged_with_the_request_id_the_page_shows(app, tmp_path, capsys):
-    json_app = _json_app(app, tmp_path)
-    json_app.config["PROPAGATE_EXCEPTIONS"] = False
+def test_a_server_error_is_logged_with_the_request_id_the_page_shows(json_app, capsys):
+    logging_app = json_app()
+    logging_app.config["PROPAGATE_EXCEPTIONS"] = False
 
-    @json_app.get("/boom")
+    @logging_app.get("/boom")
     def boom():
         raise RuntimeError("kaboom")
 
     capsys.readouterr()
-    response = _get(json_app.test_client(), "/boom", headers={"X-Request-ID": "req-500"})
+    response = _get(logging_app.test_client(), "/boom", headers={"X-Request-ID": "req-500"})
     records = [json.loads(l) for l in capsys.readouterr().err.splitlines() if l.startswith("{")]
 
     assert response.status_code == 500 and "req-500" in response.get_data(as_text=True)
