@@ -8,8 +8,14 @@ import argparse
 import sys
 
 from lms import create_app
+from lms.config import SettingsError
 
-app = create_app()
+try:
+    app = create_app()
+except SettingsError as exc:
+    if __name__ == "__main__":
+        sys.exit(str(exc))  # the message alone: which setting, what it expects
+    raise
 
 
 def main(argv: list[str] | None = None) -> int:

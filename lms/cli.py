@@ -541,3 +541,44 @@ def jobs_schedule(name: str) -> None:
     enqueue_periodic(current_app._get_current_object(), name, utcnow())
     wake(current_app._get_current_object())
     click.echo(f"Queued {name}.")
+
+
+@lms.command("backup")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The backup file to write (replaced if it exists; readable by its owner only).")
+@with_appcontext
+def backup_command(out: Path) -> None:
+    """Copy the database consistently while the app runs (SQLite's online backup, or a pg_dump
+    custom archive); prints the chain head inside the copy."""
+    from lms.backup import BackupError, backup
+    from lms.db import get_database
+
+    try:
+        head = backup(get_database().engine, out)
+    except BackupError as exc:
+        _fail(str(exc))
+    session = get_session()
+    record_event(session, "database.backup", at=utcnow(), details={"file": out.name, "via": "cli"})
+    session.commit()
+    click.echo(f"Backed up to {out}.")
+    click.echo(f"Chain head in the backup: {head}")
+
+
+@lms.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds members or records.")
+@with_appcontext
+def restore_command(file: Path, force: bool) -> None:
+    """Bring a backup back into the database DATABASE_URL names; stop the app servers and workers
+    first. Refuses a database holding members or records without --force."""
+    from lms.backup import BackupError, restore
+    from lms.db import get_database
+
+    try:
+        head = restore(get_database().engine, file, force=force)
+    except BackupError as exc:
+        _fail(str(exc))
+    click.echo(f"Restored {file}.")
+    click.echo(f"Chain head: {head}")
+    click.echo("Run 'flask --app app lms verify' to check the records, and 'flask --app app lms init' "
+               "if this release is newer than the backup.")

@@ -1,69 +1,171 @@
-"""Configuration defaults.
+"""Configuration: the defaults, and the settings read and validated once at start.
 
-Precedence, lowest first: these defaults, ``instance/config.py``, ``LMS_*`` environment variables
-(``LMS_SECRET_KEY`` sets ``SECRET_KEY``), ``DATABASE_URL``, then the test config passed to
-``create_app``.
+Precedence, lowest first: the defaults below, ``instance/config.py``, ``LMS_*`` environment
+variables (``LMS_SECRET_KEY`` sets ``SECRET_KEY``), ``DATABASE_URL``, then the test config passed to
+``create_app``. :func:`load_settings` parses every value by its declared type (the annotation, or
+else the type of the default), checks it, and stops the start naming each bad variable and what it
+expects. The result fills ``app.config`` (code reads ``current_app.config["NAME"]``) and is kept as a
+typed :class:`Settings` object (``lms.config.settings(app).NAME``).
+
+Adding a setting is one line in ``Defaults`` with a ``#:`` comment, for example
+``REMINDER_HOUR: Annotated[int, Between(0, 23)] = 6``; a plain ``NAME = 5`` is parsed as a whole
+number, ``NAME = True`` as a yes/no, and so on.
 """
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import NoneType, UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The ``lms`` package folder: templates, static files, migrations and the default content live here.
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The source checkout (the package's parent); meaningful only when running from a checkout.
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+log = logging.getLogger("lms.config")
+
+
+# --- Constraints, used as ``Annotated[type, Constraint(...)]`` ---------------------------------
+
+@dataclass(frozen=True)
+class AtLeast:
+    """A number no smaller than ``minimum``."""
+
+    minimum: float
+
+    def check(self, value: Any) -> bool:
+        return value >= self.minimum
+
+    def describe(self) -> str:
+        return f"≥ {_number(self.minimum)}"
+
+
+@dataclass(frozen=True)
+class Between:
+    """A number from ``low`` to ``high`` inclusive."""
+
+    low: float
+    high: float
+
+    def check(self, value: Any) -> bool:
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        return f"from {_number(self.low)} to {_number(self.high)}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of a few words (compared without regard to case; stored as declared)."""
+
+    choices: tuple[str, ...]
+
+    def __init__(self, *choices: str):
+        object.__setattr__(self, "choices", choices)
+
+    def normalise(self, value: str) -> str | None:
+        return next((c for c in self.choices if c.lower() == value.strip().lower()), None)
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.choices)
+
+
+@dataclass(frozen=True)
+class TimeZoneName:
+    """An IANA time zone name such as America/Chicago."""
+
+    def describe(self) -> str:
+        return "an IANA time zone name such as America/Chicago"
+
+
+@dataclass(frozen=True)
+class WebAddress:
+    """An absolute http(s) address with a host, such as https://training.example.org."""
+
+    def describe(self) -> str:
+        return "an absolute http:// or https:// address such as https://training.example.org"
+
+
+@dataclass(frozen=True)
+class DatabaseAddress:
+    """An SQLAlchemy database URL."""
+
+    def describe(self) -> str:
+        return ("a database URL such as sqlite:////var/lib/rollcall/rollcall.sqlite3 or "
+                "postgresql+psycopg://rollcall@db.internal/rollcall")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 class Defaults:
     #: SQLAlchemy URL; None means an SQLite file in the instance folder.
-    DATABASE_URL: str | None = None
-    #: Folder holding one sub-folder per policy.
+    DATABASE_URL: Annotated[str | None, DatabaseAddress()] = None
+    #: Signs session cookies; None keeps a random one in instance/secret_key. Always a string.
+    SECRET_KEY: str | None = None
+    #: Folder holding one sub-folder per policy (the package's own content pack by default).
     CONTENT_DIR = str(PROJECT_ROOT / "content")
     #: The department's local time zone: receipts show local time beside UTC.
-    TIMEZONE = "America/Chicago"
+    TIMEZONE: Annotated[str, TimeZoneName()] = "America/Chicago"
     DEPARTMENT_NAME = "Elgin Police Department"
     #: werkzeug hash method; scrypt with n=2**15, r=8, p=1 (tests lower it for speed).
     PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
     #: Seed Faker personnel and the current cycle when ``python app.py`` finds an empty database.
     SEED_DEMO_ON_FIRST_RUN = True
-    DEMO_PEOPLE = 60
+    DEMO_PEOPLE: Annotated[int, AtLeast(0)] = 60
 
     #: Ranks a personnel import accepts; an empty list accepts any.
     RANKS = ["Officer", "Detective", "Sergeant", "Lieutenant", "Commander", "Deputy Chief",
              "Chief", "Records Clerk", "Telecommunicator", "Analyst", "Civilian"]
     #: Largest personnel CSV accepted (a 50,000-member roster is about 6 MB).
-    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    IMPORT_MAX_BYTES: Annotated[int, AtLeast(1)] = 20 * 1024 * 1024
     #: Days an uploaded personnel file is kept (for preview and apply) before it is removed; the
     #: audit log keeps its SHA-256.
-    PERSONNEL_UPLOAD_KEEP_DAYS = 30
+    PERSONNEL_UPLOAD_KEEP_DAYS: Annotated[int, AtLeast(0)] = 30
 
+    #: Reverse proxies in front of the app (nginx: 1), so client IPs and HTTPS are recorded right.
+    PROXY_COUNT: Annotated[int | None, AtLeast(0)] = None
+    #: "https" marks every cookie Secure even on plain-HTTP requests (TLS ends before the app).
+    PREFERRED_URL_SCHEME: Annotated[str, OneOf("http", "https")] = "http"
     SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SAMESITE: Annotated[str | None, OneOf("Lax", "Strict")] = "Lax"
     #: Secure cookies always; otherwise they are Secure whenever the request came over HTTPS
     #: (see PROXY_COUNT), and always when PREFERRED_URL_SCHEME is "https".
     SESSION_COOKIE_SECURE = False
+    #: The browser cookie's lifetime (seconds in the environment).
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     #: Server-side sessions end after this long without a request, and this long after sign-in.
-    SESSION_IDLE_MINUTES = 30
-    SESSION_ABSOLUTE_HOURS = 12
+    SESSION_IDLE_MINUTES: Annotated[float, AtLeast(1)] = 30
+    SESSION_ABSOLUTE_HOURS: Annotated[float, AtLeast(1)] = 12
     #: A session's last_seen_at is written at most this often (seconds).
-    SESSION_TOUCH_SECONDS = 60
+    SESSION_TOUCH_SECONDS: Annotated[float, AtLeast(0)] = 60
     #: Consecutive failed sign-ins that lock an account, and for how long; 0 minutes locks it
     #: until an administrator unlocks it.
-    LOCKOUT_THRESHOLD = 5
-    LOCKOUT_MINUTES = 30
+    LOCKOUT_THRESHOLD: Annotated[int, AtLeast(1)] = 5
+    LOCKOUT_MINUTES: Annotated[int, AtLeast(0)] = 30
     #: Failed sign-ins from one IP address within the window before that address is refused (429).
-    SIGN_IN_IP_MAX_FAILURES = 20
-    SIGN_IN_IP_WINDOW_MINUTES = 15
+    SIGN_IN_IP_MAX_FAILURES: Annotated[int, AtLeast(1)] = 20
+    SIGN_IN_IP_WINDOW_MINUTES: Annotated[int, AtLeast(1)] = 15
     REMEMBER_COOKIE_HTTPONLY = True
-    WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
+    WTF_CSRF_TIME_LIMIT: int | None = None  # the session lifetime bounds the token instead
     #: Requests larger than this are refused with 413; the personnel CSV is the largest upload.
-    MAX_CONTENT_LENGTH = 21 * 1024 * 1024
+    MAX_CONTENT_LENGTH: Annotated[int, AtLeast(1)] = 21 * 1024 * 1024
 
     #: Reminder e-mail: "outbox" writes .eml files to instance/outbox/ (a demo sends nothing);
     #: "smtp" sends through SMTP_HOST.
-    MAIL_TRANSPORT = "outbox"
+    MAIL_TRANSPORT: Annotated[str, OneOf("outbox", "smtp")] = "outbox"
     MAIL_SENDER = "Roll Call <rollcall@localhost>"
     SMTP_HOST: str | None = None
-    SMTP_PORT = 587
+    SMTP_PORT: Annotated[int, Between(1, 65535)] = 587
     SMTP_USERNAME: str | None = None
     #: Set it in the environment or instance/config.py; it is never logged or audited.
     SMTP_PASSWORD: str | None = None
@@ -105,3 +207,258 @@ class Defaults:
     #: workers run on several machines. Files are removed after EXPORT_KEEP_HOURS.
     EXPORT_DIR: str | None = None
     EXPORT_KEEP_HOURS = 24
+
+    #: Log lines: "text" (key=value) or "json" (one JSON object a line).
+    LOG_FORMAT: Annotated[str, OneOf("text", "json")] = "text"
+    #: Least severe level logged.
+    LOG_LEVEL: Annotated[str, OneOf("DEBUG", "INFO", "WARNING", "ERROR")] = "INFO"
+
+
+class Settings(Defaults):
+    """The validated settings of one app: every ``Defaults`` name as an attribute of its declared
+    type. Read-only; built by :func:`load_settings`."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("settings are read once at start; change the environment and restart")
+
+    def as_config(self) -> dict[str, Any]:
+        """Every setting by name, for ``app.config``."""
+        return {name: getattr(self, name) for name in _declared()}
+
+
+class SettingsError(ValueError):
+    """One or more settings are wrong; the message names each and says what is expected."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("Roll Call cannot start; fix these settings:\n"
+                         + "\n".join(f"  {p}" for p in problems))
+        self.problems = problems
+
+
+#: Environment variables that are not settings but are read elsewhere (start-up, tests).
+NOT_SETTINGS = {"LMS_INSTANCE_PATH", "LMS_TEST_DATABASE_URL"}
+
+
+def load_settings(instance_path: Path, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, Any]]:
+    """Read the defaults, ``instance/config.py``, ``LMS_*`` variables, ``DATABASE_URL`` and the
+    overrides; the validated settings, and any other upper-case names found (passed on unchecked
+    to ``app.config``: Flask's own keys a test sets, or a setting not declared yet).
+
+    Raises :class:`SettingsError` naming every bad value at once."""
+    environ = os.environ if environ is None else environ
+    declared = _declared()
+    values: dict[str, Any] = {name: getattr(Defaults, name) for name in declared}
+    extra: dict[str, Any] = {}
+    problems: list[str] = []
+
+    def take(name: str, raw: Any, source: str) -> None:
+        if name not in declared:
+            extra[name] = raw
+            return
+        try:
+            values[name] = parse_value(declared[name], raw)
+        except ValueError as exc:
+            shown = raw if isinstance(raw, str) else repr(raw)
+            problems.append(f"{source}: expected {exc}, got {shown!r}" if isinstance(raw, str)
+                            else f"{source}: expected {exc}, got {shown}")
+
+    config_file = Path(instance_path) / "config.py"
+    if config_file.exists():
+        scope: dict[str, Any] = {"__file__": str(config_file)}
+        exec(compile(config_file.read_bytes(), str(config_file), "exec"), scope)  # noqa: S102 — the operator's own file
+        for name, raw in scope.items():
+            if name.isupper():
+                take(name, raw, f"{config_file}: {name}")
+    for variable, raw in sorted(environ.items()):
+        if not variable.startswith("LMS_") or variable in NOT_SETTINGS:
+            continue
+        name = variable[len("LMS_"):]
+        if name not in declared:
+            log.warning("%s is not a Roll Call setting; passed on unchecked", variable)
+        take(name, raw, variable)
+    if environ.get("DATABASE_URL"):
+        take("DATABASE_URL", environ["DATABASE_URL"], "DATABASE_URL")
+    for name, raw in (overrides or {}).items():
+        take(name, raw, name)
+    if problems:
+        raise SettingsError(problems)
+    return Settings(values), extra
+
+
+def settings(app) -> Settings:
+    """The validated settings of ``app`` (a Flask app)."""
+    return app.extensions["lms.settings"]
+
+
+# --- Parsing --------------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
+def parse_value(declaration: Any, raw: Any) -> Any:
+    """``raw`` (a string from the environment, or a Python value from instance/config.py or a
+    test) as the declared type; raises ValueError saying what was expected."""
+    kind, constraints = _unwrap(declaration)
+    optional = _is_optional(kind)
+    if optional:
+        kind = next(a for a in get_args(kind) if a is not NoneType)
+    if raw is None or (optional and isinstance(raw, str) and raw.strip() == ""):
+        if optional:
+            return None
+        raise ValueError(_expected(kind, constraints))
+    value = _parse_kind(kind, raw, constraints)
+    for constraint in constraints:
+        if isinstance(constraint, OneOf):
+            normalised = constraint.normalise(value)
+            if normalised is None:
+                raise ValueError(_expected(kind, constraints))
+            value = normalised
+        elif isinstance(constraint, TimeZoneName):
+            _check_time_zone(value, constraints)
+        elif isinstance(constraint, WebAddress):
+            if not re.fullmatch(r"https?://[^/\s:?#]+(:\d{1,5})?(/\S*)?", value):
+                raise ValueError(constraint.describe())
+            value = value.rstrip("/")
+        elif isinstance(constraint, DatabaseAddress):
+            _check_database_url(value, constraint)
+        elif not constraint.check(value):
+            raise ValueError(_expected(kind, constraints))
+    return value
+
+
+def _parse_kind(kind: Any, raw: Any, constraints: tuple) -> Any:
+    expected = _expected(kind, constraints)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ValueError(expected)
+    if kind is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
+            return int(raw.strip())
+        raise ValueError(expected)
+    if kind is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        elif isinstance(raw, str):
+            try:
+                value = float(raw.strip())
+            except ValueError:
+                raise ValueError(expected) from None
+        else:
+            raise ValueError(expected)
+        if not math.isfinite(value):
+            raise ValueError(expected)
+        return value
+    if kind is timedelta:
+        if isinstance(raw, timedelta):
+            return raw
+        if isinstance(raw, int) and not isinstance(raw, bool) or isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
+            seconds = int(raw)
+            if seconds > 0:
+                return timedelta(seconds=seconds)
+        raise ValueError(expected)
+    if _origin(kind) is list:
+        if isinstance(raw, (list, tuple)) and all(isinstance(i, str) for i in raw):
+            return list(raw)
+        if isinstance(raw, str):
+            text = raw.strip()
+            if text.startswith("["):
+                try:
+                    items = json.loads(text)
+                except ValueError:
+                    raise ValueError(expected) from None
+                if isinstance(items, list) and all(isinstance(i, str) for i in items):
+                    return items
+                raise ValueError(expected)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        raise ValueError(expected)
+    if kind is str:
+        # Numbers from instance/config.py become text too: a secret key of digits is still a key.
+        if isinstance(raw, (str, int)) and not isinstance(raw, bool):
+            return str(raw)
+        raise ValueError(expected)
+    return raw  # a type this module does not know how to parse: passed on as given
+
+
+def _expected(kind: Any, constraints: tuple) -> str:
+    for constraint in constraints:
+        if isinstance(constraint, (OneOf, TimeZoneName, WebAddress, DatabaseAddress)):
+            return constraint.describe()
+    limits = " ".join(c.describe() for c in constraints)
+    base = {bool: "true or false", int: "a whole number", float: "a number",
+            timedelta: "a whole number of seconds ≥ 1", str: "text"}.get(kind)
+    if base is None and _origin(kind) is list:
+        base = "a comma-separated list"
+    base = base or f"a {getattr(kind, '__name__', kind)}"
+    return f"{base} {limits}".strip()
+
+
+def _check_time_zone(value: str, constraints: tuple) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(_expected(str, constraints)) from None
+
+
+def _check_database_url(value: str, constraint: DatabaseAddress) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(constraint.describe()) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(constraint.describe())
+
+
+def _declared() -> dict[str, Any]:
+    """Each setting's declaration: its annotation, or else the type of its default."""
+    try:
+        hints = get_type_hints(Defaults, include_extras=True)
+    except Exception:  # an annotation this module cannot resolve: parse that setting by its default
+        hints = {}
+        for name, annotation in Defaults.__annotations__.items():
+            try:
+                hints[name] = eval(annotation, globals()) if isinstance(annotation, str) else annotation  # noqa: S307
+            except Exception:
+                log.warning("setting %s: cannot read its annotation %r; parsed by its default's type", name, annotation)
+    declared = {}
+    for name in dir(Defaults):
+        if not name.isupper():
+            continue
+        if name in hints:
+            declared[name] = hints[name]
+        else:
+            default = getattr(Defaults, name)
+            declared[name] = list[str] if isinstance(default, list) else \
+                (str | None if default is None else type(default))
+    return declared
+
+
+def _unwrap(declaration: Any) -> tuple[Any, tuple]:
+    if get_origin(declaration) is Annotated:
+        kind, *constraints = get_args(declaration)
+        return kind, tuple(constraints)
+    return declaration, ()
+
+
+def _is_optional(kind: Any) -> bool:
+    return get_origin(kind) in (Union, UnionType) and NoneType in get_args(kind)
+
+
+def _origin(kind: Any) -> Any:
+    return get_origin(kind) or kind

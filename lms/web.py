@@ -84,7 +84,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(500)
     def _server_error(error):
-        reference = uuid.uuid4().hex[:12]
+        # The request id, so the reference a member reads out finds the request's log lines.
+        reference = request.environ.get("lms.request_id") or uuid.uuid4().hex[:12]
         original = getattr(error, "original_exception", None) or error
         current_app.logger.error("error reference %s", reference, exc_info=original)
         # The page must render whatever failed, the database included: it asks nothing of the
