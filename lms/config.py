@@ -208,6 +208,9 @@ class Defaults:
     EXPORT_DIR: str | None = None
     EXPORT_KEEP_HOURS = 24
 
+    #: /readyz also requires a recent worker heartbeat; false leaves the worker out of readiness.
+    READYZ_WORKER = True
+
     #: Log lines: "text" (key=value) or "json" (one JSON object a line).
     LOG_FORMAT: Annotated[str, OneOf("text", "json")] = "text"
     #: Least severe level logged.

@@ -51,10 +51,30 @@ def migrations_problem(context: CheckContext) -> str | None:
     return None
 
 
-#: Every check /readyz runs after the database answered, in order. Add one with a line here,
-#: e.g. ``"worker": worker_heartbeat_problem,``.
+def worker_problem(context: CheckContext) -> str | None:
+    """A background worker beat recently (six heartbeats, at least a minute): without one no
+    e-mail goes out and no schedule runs. READYZ_WORKER=false leaves the worker out, for a load
+    balancer that should keep serving pages while the worker is restarted."""
+    if not context.config.get("READYZ_WORKER", True):
+        return None
+    from sqlalchemy.orm import Session
+
+    from lms.services.jobs import worker_heartbeat_age
+
+    limit = max(60, 6 * int(context.config["JOBS_HEARTBEAT_SECONDS"]))
+    with Session(bind=context.connection) as session:
+        age = worker_heartbeat_age(session)
+    if age is None:
+        return "no worker has run: start 'flask --app lms lms worker'"
+    if age.total_seconds() > limit:
+        return f"no worker heartbeat for {int(age.total_seconds())} s (limit {limit} s)"
+    return None
+
+
+#: Every check /readyz runs after the database answered, in order. Add one with a line here.
 READINESS_CHECKS: dict[str, ReadinessCheck] = {
     "migrations": migrations_problem,
+    "worker": worker_problem,
 }
 
 

@@ -28,6 +28,8 @@ TEST_CONFIG = {
     # Cheap scrypt so hundreds of sign-ins stay fast; production uses n=2**15.
     "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     "SEED_DEMO_ON_FIRST_RUN": False,
+    # No worker runs beside most tests; tests/test_health.py turns the worker check on.
+    "READYZ_WORKER": False,
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
 CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]

@@ -34,7 +34,8 @@ def _free_port() -> int:
 def _env(app, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABASE_URL": app.config["DATABASE_URL"],
             "LMS_SECRET_KEY": "deploy-test-secret", "LMS_INSTANCE_PATH": str(tmp_path / "instance"),
-            "LMS_LOG_FORMAT": "json", "WEB_CONCURRENCY": "2", "XDG_RUNTIME_DIR": str(tmp_path), **extra}
+            "LMS_LOG_FORMAT": "json", "WEB_CONCURRENCY": "2", "XDG_RUNTIME_DIR": str(tmp_path),
+            "LMS_READYZ_WORKER": "false", **extra}
 
 
 def _start_gunicorn(app, tmp_path: Path, port: int, **extra: str) -> tuple[subprocess.Popen, Path]:

@@ -27,7 +27,8 @@ def test_readyz_is_ready_on_a_migrated_database_and_sets_no_cookie_and_audits_no
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "checks": {"database": {"ok": True}, "migrations": {"ok": True}}}
+    assert response.json == {"status": "ready", "checks": {"database": {"ok": True}, "migrations": {"ok": True},
+                                                          "worker": {"ok": True}}}
     assert "Set-Cookie" not in response.headers
     assert db.scalar(select(func.count(AuditEvent.id))) == before
 
@@ -98,3 +99,26 @@ def test_probes_refuse_other_methods(client):
     response = client.post("/readyz")
 
     assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD"
+
+
+def test_readyz_needs_a_recent_worker_heartbeat_when_asked_to(app, db, client):
+    """A worker that never ran, or stopped beating, makes the instance not ready."""
+    from datetime import timedelta
+
+    from lms.db import utcnow
+    from lms.services.jobs import beat
+
+    app.config["READYZ_WORKER"] = True
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"]["worker"] == {"ok": False, "problem": "no worker has run: start 'flask --app lms lms worker'"}
+
+    now = utcnow()
+    beat(db, "host:1", now=now - timedelta(minutes=5), started_at=now - timedelta(hours=1))
+    db.commit()
+    stale = client.get("/readyz")
+    assert stale.status_code == 503 and "no worker heartbeat for" in stale.json["checks"]["worker"]["problem"]
+
+    beat(db, "host:1", now=utcnow(), started_at=now - timedelta(hours=1))
+    db.commit()
+    assert client.get("/readyz").status_code == 200
