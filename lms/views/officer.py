@@ -293,13 +293,13 @@ def complete_signature(signature: dict, proof: SignerProof):
         commit()
         for message in exc.problems.values():
             flash(message, "error")
-        return redirect(url_for(".sign", assignment_id=assignment.id), 303)
+        return redirect(url_for("officer.sign", assignment_id=assignment.id), 303)
     except IntegrityError:
         db.rollback()
         created = False
     if created:
         flash("Signed. Your receipt is ready to download.", "success")
-    return redirect(url_for(".signed", assignment_id=assignment.id), 303)
+    return redirect(url_for("officer.signed", assignment_id=assignment.id), 303)
 
 
 @bp.get("/<int:assignment_id>/signed")

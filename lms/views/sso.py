@@ -24,7 +24,7 @@ from lms.services.sessions import revoke_token
 from lms.services.signing import SignerProof
 from lms.services.sso import SsoRefused, SsoRules, member_for_identity, refuse_answer, remember_assertion, \
     start_sso_session
-from lms.web import client_ip, commit, csrf, request_now
+from lms.web import CSP, client_ip, commit, csrf, request_now
 
 bp = Blueprint("sso", __name__, url_prefix="/sso")
 
@@ -288,8 +288,10 @@ def _allow_provider_forms(response):
     """Let forms on our pages lead to the identity provider: a form whose answer redirects there
     (signing under single sign-on) is held to the CSP's form-action, redirects included."""
     origins = _provider_origins()
-    csp = response.headers.get("Content-Security-Policy")
-    if origins and csp and "form-action 'self'" in csp:
+    # This runs before lms.web's own header hook (after-request hooks run last-registered first),
+    # so the policy is set here and that hook's setdefault leaves it.
+    csp = response.headers.get("Content-Security-Policy", CSP)
+    if origins and "form-action 'self'" in csp:
         response.headers["Content-Security-Policy"] = csp.replace(
             "form-action 'self'", "form-action 'self' " + " ".join(sorted(origins)))
     return response
