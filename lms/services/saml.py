@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import create_metadata_string
@@ -191,7 +191,7 @@ def verify_answer(settings: SamlSettings, addresses: ServiceAddresses, saml_resp
     except Exception as exc:  # pysaml2 raises many unrelated classes; all mean "not accepted"
         raise _refusal(exc) from exc
     if response is None or response.assertion is None:
-        raise SamlError("invalid_assertion", "The SAML answer carries no assertion.")
+        raise _unaccepted(saml_response, addresses)
     assertion = response.assertion
     if not assertion.signature and not getattr(response, "require_signature", False):
         raise SamlError("bad_signature", "The SAML assertion is not signed.")
@@ -219,16 +219,31 @@ def verify_answer(settings: SamlSettings, addresses: ServiceAddresses, saml_resp
                           expires_at=expires)
 
 
+def _unaccepted(saml_response: str, addresses: ServiceAddresses) -> SamlError:
+    """Why pysaml2 returned nothing: a response sent to another address, or no usable assertion."""
+    try:
+        destination = samlp.response_from_string(base64.b64decode(saml_response)).destination
+    except Exception:  # unreadable: pysaml2 would have said so already
+        destination = None
+    if destination and destination != addresses.acs_url:
+        return SamlError("wrong_recipient", "The SAML answer was meant to be delivered elsewhere (its "
+                                            f"destination {destination} is not this service's address).")
+    return SamlError("invalid_assertion", "The SAML answer carries no assertion that could be accepted.")
+
+
 def _refusal(exc: Exception) -> SamlError:
     name, text = type(exc).__name__, str(exc)
     if "Signature" in name or "signature" in text.lower() or name == "SigverError":
         return SamlError("bad_signature", "The SAML answer's signature does not verify against the identity "
                                           "provider's certificate.")
+    if "recipient" in text.lower() or "destination" in text.lower():
+        return SamlError("wrong_recipient", "The SAML answer was meant to be delivered elsewhere (its recipient "
+                                            "is not this service's address).")
     if "Audience" in name or "audience" in text.lower():
         return SamlError("wrong_audience", "The SAML assertion is addressed to another service, not Roll Call.")
     if "Timeout" in name or "Too old" in text or "expired" in text.lower() or "not_on_or_after" in text.lower():
         return SamlError("expired", "The SAML assertion has expired. Start the sign-in again.")
-    return SamlError("invalid_assertion", f"The SAML answer was not accepted ({name}).")
+    return SamlError("invalid_assertion", f"The SAML answer was not accepted ({name}: {text[:200]}).")
 
 
 def _parse_instant(value: str) -> datetime:

@@ -292,6 +292,22 @@ def test_saml_sign_in_and_a_replayed_or_tampered_answer_is_refused(saml, axe):
     reasons = " ".join(r[0] for r in saml.query("SELECT details FROM audit_event WHERE action = 'auth.sso'"))
     assert '"replayed"' in reasons and '"bad_signature"' in reasons
 
+    # The same genuine answer, checked two hours on or delivered to another address, is refused.
+    from lms.services import saml as saml_service
+
+    settings = saml_service.SamlSettings(idp_metadata=f"{saml.idp.url}/metadata", member_attribute="badge",
+                                         member_field="badge")
+    here = saml_service.ServiceAddresses(entity_id=f"{saml.server.url}/sso/saml/metadata",
+                                         acs_url=f"{saml.server.url}/sso/saml/acs")
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    with pytest.raises(saml_service.SamlError) as expired:
+        saml_service.verify_answer(settings, here, answer, now=later)
+    assert expired.value.reason == "expired"
+    elsewhere = saml_service.ServiceAddresses(entity_id=here.entity_id, acs_url="https://elsewhere.test/acs")
+    with pytest.raises(saml_service.SamlError) as misdelivered:
+        saml_service.verify_answer(settings, elsewhere, answer, now=datetime.now(timezone.utc))
+    assert misdelivered.value.reason == "wrong_recipient", misdelivered.value.message
+
 
 def test_saml_refuses_an_unknown_member(saml, axe):
     """An assertion naming a badge nobody holds signs nobody in."""
