@@ -281,6 +281,11 @@ def test_saml_sign_in_and_a_replayed_or_tampered_answer_is_refused(saml, axe):
     assert saml.query("SELECT auth_method FROM sign_in_session ORDER BY id DESC LIMIT 1")[0][0] == "saml"
     answer = posted[0]["SAMLResponse"]
 
+    metadata = page.request.get("/sso/saml/metadata")
+    assert metadata.ok and metadata.headers["content-type"].startswith("application/samlmetadata+xml")
+    assert f'entityID="{saml.server.url}/sso/saml/metadata"' in metadata.text()
+    assert f'Location="{saml.server.url}/sso/saml/acs"' in metadata.text()
+
     replay = page.request.post("/sso/saml/acs", form={"SAMLResponse": answer})
     assert replay.status == 400 and "already used once" in replay.text()
 
