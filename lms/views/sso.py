@@ -206,6 +206,8 @@ def _answer_serializer() -> URLSafeTimedSerializer:
 @bp.get("/saml/finish")
 def saml_finish():
     """Match the verified SAML answer to the request this browser made, then sign in or sign."""
+    if saml_settings() is None:
+        abort(404)
     pending = _take_pending("saml") or {}
     raw = request.cookies.get(ANSWER_COOKIE, "")
     try:
