@@ -30,7 +30,11 @@ from lms.services.sso import MEMBER_FIELDS, Identity, SsoRefused
 CACHE_SECONDS = 3600
 HTTP_TIMEOUT = 10
 
-_metadata_cache: dict[str, tuple[float, str]] = {}
+#: After a failed read of the provider's metadata, how long before it is tried again (seconds).
+RETRY_SECONDS = 60
+UNREACHABLE = "The department's SAML sign-in service did not answer; try again in a minute, or ask IT."
+
+_metadata_cache: dict[str, tuple[float, str | None]] = {}
 _client_cache: dict[tuple, Saml2Client] = {}
 
 
@@ -92,13 +96,16 @@ def _idp_metadata_xml(source: str) -> str:
             raise SamlError("configuration", f"SAML_IDP_METADATA names a file that cannot be read: {exc}") from exc
     hit = _metadata_cache.get(source)
     if hit and hit[0] > time.monotonic():
+        if hit[1] is None:
+            raise SamlError("provider_unreachable", UNREACHABLE)
         return hit[1]
     try:
         response = requests.get(source, timeout=HTTP_TIMEOUT)
         response.raise_for_status()
     except requests.RequestException as exc:
-        raise SamlError("provider_unreachable", "The department's SAML sign-in service did not answer; "
-                                                "try again in a minute, or ask IT.") from exc
+        # Remembered for a minute, so pages do not each wait for a provider that is down.
+        _metadata_cache[source] = (time.monotonic() + RETRY_SECONDS, None)
+        raise SamlError("provider_unreachable", UNREACHABLE) from exc
     _metadata_cache[source] = (time.monotonic() + CACHE_SECONDS, response.text)
     return response.text
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request,
-                   session, url_for)
-from flask_login import current_user, login_user
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint
@@ -22,8 +21,15 @@ from lms.db import get_session
 from lms.services import oidc, saml
 from lms.services.sessions import revoke_token
 from lms.services.signing import SignerProof
-from lms.services.sso import SsoRefused, SsoRules, member_for_identity, refuse_answer, remember_assertion, \
-    start_sso_session
+from lms.services.sso import (
+    Identity,
+    SsoRefused,
+    SsoRules,
+    member_for_identity,
+    refuse_answer,
+    remember_assertion,
+    start_sso_session,
+)
 from lms.web import CSP, client_ip, commit, csrf, request_now
 
 bp = Blueprint("sso", __name__, url_prefix="/sso")
@@ -220,8 +226,6 @@ def saml_finish():
                                                              "browser started (it may be old, or unsolicited). "
                                                              "Start again."), "saml")
     else:
-        from lms.services.sso import Identity
-
         identity = Identity(protocol="saml", provider=payload["provider"], subject=payload["subject"],
                             authenticated_at=datetime.fromisoformat(payload["authenticated_at"]),
                             claims=payload.get("claims") or {})
@@ -231,7 +235,7 @@ def saml_finish():
     return response
 
 
-def _arrive(identity, pending: dict):
+def _arrive(identity: Identity, pending: dict):
     """A verified identity: the member it names signs in, or completes their signature."""
     db = get_session()
     now = request_now()
@@ -289,6 +293,8 @@ def signing_protocol() -> str | None:
 def _allow_provider_forms(response):
     """Let forms on our pages lead to the identity provider: a form whose answer redirects there
     (signing under single sign-on) is held to the CSP's form-action, redirects included."""
+    if response.mimetype != "text/html":
+        return response
     origins = _provider_origins()
     # This runs before lms.web's own header hook (after-request hooks run last-registered first),
     # so the policy is set here and that hook's setdefault leaves it.

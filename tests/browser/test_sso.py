@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lms.config import PROJECT_ROOT
-from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, LiveServer, free_port, start_server  # noqa: F401
+from tests.browser.conftest import DESKTOP, LiveServer, free_port, start_server
 
 IDP_DIR = PROJECT_ROOT / "tests" / "idp"
 CLIENT_ID = "rollcall"
