@@ -2,7 +2,7 @@
 audience, signature, expiry, nonce), the callback's state check, matching identities to members,
 the SAML replay store, the fresh-sign-in proof that completes a signature, and the record chain
 with the authentication method in it. The journeys against real identity providers are in
-tests/browser/test_sso.py."""
+tests/browser/test_sso_journey.py."""
 from __future__ import annotations
 
 import json
