@@ -208,6 +208,39 @@ class Defaults:
     EXPORT_DIR: str | None = None
     EXPORT_KEEP_HOURS = 24
 
+    #: Badge-and-password sign-in. Turn it off when every member signs in through the department's
+    #: identity provider; the sign-in page then offers only single sign-on.
+    LOCAL_SIGN_IN = True
+    #: OpenID Connect single sign-on: the issuer URL (its /.well-known/openid-configuration is read),
+    #: and this app's client id and secret there. Unset issuer: no OpenID Connect.
+    OIDC_ISSUER: str | None = None
+    OIDC_CLIENT_ID: str | None = None
+    #: Never logged or audited.
+    OIDC_CLIENT_SECRET: str | None = None
+    OIDC_SCOPES = "openid profile email"
+    #: The ID token claim that names the member, and the personnel field it is matched to
+    #: ("badge" or "email").
+    OIDC_MEMBER_CLAIM = "email"
+    OIDC_MEMBER_FIELD: Annotated[str, OneOf("badge", "email")] = "email"
+    #: What the sign-in button says.
+    OIDC_LABEL = "Sign in with the department account"
+    #: SAML 2.0 single sign-on: the identity provider's metadata, as a URL or a file path.
+    #: Unset: no SAML.
+    SAML_IDP_METADATA: str | None = None
+    #: This service provider's entity ID; unset means the URL of its metadata (/sso/saml/metadata).
+    SAML_SP_ENTITY_ID: str | None = None
+    #: The assertion attribute that names the member ("NameID" for the subject's NameID), and the
+    #: personnel field it is matched to ("badge" or "email").
+    SAML_MEMBER_ATTRIBUTE = "NameID"
+    SAML_MEMBER_FIELD: Annotated[str, OneOf("badge", "email")] = "email"
+    SAML_LABEL = "Sign in with the department account (SAML)"
+    #: Create a member on first single sign-on when no personnel record matches (off by default:
+    #: members come from the personnel import). Needs the badge as the matching field.
+    SSO_CREATE_MEMBERS = False
+    #: Allowed difference between this server's clock and the identity provider's, in seconds:
+    #: for token lifetimes and for the fresh sign-in that completes a signature.
+    SSO_CLOCK_SKEW_SECONDS: Annotated[int, AtLeast(0)] = 10
+
     #: /readyz also requires a recent worker heartbeat; false leaves the worker out of readiness.
     READYZ_WORKER = True
 

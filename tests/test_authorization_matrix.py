@@ -49,6 +49,10 @@ EXPECTED: dict[str, dict[str, str]] = {
     # Signing out sends everyone, signed in or not, to the sign-in page.
     "auth.sign_out": {role: LOGIN for role in ROLES},
     "account.change_password": SIGNED_IN,
+    # Single sign-on is not configured here, so its pages are not there for anyone
+    # (tests/test_sso.py and tests/browser/test_sso_journey.py cover them configured).
+    **{f"sso.{name}": {role: HIDDEN for role in ROLES}
+       for name in ("oidc_start", "oidc_callback", "saml_start", "saml_acs", "saml_finish", "saml_metadata")},
 
     "officer.dashboard": OFFICER,
     "officer.history": OFFICER,

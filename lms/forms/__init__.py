@@ -19,5 +19,12 @@ class SignatureForm(FlaskForm):
     text_sha256 = HiddenField(validators=[DataRequired()])
 
 
+class SsoSignatureForm(FlaskForm):
+    """Signing under single sign-on: the typed name here, the proof at the identity provider."""
+    full_name = StringField("Your full name", validators=[
+        DataRequired("Type your full name."), Length(max=200)])
+    text_sha256 = HiddenField(validators=[DataRequired()])
+
+
 class ActionForm(FlaskForm):
     """A form with no fields: a CSRF-protected button (mark read, start quiz, submit answers)."""

@@ -121,5 +121,22 @@ class SignInSession(Base):
     #: Where the sign-in came from.
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
+    #: How the member signed in: "password", "oidc" or "saml" (None: before migration 0016, a
+    #: password). A signature asks for the same kind of proof again.
+    auth_method: Mapped[str | None] = mapped_column(String(20))
+    #: The identity provider of an "oidc" or "saml" sign-in.
+    auth_provider: Mapped[str | None] = mapped_column(String(255))
 
     member: Mapped[Member] = relationship()
+
+
+class SeenAssertion(Base):
+    """A SAML assertion already used to sign in, kept until it expires, so it cannot be replayed."""
+
+    __tablename__ = "seen_assertion"
+
+    #: The identity provider's entity ID and the assertion's ID.
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    assertion_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: After this the assertion is refused as expired anyway, so the row may go.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

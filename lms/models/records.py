@@ -67,6 +67,15 @@ class Acknowledgment(Base):
     quiz_score: Mapped[int]
     #: Random code printed on the receipt and looked up by the verification page.
     verification_code: Mapped[str] = mapped_column(String(20), unique=True)
+    #: How the signer proved who they were at signing: "password" (re-entered), "oidc" or "saml"
+    #: (a fresh sign-in at the identity provider). None on records signed before migration 0016,
+    #: whose hash does not cover these three fields (see canonical_acknowledgment).
+    auth_method: Mapped[str | None] = mapped_column(String(20))
+    #: The identity provider (OpenID issuer or SAML entity ID) for "oidc" and "saml".
+    auth_provider: Mapped[str | None] = mapped_column(String(255))
+    #: When the identity provider says the member signed in (OIDC auth_time, SAML AuthnInstant);
+    #: for "password", the moment of signing.
+    authenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: record_hash of the record before this one in the chain.
     prev_hash: Mapped[str] = mapped_column(String(64))
     #: SHA-256 over this record's canonical content and prev_hash.

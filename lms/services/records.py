@@ -44,8 +44,12 @@ def _canonical(facts: dict) -> str:
 
 def canonical_acknowledgment(ack: Acknowledgment, receipt_sha256: str) -> str:
     """The exact bytes a record hash covers: every recorded fact and its receipt's hash, as
-    sorted, compact JSON. Changing any field, or swapping the receipt, changes the hash."""
-    return _canonical({
+    sorted, compact JSON. Changing any field, or swapping the receipt, changes the hash.
+
+    How the signer authenticated is covered for every record that says it (all written since
+    migration 0016); records from before keep the form they were hashed in, so they still verify.
+    """
+    facts = {
         "kind": "acknowledgment",
         "sequence": ack.sequence,
         "member_id": ack.member_id,
@@ -70,7 +74,11 @@ def canonical_acknowledgment(ack: Acknowledgment, receipt_sha256: str) -> str:
         "quiz_score": ack.quiz_score,
         "verification_code": ack.verification_code,
         "receipt_sha256": receipt_sha256,
-    })
+    }
+    if ack.auth_method is not None:
+        facts.update(auth_method=ack.auth_method, auth_provider=ack.auth_provider,
+                     authenticated_at=_instant(ack.authenticated_at) if ack.authenticated_at else None)
+    return _canonical(facts)
 
 
 def canonical_void(void: AcknowledgmentVoid) -> str:

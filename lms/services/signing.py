@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,6 +41,42 @@ class SigningFacts:
     department: str
 
 
+#: How the signer proved who they were, as the record names it.
+AUTH_METHODS = ("password", "oidc", "saml")
+
+
+@dataclass(frozen=True)
+class SignerProof:
+    """The signature's second component: the member proving who they are at the moment of signing.
+
+    Either the password re-entered (``method="password"``), or a fresh sign-in at the identity
+    provider (``"oidc"``/``"saml"``): who the provider identified, and when they authenticated
+    there, which must be after the signature asked for it (``requested_at``, less ``skew``).
+    """
+
+    method: str
+    password: str | None = None
+    provider: str | None = None
+    member_id: int | None = None
+    authenticated_at: datetime | None = None
+    requested_at: datetime | None = None
+    skew: timedelta = timedelta(seconds=10)
+
+    @classmethod
+    def by_password(cls, password: str) -> SignerProof:
+        """The password, re-entered on the signing page."""
+        return cls(method="password", password=password)
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """What the record keeps of the proof: the method, the provider, and when."""
+
+    method: str
+    provider: str | None
+    at: datetime
+
+
 def signing_blockers(session: Session, assignment: Assignment) -> list[str]:
     """What still stands between the member and signing; empty when they may sign."""
     blockers = []
@@ -62,14 +98,59 @@ def names_match(typed: str, member: Member) -> bool:
     return " ".join(typed.split()).casefold() == " ".join(member.full_name.split()).casefold()
 
 
+def signature_problems(session: Session, *, assignment: Assignment, member: Member, typed_name: str,
+                       shown_text_sha256: str) -> dict[str | None, str]:
+    """What is wrong with a signature apart from its proof of identity: whose assignment it is,
+    what still blocks signing, the typed name, the text shown. Empty when all is well.
+
+    Checked before a signer is sent to the identity provider, and again when they come back.
+    """
+    if assignment.member_id != member.id:
+        return {None: "This assignment is not yours."}
+    blockers = signing_blockers(session, assignment)
+    if blockers:
+        return {None: " ".join(blockers)}
+    problems: dict[str | None, str] = {}
+    if not names_match(typed_name, member):
+        problems["full_name"] = "Type your full name exactly as it appears on your record: " \
+                                f"{member.full_name}."
+    if shown_text_sha256 != assignment.policy_version.text_sha256:
+        problems[None] = "The policy text changed while you were reading it. Read it again and sign."
+    return problems
+
+
+def proof_problems(member: Member, proof: SignerProof, now: datetime) -> dict[str | None, str]:
+    """What is wrong with the proof of identity; empty when it proves the member, freshly."""
+    if proof.method == "password":
+        if not password_matches(member, proof.password or ""):
+            return {"password": "That is not your current password."}
+        return {}
+    if proof.method not in AUTH_METHODS or proof.authenticated_at is None or proof.requested_at is None:
+        return {None: "The identity provider did not say when you signed in there; sign again."}
+    if proof.member_id != member.id:
+        return {None: "The identity provider signed in someone else, not you: only you can sign your "
+                      "acknowledgment. Nothing was signed."}
+    if proof.authenticated_at < proof.requested_at - proof.skew:
+        return {None: "The identity provider did not ask you to sign in again (it used an earlier "
+                      "sign-in), so the signature was not completed. Sign again."}
+    if proof.authenticated_at > now + proof.skew:
+        return {None: "The identity provider's sign-in time lies in the future; check the clocks. "
+                      "Nothing was signed."}
+    return {}
+
+
 def sign_acknowledgment(session: Session, *, assignment: Assignment, member: Member,
-                        typed_name: str, password: str, shown_text_sha256: str,
-                        facts: SigningFacts) -> tuple[Acknowledgment, bool]:
+                        typed_name: str, shown_text_sha256: str, facts: SigningFacts,
+                        password: str | None = None, proof: SignerProof | None = None,
+                        ) -> tuple[Acknowledgment, bool]:
     """Check the two signature components and append the acknowledgment with its receipt.
 
-    Returns the record and whether it was created now; a repeated submission returns the record
-    already written. Nothing is written unless every check passes; the caller commits once.
+    The second component is ``proof`` (or, for short, the re-entered ``password``). Returns the
+    record and whether it was created now; a repeated submission returns the record already
+    written. Nothing is written unless every check passes; the caller commits once.
     """
+    if proof is None:
+        proof = SignerProof.by_password(password or "")
     if assignment.member_id != member.id:
         raise SigningError({None: "This assignment is not yours."})
     existing = current_acknowledgment(session, assignment.id)
@@ -78,27 +159,27 @@ def sign_acknowledgment(session: Session, *, assignment: Assignment, member: Mem
     blockers = signing_blockers(session, assignment)
     if blockers:
         raise SigningError({None: " ".join(blockers)})
-    problems: dict[str | None, str] = {}
-    if not names_match(typed_name, member):
-        problems["full_name"] = "Type your full name exactly as it appears on your record: " \
-                                f"{member.full_name}."
-    if not password_matches(member, password):
-        problems["password"] = "That is not your current password."
-    if shown_text_sha256 != assignment.policy_version.text_sha256:
-        problems[None] = "The policy text changed while you were reading it. Read it again and sign."
+    problems = signature_problems(session, assignment=assignment, member=member, typed_name=typed_name,
+                                  shown_text_sha256=shown_text_sha256)
+    for field, message in proof_problems(member, proof, facts.now).items():
+        problems[field] = f"{problems[field]} {message}" if field in problems else message
     if problems:
         raise SigningError(problems)
 
-    return append_acknowledgment(session, assignment=assignment, member=member,
-                                 printed_name=typed_name, facts=facts)
+    at = facts.now if proof.method == "password" else proof.authenticated_at
+    return append_acknowledgment(session, assignment=assignment, member=member, printed_name=typed_name,
+                                 facts=facts, authentication=Authentication(proof.method, proof.provider, at))
 
 
 def append_acknowledgment(session: Session, *, assignment: Assignment, member: Member,
-                          printed_name: str, facts: SigningFacts) -> tuple[Acknowledgment, bool]:
+                          printed_name: str, facts: SigningFacts,
+                          authentication: Authentication | None = None) -> tuple[Acknowledgment, bool]:
     """Write the record, its receipt and its audit event, serialised on the chain head.
 
-    Callers have already checked the signature components; the demo seed calls this directly.
+    Callers have already checked the signature components; the demo seed calls this directly
+    (``authentication`` then defaults to the password, re-entered at ``facts.now``).
     """
+    authentication = authentication or Authentication("password", None, facts.now)
     version = assignment.policy_version
     passed = next(a for a in submitted_attempts(session, assignment.id) if a.passed)
     ack = Acknowledgment(
@@ -112,6 +193,8 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
         signed_from_ip=facts.ip[:64], user_agent=facts.user_agent[:512],
         quiz_attempt_number=passed.number, quiz_score=passed.score,
         verification_code=new_verification_code(),
+        auth_method=authentication.method, auth_provider=authentication.provider,
+        authenticated_at=authentication.at,
     )
     # Rendered before taking the chain lock, so signers queue only for the inserts.
     receipt_pdf = render_receipt(ack, cycle_name=assignment.cycle.name, department=facts.department)
@@ -132,7 +215,8 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     record_event(session, "ack.sign", at=facts.now, actor_id=member.id,
                  target=f"acknowledgment:{ack.id}", ip=facts.ip,
                  details={"policy": version.policy_id, "version": version.effective.isoformat(),
-                          "cycle": assignment.cycle.year, "verification_code": ack.verification_code})
+                          "cycle": assignment.cycle.year, "verification_code": ack.verification_code,
+                          "auth_method": authentication.method, "auth_provider": authentication.provider})
     session.flush()
     return ack, True
 

@@ -30,35 +30,50 @@ SIGN_IN_REFUSED = "Badge number or password is not right."
 THROTTLED = "Too many attempts, try again later."
 
 
+LOCAL_SIGN_IN_OFF = ("Sign-in with a badge number and password is turned off here: use the department "
+                     "account button.")
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    """Badge and password; a fresh session and a new server-side session token on success."""
+    """Badge and password (unless turned off), and the single sign-on buttons; a fresh session and
+    a new server-side session token on success."""
+    from lms.views.sso import providers
+
     form = SignInForm()
+    local = current_app.config.get("LOCAL_SIGN_IN", True)
+    rules = SignInRules.from_config(current_app.config)
+
+    def page(status: int):
+        return render_template("auth/sign_in.html", form=form, rules=rules, providers=providers(),
+                               local_sign_in=local), status
+
+    if request.method == "POST" and not local:
+        form.form_errors.append(LOCAL_SIGN_IN_OFF)
+        return page(403)
     if form.validate_on_submit():
         db = get_session()
         now = request_now()
-        rules = SignInRules.from_config(current_app.config)
         result = authenticate(db, form.badge.data, form.password.data, now=now, ip=client_ip(), rules=rules)
         if result.member is None:
             commit()
             if result.throttled:
                 form.form_errors.append(THROTTLED)
-                return render_template("auth/sign_in.html", form=form, rules=rules), 429
+                return page(429)
             form.password.errors.append(SIGN_IN_REFUSED)
         else:
             old_token = session.get(TOKEN_KEY)
             if old_token:  # signing in over a live session: that one ends
                 revoke_token(db, old_token, now=now, reason="signed_in_again")
-            _, token = start_session(db, result.member, now=now, ip=client_ip(),
-                                     user_agent=request.headers.get("User-Agent"))
+            sign_in_session, token = start_session(db, result.member, now=now, ip=client_ip(),
+                                                   user_agent=request.headers.get("User-Agent"))
+            sign_in_session.auth_method = "password"
             commit()
             session.clear()  # a new session at sign-in: nothing from before carries over
             session[TOKEN_KEY] = token
             login_user(result.member, fresh=True)
             return redirect(_safe_next() or url_for(home_endpoint(result.member)))
-    rules = SignInRules.from_config(current_app.config)
-    status = 200 if request.method == "GET" or not form.errors else 400
-    return render_template("auth/sign_in.html", form=form, rules=rules), status
+    return page(200 if request.method == "GET" or not form.errors else 400)
 
 
 @bp.post("/sign-out")

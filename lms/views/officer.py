@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
-from lms.forms import ActionForm, SignatureForm
+from lms.forms import ActionForm, SignatureForm, SsoSignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
@@ -16,7 +16,14 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
-from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
+from lms.services.signing import (
+    SignerProof,
+    SigningError,
+    SigningFacts,
+    sign_acknowledgment,
+    signature_problems,
+    signing_blockers,
+)
 from lms.services.validators import ascii_int
 from lms.web import attachment, client_ip, commit, request_now, today
 
@@ -195,7 +202,10 @@ def quiz_result(assignment_id: int, attempt_id: int):
 @bp.route("/<int:assignment_id>/sign", methods=["GET", "POST"])
 @officer_required
 def sign(assignment_id: int):
-    """The full policy text, the attestation, and the two signature components."""
+    """The full policy text, the attestation, and the two signature components: the typed name and
+    the password, or under single sign-on a fresh sign-in at the identity provider."""
+    from lms.views import sso
+
     assignment = _own_assignment(assignment_id)
     db = get_session()
     version = assignment.policy_version
@@ -203,25 +213,31 @@ def sign(assignment_id: int):
     if item.acknowledgment is not None:
         return redirect(url_for(".signed", assignment_id=assignment.id))
     blockers = signing_blockers(db, assignment)
-    form = SignatureForm()
+    protocol = sso.signing_protocol()
+    form = SsoSignatureForm() if protocol else SignatureForm()
     if request.method == "GET":
         form.text_sha256.data = version.text_sha256
+    elif form.validate_on_submit() and not blockers and protocol:
+        problems = signature_problems(db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
+                                      shown_text_sha256=form.text_sha256.data)
+        if not problems:
+            # The signature completes when the member comes back from a fresh sign-in.
+            return sso.send_to_provider(protocol, purpose="sign", signature={
+                "assignment_id": assignment.id, "typed_name": form.full_name.data,
+                "text_sha256": form.text_sha256.data})
+        _show_problems(form, problems)
+        _audit_refused_signature(assignment, problems)
+        commit()
     elif form.validate_on_submit() and not blockers:
-        facts = SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
-                             now=request_now(), timezone=current_app.config["TIMEZONE"],
-                             department=current_app.config["DEPARTMENT_NAME"])
         try:
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
-                password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=facts)
+                password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=_signing_facts())
             commit()
         except SigningError as exc:
             db.rollback()
-            for field, message in exc.problems.items():
-                (getattr(form, field).errors if field else form.form_errors).append(message)
-            record_event(db, "ack.sign", at=request_now(), actor_id=current_user.id, ip=client_ip(),
-                         target=f"assignment:{assignment.id}", outcome="failure",
-                         details={"fields": sorted(f or "form" for f in exc.problems)})
+            _show_problems(form, exc.problems)
+            _audit_refused_signature(assignment, exc.problems)
             locked = "password" in exc.problems and count_reauthentication_failure(
                 db, current_user._get_current_object(), action="ack.sign", now=request_now(), ip=client_ip(),
                 rules=SignInRules.from_config(current_app.config))
@@ -237,7 +253,55 @@ def sign(assignment_id: int):
             return redirect(url_for(".signed", assignment_id=assignment.id), 303)
     status = 400 if request.method == "POST" else 200
     return render_template("officer/sign.html", item=item, version=version, form=form,
-                           blockers=blockers), status
+                           blockers=blockers, sso_protocol=protocol), status
+
+
+def _signing_facts() -> SigningFacts:
+    return SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
+                        now=request_now(), timezone=current_app.config["TIMEZONE"],
+                        department=current_app.config["DEPARTMENT_NAME"])
+
+
+def _show_problems(form, problems: dict[str | None, str]) -> None:
+    for field, message in problems.items():
+        (getattr(form, field).errors if field and hasattr(form, field) else form.form_errors).append(message)
+
+
+def _audit_refused_signature(assignment: Assignment, problems: dict[str | None, str]) -> None:
+    record_event(get_session(), "ack.sign", at=request_now(), actor_id=current_user.id, ip=client_ip(),
+                 target=f"assignment:{assignment.id}", outcome="failure",
+                 details={"fields": sorted(f or "form" for f in problems)})
+
+
+def complete_signature(signature: dict, proof: SignerProof):
+    """Finish a signature after the fresh sign-in at the identity provider: the signed-in member's
+    assignment, the name they typed and the text they were shown, with the provider's proof."""
+    if not current_user.is_authenticated or not current_user.has_role("officer"):
+        flash("Your session ended while you were at the identity provider; sign in and sign again.", "error")
+        return redirect(url_for("auth.sign_in"), 303)
+    assignment = progress_service.member_assignment(get_session(), current_user.id,
+                                                    int(signature.get("assignment_id") or 0))
+    if assignment is None:
+        abort(404)
+    db = get_session()
+    try:
+        _ack, created = sign_acknowledgment(
+            db, assignment=assignment, member=current_user, typed_name=signature.get("typed_name") or "",
+            shown_text_sha256=signature.get("text_sha256") or "", proof=proof, facts=_signing_facts())
+        commit()
+    except SigningError as exc:
+        db.rollback()
+        _audit_refused_signature(assignment, exc.problems)
+        commit()
+        for message in exc.problems.values():
+            flash(message, "error")
+        return redirect(url_for("officer.sign", assignment_id=assignment.id), 303)
+    except IntegrityError:
+        db.rollback()
+        created = False
+    if created:
+        flash("Signed. Your receipt is ready to download.", "success")
+    return redirect(url_for("officer.signed", assignment_id=assignment.id), 303)
 
 
 @bp.get("/<int:assignment_id>/signed")

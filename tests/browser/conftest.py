@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -71,12 +71,15 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(instance: Path, log: Path, timeout: float = 90) -> LiveServer:
-    """Start ``python app.py`` on a free port and wait until it answers."""
-    port = _free_port()
+def start_server(instance: Path, log: Path, timeout: float = 90, *, port: int | None = None,
+                 settings: dict[str, str] | None = None) -> LiveServer:
+    """Start ``python app.py`` on a free port (or ``port``) and wait until it answers; ``settings``
+    are extra environment variables (``LMS_*``), as an administrator would set them."""
+    port = port or free_port()
     handle = log.open("wb")
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT,
-                               env=_server_env(instance), stdout=handle, stderr=subprocess.STDOUT)
+                               env={**_server_env(instance), **(settings or {})}, stdout=handle,
+                               stderr=subprocess.STDOUT)
     handle.close()
     server = LiveServer(f"http://127.0.0.1:{port}", instance, process, log)
     deadline = time.monotonic() + timeout
