@@ -25,6 +25,11 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
 
+    if app.config.get("PUBLIC_URL"):
+        from lms.services.links import check_public_url
+
+        app.config["PUBLIC_URL"] = check_public_url(str(app.config["PUBLIC_URL"]))
+
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _persistent_secret(Path(app.instance_path) / "secret_key")

@@ -35,14 +35,18 @@ def init_command() -> None:
     """Create or upgrade the schema and load content/."""
     from lms.bootstrap import init_database
     from lms.services.content import ContentError
+    from lms.services.receipt_signature import SigningConfigError, describe_signing
 
     try:
         packs = init_database(current_app)
     except ContentError as exc:
         _fail("content/ has problems; nothing was loaded:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    except SigningConfigError as exc:
+        _fail(f"receipt signing is misconfigured; nothing was changed: {exc}")
     for pack in packs:
         click.echo(f"Loaded policy {pack.id} {pack.title}: "
                    + ", ".join(f"version {v.effective.isoformat()}" for v in pack.versions))
+    click.echo(describe_signing(current_app.config, current_app.instance_path))
     click.echo("Database is up to date.")
 
 
@@ -91,13 +95,15 @@ def content_check(as_json: bool) -> None:
 @with_appcontext
 def seed_demo_command(people: int, seed: int) -> None:
     """Add demo personnel and progress through this year's cycle, then print the demo logins."""
+    from lms.services.receipt_signature import receipt_sealer
     from seeds.demo import DEMO_PASSWORD, seed_demo
 
     session = get_session()
     logins = seed_demo(session, people=people, seed=seed, now=utcnow(),
                        tz=current_app.config["TIMEZONE"],
                        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
-                       department=current_app.config["DEPARTMENT_NAME"])
+                       department=current_app.config["DEPARTMENT_NAME"],
+                       sealer=receipt_sealer(current_app.config, current_app.instance_path))
     session.commit()
     click.echo(f"Seeded {people} personnel.")
     print_logins(logins, DEMO_PASSWORD)

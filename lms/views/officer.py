@@ -16,6 +16,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
+from lms.services.receipt_signature import receipt_sealer
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
 from lms.web import client_ip, commit, request_now, today
 
@@ -207,7 +208,8 @@ def sign(assignment_id: int):
     elif form.validate_on_submit() and not blockers:
         facts = SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
                              now=request_now(), timezone=current_app.config["TIMEZONE"],
-                             department=current_app.config["DEPARTMENT_NAME"])
+                             department=current_app.config["DEPARTMENT_NAME"],
+                             sealer=receipt_sealer(current_app.config, current_app.instance_path))
         try:
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
