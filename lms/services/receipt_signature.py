@@ -462,7 +462,6 @@ def check_signature(pdf: bytes, *, trusted: tuple = (), tsa_trusted: tuple = ())
     Nothing is fetched from the network (no revocation checks): the question is whether the file is
     the one the holder of the key signed, and when.
     """
-    from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
@@ -470,8 +469,9 @@ def check_signature(pdf: bytes, *, trusted: tuple = (), tsa_trusted: tuple = ())
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         signatures = reader.embedded_signatures
-    except (PdfReadError, ValueError, KeyError, TypeError, IndexError) as exc:
-        return SignatureCheck("unreadable", problem=f"not a PDF that can be read: {exc}"[:300])
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails anywhere in pyHanko's parser
+        return SignatureCheck("unreadable", problem=f"not a PDF that can be read: {exc.__class__.__name__}: "
+                                                    f"{exc}"[:300])
     if not signatures:
         return SignatureCheck("unsigned")
     signature = signatures[-1]
