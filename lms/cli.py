@@ -192,8 +192,7 @@ def verify_command(receipt_file) -> None:
     from lms.services.anchoring import verify_anchors
 
     report = verify_chain(session)
-    anchors = verify_anchors(session, tsa_trusted=_tsa_trusted(),
-                             require_trusted_tsa=bool(current_app.config.get("TSA_CERT")))
+    anchors = verify_anchors(session, department_certs=_department_certs(), tsa_trusted=_tsa_trusted())
     failure = report.failure or anchors.failure
     record_event(session, "chain.verify", at=utcnow(), outcome="success" if failure is None else "failure",
                  details={"records": report.records, "anchors": anchors.anchors,
@@ -217,6 +216,9 @@ def verify_command(receipt_file) -> None:
     else:
         click.echo("No anchors yet: run 'flask --app app lms anchor' daily, so a rewrite of the whole chain "
                    "would show.")
+    for authority in anchors.unpinned_authorities:
+        click.echo(f"Note: anchors by {authority} were checked against the token's own certificate only; "
+                   "set LMS_TSA_CERT to the authority's certificate so a forged authority would show.")
     if failure is not None:
         sys.exit(1)
 
@@ -254,16 +256,23 @@ def _tsa_trusted() -> tuple:
     return load_certificates(path) if path else ()
 
 
-def _receipt_signature(pdf_bytes: bytes):
-    """The receipt's PDF signature, checked against the department's certificate."""
-    from lms.services.receipt_signature import SigningConfigError, check_signature, signing_identity
+def _department_certs() -> tuple:
+    """The department's receipt-signing certificate (and its chain); none if misconfigured."""
+    from lms.services.receipt_signature import SigningConfigError, signing_identity
 
     try:
         identity = signing_identity(current_app.config, current_app.instance_path)
-        trusted = (identity.certificate, *identity.chain)
-    except SigningConfigError:
-        trusted = ()
-    return check_signature(pdf_bytes, trusted=trusted, tsa_trusted=_tsa_trusted())
+    except SigningConfigError as exc:
+        click.echo(f"Warning: {exc}", err=True)
+        return ()
+    return (identity.certificate, *identity.chain)
+
+
+def _receipt_signature(pdf_bytes: bytes):
+    """The receipt's PDF signature, checked against the department's certificate."""
+    from lms.services.receipt_signature import check_signature
+
+    return check_signature(pdf_bytes, trusted=_department_certs(), tsa_trusted=_tsa_trusted())
 
 
 def _print_signature(check) -> None:

@@ -118,6 +118,9 @@ class AnchorReport:
     by_method: dict[str, int]
     latest: ChainAnchor | None
     failure: AnchorFailure | None = None
+    #: Timestamp authorities whose tokens verified but whose certificate nobody pinned
+    #: (``TSA_CERT`` unset): anyone can run an authority, so such a token proves less.
+    unpinned_authorities: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -125,24 +128,29 @@ class AnchorReport:
         return self.failure is None
 
 
-def verify_anchors(session: Session, *, tsa_trusted: tuple = (), require_trusted_tsa: bool = False) -> AnchorReport:
+def verify_anchors(session: Session, *, department_certs: tuple = (), tsa_trusted: tuple = ()) -> AnchorReport:
     """Check every anchor, oldest first; report the first that does not hold.
 
     An anchor holds when its token verifies (the authority's or the department's signature over
     exactly this head, at the time it states) and the record at its sequence still has the
-    anchored hash. ``tsa_trusted`` are the certificates (asn1crypto) a timestamp authority's chain
-    must end in when ``require_trusted_tsa`` is set (``TSA_CERT`` configured).
+    anchored hash. ``department_certs`` (asn1crypto) are the department's signing certificates:
+    a department-key anchor must be signed by one of them. ``tsa_trusted`` are the certificates
+    an authority's chain must end in (``TSA_CERT``); when empty, any authority's valid token
+    passes and the report names it in ``unpinned_authorities``.
     """
     anchors = session.scalars(select(ChainAnchor).order_by(ChainAnchor.id)).all()
     by_method: dict[str, int] = {}
+    unpinned: set[str] = set()
     hashes = _record_hashes(session, {a.sequence for a in anchors})
     for anchor in anchors:
         by_method[anchor.method] = by_method.get(anchor.method, 0) + 1
-        problem = _anchor_problem(anchor, hashes, tsa_trusted, require_trusted_tsa)
+        problem = _anchor_problem(anchor, hashes, department_certs, tsa_trusted, unpinned)
         if problem:
             return AnchorReport(len(anchors), by_method, anchors[-1],
-                                AnchorFailure(anchor.id, anchor.sequence, anchor.anchored_at, problem))
-    return AnchorReport(len(anchors), by_method, anchors[-1] if anchors else None)
+                                AnchorFailure(anchor.id, anchor.sequence, anchor.anchored_at, problem),
+                                tuple(sorted(unpinned)))
+    return AnchorReport(len(anchors), by_method, anchors[-1] if anchors else None,
+                        unpinned_authorities=tuple(sorted(unpinned)))
 
 
 def _record_hashes(session: Session, sequences: set[int]) -> dict[int, str]:
@@ -159,8 +167,8 @@ def _record_hashes(session: Session, sequences: set[int]) -> dict[int, str]:
     return found
 
 
-def _anchor_problem(anchor: ChainAnchor, hashes: dict[int, str], tsa_trusted: tuple,
-                    require_trusted_tsa: bool) -> str | None:
+def _anchor_problem(anchor: ChainAnchor, hashes: dict[int, str], department_certs: tuple, tsa_trusted: tuple,
+                    unpinned: set[str]) -> str | None:
     """What is wrong with one anchor, or None."""
     when = anchor.token_time.isoformat(timespec="seconds")
     if anchor.sequence not in hashes:
@@ -171,15 +179,15 @@ def _anchor_problem(anchor: ChainAnchor, hashes: dict[int, str], tsa_trusted: tu
                 f"({anchor.head_hash[:16]}…, now {hashes[anchor.sequence][:16]}…): the chain was rewritten")
     try:
         if anchor.method == RFC3161:
-            return _timestamp_problem(anchor, tsa_trusted, require_trusted_tsa)
+            return _timestamp_problem(anchor, tsa_trusted, unpinned)
         if anchor.method == DEPARTMENT_SIGNATURE:
-            return _signature_problem(anchor)
+            return _signature_problem(anchor, department_certs)
     except Exception as exc:  # noqa: BLE001 - a mangled token can fail anywhere in parsing
         return f"its token cannot be read: {exc.__class__.__name__}: {exc}"[:300]
     return f"unknown anchoring method {anchor.method!r}"
 
 
-def _timestamp_problem(anchor: ChainAnchor, tsa_trusted: tuple, require_trusted_tsa: bool) -> str | None:
+def _timestamp_problem(anchor: ChainAnchor, tsa_trusted: tuple, unpinned: set[str]) -> str | None:
     from asn1crypto import cms
     from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
     from pyhanko_certvalidator import ValidationContext
@@ -196,19 +204,29 @@ def _timestamp_problem(anchor: ChainAnchor, tsa_trusted: tuple, require_trusted_
         return "its timestamp token's signature does not verify: the token was altered or forged"
     if _token_time(token) != anchor.token_time:
         return "the time stored with it differs from the time in its timestamp token"
-    if require_trusted_tsa and status["trust_problem_indic"] is not None:
-        return ("its timestamp token was signed by "
-                f"{status['signing_cert'].subject.human_friendly}, which does not chain to LMS_TSA_CERT")
+    signer = status["signing_cert"].subject.human_friendly
+    if not tsa_trusted:
+        unpinned.add(signer)
+    elif status["trust_problem_indic"] is not None:
+        return f"its timestamp token was signed by {signer}, which does not chain to LMS_TSA_CERT"
     return None
 
 
-def _signature_problem(anchor: ChainAnchor) -> str | None:
+def _signature_problem(anchor: ChainAnchor, department_certs: tuple) -> str | None:
     from asn1crypto import cms
     from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
+    from pyhanko_certvalidator import ValidationContext
 
     signature = cms.ContentInfo.load(anchor.token)
     statement = anchor_statement(anchor.sequence, anchor.head_hash, anchor.token_time)
-    status = asyncio.run(async_validate_detached_cms(statement, signature["content"]))
+    context = ValidationContext(trust_roots=list(department_certs), allow_fetching=False,
+                                revocation_mode="soft-fail")
+    status = asyncio.run(async_validate_detached_cms(statement, signature["content"],
+                                                     signer_validation_context=context))
     if not (status.intact and status.valid):
         return "its department signature does not match the anchored head and time: the anchor was altered"
+    if not any(status.signing_cert.dump() == c.dump() for c in department_certs):
+        # Anyone can sign with a key of their own; only the department's key counts.
+        return (f"it is signed by {status.signing_cert.subject.human_friendly}, not by the department's "
+                "receipt-signing certificate configured here (a forged anchor, or the key was replaced)")
     return None
