@@ -339,3 +339,14 @@ def test_a_receipt_carries_the_absolute_verify_link(app):
     signature = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[-1]
     assert str(signature.sig_object["/ContactInfo"]) == link
     assert str(signature.sig_object["/Location"]) == app.config["DEPARTMENT_NAME"]
+
+
+def test_a_signature_larger_than_the_room_kept_for_it_still_signs(app, monkeypatch):
+    """The room kept for the signature is a guess that saves a trial signature; a certificate
+    chain or timestamp larger than it falls back to pyHanko's own estimate."""
+    from lms.services import receipt_signature
+
+    monkeypatch.setattr(receipt_signature, "RESERVED_SIGNATURE", 16)
+    sealer = receipt_sealer(app.config, app.instance_path)
+    pdf, _ = issue_receipt(acknowledgment(), cycle_name="2026 annual", department="Test PD", sealer=sealer)
+    assert check_signature(pdf, trusted=(sealer.identity.certificate,)).status == "valid"

@@ -14,6 +14,7 @@ pyHanko is imported inside the functions: it takes a while to load and most comm
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -34,12 +35,12 @@ DEFAULT_IDENTITY_FILE = "receipt-signing.pem"
 DEFAULT_VALIDITY_DAYS = 20 * 365
 #: The signature field's name in every receipt.
 FIELD_NAME = "RollCallReceipt"
-#: Room kept in the file for the signature (CMS, DER) beyond the certificates it carries, and for
-#: a timestamp token. Reserving it up front spares pyHanko a trial signature to measure it (about
-#: 20 ms per receipt); when it is too small (a TSA that embeds a long chain) signing falls back to
-#: pyHanko's own estimate.
-RESERVED_SIGNATURE = 1_500
-RESERVED_TIMESTAMP = 7_000
+#: Room kept in the file for the signature (CMS, DER) beyond the certificates it carries, and
+#: beyond a timestamp token of the size the authority's tokens have. Reserving it up front spares
+#: pyHanko a trial signature to measure it (about 20 ms per receipt); when it is too small signing
+#: falls back to pyHanko's own estimate.
+RESERVED_SIGNATURE = 4_096
+RESERVED_TIMESTAMP_MARGIN = 512
 
 
 class SigningConfigError(RuntimeError):
@@ -379,7 +380,8 @@ def _sign(pdf: bytes, identity: SigningIdentity, reason: str, location: str, con
     pdf_signer = signers.PdfSigner(metadata, identity.signer, timestamper=tsa, new_field_spec=field)
     der = sum(len(c.dump()) for c in (identity.certificate, *identity.chain)) + RESERVED_SIGNATURE
     if tsa is not None:
-        der += RESERVED_TIMESTAMP
+        # The client keeps one token per process to measure by (fetched once, on first use).
+        der += len(asyncio.run(tsa.async_dummy_response("sha256")).dump()) + RESERVED_TIMESTAMP_MARGIN
     reserved = 2 * der  # hexadecimal in the file
     try:
         return pdf_signer.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False),
