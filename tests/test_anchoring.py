@@ -95,7 +95,7 @@ def test_without_a_timestamp_authority_the_department_key_signs_and_says_it_is_w
     assert "weaker than a timestamp" in result.output
     [stored] = anchors(db)
     assert stored.method == DEPARTMENT_SIGNATURE
-    assert stored.authority == signing_identity(app.config, app.instance_path).subject
+    assert stored.authority == signing_identity(app.config, app.instance_path).common_name
     result = verify(runner)
     assert result.exit_code == 0, result.output
     assert "Anchors verified: 1 (1 department-signature)" in result.output

@@ -32,10 +32,10 @@ DEPARTMENT_SIGNATURE = "department-signature"
 #: What each method amounts to, for the command's output and the README.
 METHOD_NOTES = {
     RFC3161: "an RFC 3161 timestamp token from the timestamp authority over the head hash",
-    DEPARTMENT_SIGNATURE: ("no timestamp authority is configured (LMS_TSA_URL), so a signature with the "
-                           "department's receipt-signing key over the head hash and the server's time. "
-                           "This is weaker than a timestamp: whoever holds that key can sign any head "
-                           "with any time; it shows a rewrite only by someone without the key"),
+    DEPARTMENT_SIGNATURE: ("a signature with the department's receipt-signing key over the head hash and "
+                           "the server's time, because no timestamp authority is configured "
+                           "(LMS_TSA_URL). This is weaker than a timestamp: whoever holds that key can sign "
+                           "any head with any time; it shows a rewrite only by someone without the key"),
 }
 
 
@@ -79,7 +79,7 @@ def anchor_chain(session: Session, *, now: datetime, tsa: Any = None, tsa_url: s
         statement = anchor_statement(sequence, head_hash, now)
         signature = asyncio.run(identity.signer.async_sign_general_data(statement, "sha256", detached=True))
         anchor = ChainAnchor(anchored_at=now, sequence=sequence, head_hash=head_hash,
-                             method=DEPARTMENT_SIGNATURE, authority=identity.subject[:300],
+                             method=DEPARTMENT_SIGNATURE, authority=identity.common_name[:300],
                              token=signature.dump(), token_time=now)
     session.add(anchor)
     session.flush()
