@@ -15,7 +15,7 @@ from lms.services.anchoring import DEPARTMENT_SIGNATURE, RFC3161, anchor_chain, 
 from lms.services.receipt_signature import signing_identity, timestamper
 from lms.services.records import canonical_acknowledgment, canonical_void, record_hash
 
-from tests.pki import OPENSSL, TimestampAuthority
+from tests.pki import OPENSSL, TimestampAuthority, require_openssl
 from tests.test_records import behind_the_apps_back, signed_three, verify  # noqa: F401 - fixture
 
 ANCHOR_TABLES = ["chain_anchor"]
@@ -23,6 +23,7 @@ ANCHOR_TABLES = ["chain_anchor"]
 
 @pytest.fixture(scope="module")
 def tsa(tmp_path_factory):
+    require_openssl()
     authority = TimestampAuthority(tmp_path_factory.mktemp("tsa"))
     yield authority
     authority.stop()

@@ -33,7 +33,7 @@ from lms.services.receipt_signature import (
 )
 from lms.services.signing import issue_receipt
 
-from tests.pki import TimestampAuthority, issue, make_ca
+from tests.pki import TimestampAuthority, issue, make_ca, require_openssl
 from tests.test_receipt import acknowledgment, inflated, page_texts
 from tests.test_records import sign_through_web, verify
 
@@ -43,6 +43,7 @@ needs_pdfsig = pytest.mark.skipif(PDFSIG is None, reason="poppler's pdfsig is no
 
 @pytest.fixture(scope="module")
 def tsa(tmp_path_factory):
+    require_openssl()
     """A timestamp authority on 127.0.0.1 for this module's tests."""
     authority = TimestampAuthority(tmp_path_factory.mktemp("tsa"))
     yield authority
@@ -350,3 +351,21 @@ def test_a_signature_larger_than_the_room_kept_for_it_still_signs(app, monkeypat
     sealer = receipt_sealer(app.config, app.instance_path)
     pdf, _ = issue_receipt(acknowledgment(), cycle_name="2026 annual", department="Test PD", sealer=sealer)
     assert check_signature(pdf, trusted=(sealer.identity.certificate,)).status == "valid"
+
+
+def test_a_signing_key_gone_since_start_up_refuses_to_sign_clearly(app, client, auth, db, make_member, open_cycle):
+    """Nothing is signed without a receipt signature, and the member is told why (not a 500)."""
+    from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
+
+    member = make_member(first="Alex", last="Rivera")
+    open_cycle()
+    assignment = assignment_of(db, member)
+    auth.sign_in(member.badge)
+    read_all_lessons(client, assignment.id)
+    pass_quiz(client, db, assignment.id)
+    app.config.update(SIGNING_KEY=str(Path(app.instance_path) / "gone.pem"),
+                      SIGNING_CERT=str(Path(app.instance_path) / "gone.pem"))
+    response = sign(client, assignment.id, "Alex Rivera")
+    assert response.status_code == 503
+    assert "Receipts cannot be signed right now" in response.get_data(as_text=True)
+    assert db.scalars(select(Receipt)).all() == []

@@ -16,7 +16,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
-from lms.services.receipt_signature import receipt_sealer
+from lms.services.receipt_signature import SigningConfigError, receipt_sealer
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
 from lms.web import client_ip, commit, request_now, today
 
@@ -206,10 +206,17 @@ def sign(assignment_id: int):
     if request.method == "GET":
         form.text_sha256.data = version.text_sha256
     elif form.validate_on_submit() and not blockers:
+        try:
+            sealer = receipt_sealer(current_app.config, current_app.instance_path)
+        except SigningConfigError as exc:  # a key file removed or replaced since start-up
+            current_app.logger.error("cannot sign receipts: %s", exc)
+            form.form_errors.append("Receipts cannot be signed right now: the department's signing key is "
+                                    "not usable. Nothing was signed; please tell the administrator.")
+            return render_template("officer/sign.html", item=item, version=version, form=form,
+                                   blockers=blockers), 503
         facts = SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
                              now=request_now(), timezone=current_app.config["TIMEZONE"],
-                             department=current_app.config["DEPARTMENT_NAME"],
-                             sealer=receipt_sealer(current_app.config, current_app.instance_path))
+                             department=current_app.config["DEPARTMENT_NAME"], sealer=sealer)
         try:
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
