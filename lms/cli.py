@@ -290,6 +290,7 @@ def _print_signature(check) -> None:
              else "not the receipt-signing certificate configured here")
     click.echo(f"  Signed by:         {check.signer} ({whose}"
                f"{', self-signed' if check.self_signed else ''})")
+    click.echo(f"  Certificate:       SHA-256 fingerprint {check.fingerprint}")
     if check.timestamp is not None:
         click.echo(f"  Timestamp:         {check.timestamp.isoformat(timespec='seconds')} from {check.timestamp_authority}")
     elif check.timestamp_broken:

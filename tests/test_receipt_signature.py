@@ -195,6 +195,10 @@ def test_verify_receipt_reports_the_signer_and_the_timestamp(app, client, auth, 
            "self-signed)" in result.output
     assert re.search(r"Timestamp:         \d{4}-\d\d-\d\dT[\d:]+\+00:00 from .*Test Timestamp Authority",
                      result.output), result.output
+    fingerprint = sha256_hex(identity.certificate.dump())
+    assert f"Certificate:       SHA-256 fingerprint {fingerprint}" in result.output
+    # The same fingerprint init prints, for the department to publish.
+    assert f"certificate SHA-256 fingerprint {fingerprint}." in runner.invoke(args=["lms", "init"]).output
 
 
 def test_receipts_from_before_signing_keep_verifying(app, client, auth, db, runner, make_member, open_cycle,

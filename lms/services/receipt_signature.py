@@ -64,8 +64,6 @@ class SigningIdentity:
     self_signed: bool
     #: Where it came from: a setting's name, or the generated file's path.
     source: str
-    #: SHA-256 of the certificate (DER), hex: how the department's certificate is recognised.
-    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -89,11 +87,6 @@ _timestampers: dict[tuple, Any] = {}
 def default_identity_path(instance_path: str | os.PathLike) -> Path:
     """Where the generated self-signed key and certificate live."""
     return Path(instance_path) / DEFAULT_IDENTITY_FILE
-
-
-def configured_files(config: Mapping[str, Any]) -> bool:
-    """Whether the administrator configured a signing key (PEM pair or PKCS#12)."""
-    return bool(config.get("SIGNING_PKCS12") or config.get("SIGNING_KEY") or config.get("SIGNING_CERT"))
 
 
 def ensure_default_identity(instance_path: str | os.PathLike, department: str, *,
@@ -184,9 +177,12 @@ def describe_signing(config: Mapping[str, Any], instance_path: str | os.PathLike
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     name = names[0].value if names else certificate.subject.rfc4514_string()
     self_signed = certificate.issuer == certificate.subject
+    from cryptography.hazmat.primitives import hashes
+
     until = certificate.not_valid_after_utc.date().isoformat()
-    return (f"Receipts are signed by {name!s} ({'self-signed' if self_signed else 'issued by ' + certificate.issuer.rfc4514_string()}"
-            f", valid until {until}), from {source}.")
+    issuer = "self-signed" if self_signed else f"issued by {certificate.issuer.rfc4514_string()}"
+    return (f"Receipts are signed by {name!s} ({issuer}, valid until {until}), from {source}; "
+            f"certificate SHA-256 fingerprint {certificate.fingerprint(hashes.SHA256()).hex()}.")
 
 
 def signing_identity(config: Mapping[str, Any], instance_path: str | os.PathLike) -> SigningIdentity:
@@ -285,8 +281,7 @@ def _identity(key, certificates: list, source: str) -> SigningIdentity:
     return SigningIdentity(
         signer=signer, certificate=certificate, chain=tuple(converted[1:]),
         subject=certificate.subject.human_friendly, common_name=str(common_name),
-        self_signed=certificate.self_signed != "no", source=source,
-        fingerprint=hashlib.sha256(certificate.dump()).hexdigest())
+        self_signed=certificate.self_signed != "no", source=source)
 
 
 _signer_cls = None
@@ -435,8 +430,10 @@ class SignatureCheck:
     #: the signature does not verify), "unsigned" (no signature: receipts issued before signing
     #: began, or a file that is not a receipt) or "unreadable" (not a PDF pyHanko can read).
     status: str
-    #: Certificate subject of the signer, when there is a signature.
+    #: Certificate subject of the signer, when there is a signature, and the SHA-256 fingerprint of
+    #: that certificate (what a department publishes so a self-signed receipt can be recognised).
     signer: str | None = None
+    fingerprint: str | None = None
     #: Whether the signer's certificate is the department's configured or generated one.
     department_certificate: bool = False
     self_signed: bool = False
@@ -499,7 +496,8 @@ def check_signature(pdf: bytes, *, trusted: tuple = (), tsa_trusted: tuple = ())
             authority = ts.signing_cert.subject.human_friendly
         else:
             broken_timestamp = True
-    common = dict(signer=cert.subject.human_friendly, department_certificate=department,
+    common = dict(signer=cert.subject.human_friendly, fingerprint=hashlib.sha256(cert.dump()).hexdigest(),
+                  department_certificate=department,
                   self_signed=cert.self_signed != "no", reason=str(reason) if reason else None,
                   timestamp=timestamp, timestamp_authority=authority, timestamp_broken=broken_timestamp)
     if not (status.intact and status.valid):
