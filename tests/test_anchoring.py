@@ -191,3 +191,26 @@ def test_the_service_anchors_an_empty_chain_and_later_heads(app, db, tsa):
     assert (first.sequence, first.head_hash) == (0, "0" * 64)
     report = verify_anchors(db)
     assert report.ok and report.anchors == 1 and report.by_method == {RFC3161: 1}
+
+
+def test_migration_0013_down_and_up_on_a_database_with_records(app, db, runner, signed_three):
+    """The anchor table comes and goes on a populated database, its records untouched, and the
+    guard against changing anchors comes back with it."""
+    from alembic import command
+
+    from lms.db import get_database
+    from lms.migrate import alembic_config, upgrade
+
+    db.close()
+    engine = get_database(app).engine
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0010")
+    upgrade(engine)
+    assert verify(runner).exit_code == 0
+    assert anchor(runner).exit_code == 0
+    assert verify(runner).exit_code == 0
+    with pytest.raises(DBAPIError, match="are records: they are never updated or deleted"):
+        db.execute(text("DELETE FROM chain_anchor"))
+    db.rollback()
