@@ -373,3 +373,19 @@ def test_a_signing_key_gone_since_start_up_refuses_to_sign_clearly(app, client, 
     assert response.status_code == 503
     assert "Receipts cannot be signed right now" in response.get_data(as_text=True)
     assert db.scalars(select(Receipt)).all() == []
+
+
+def test_a_numeric_passphrase_from_the_environment_opens_the_key(app, tmp_path, monkeypatch):
+    """Flask reads LMS_SIGNING_PASSPHRASE=123456 as the number 123456; it must still open the key."""
+    from lms import create_app
+    from tests.conftest import TEST_CONFIG
+
+    department = issue(make_ca(), "Numeric Passphrase PD")
+    (tmp_path / "key.pem").write_bytes(department.key_pem(b"123456"))
+    (tmp_path / "cert.pem").write_bytes(department.cert_pem())
+    monkeypatch.setenv("LMS_SIGNING_PASSPHRASE", "123456")
+    monkeypatch.setenv("LMS_SIGNING_KEY", str(tmp_path / "key.pem"))
+    monkeypatch.setenv("LMS_SIGNING_CERT", str(tmp_path / "cert.pem"))
+    configured = create_app({**TEST_CONFIG, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": app.config["DATABASE_URL"]})
+    assert configured.config["SIGNING_PASSPHRASE"] == 123456
+    assert signing_identity(configured.config, tmp_path).common_name == "Numeric Passphrase PD"

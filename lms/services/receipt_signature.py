@@ -160,7 +160,8 @@ def _identity_files(config: Mapping[str, Any], instance_path: str | os.PathLike)
 
 def _passphrase(config: Mapping[str, Any]) -> bytes | None:
     value = config.get("SIGNING_PASSPHRASE")
-    return value.encode() if value else None
+    # str(): Flask reads LMS_* variables as JSON when they parse, so "123456" arrives as a number.
+    return str(value).encode() if value is not None and value != "" else None
 
 
 def describe_signing(config: Mapping[str, Any], instance_path: str | os.PathLike) -> str:
