@@ -228,15 +228,13 @@ def verify_command(receipt_file) -> None:
 def anchor_command() -> None:
     """Store a timestamp token over the chain head (RFC 3161 from LMS_TSA_URL, or a signature with
     the department key without one); run it daily."""
-    from lms.services.anchoring import METHOD_NOTES, AnchorError, anchor_chain
-    from lms.services.receipt_signature import SigningConfigError, signing_identity, timestamper
+    from lms.services.anchoring import METHOD_NOTES, AnchorError, anchor_as_configured
+    from lms.services.receipt_signature import SigningConfigError
 
     session = get_session()
-    config = current_app.config
     try:
-        tsa = timestamper(config)
-        identity = None if tsa is not None else signing_identity(config, current_app.instance_path)
-        anchor = anchor_chain(session, now=utcnow(), tsa=tsa, tsa_url=config.get("TSA_URL"), identity=identity)
+        anchor = anchor_as_configured(session, config=current_app.config, instance_path=current_app.instance_path,
+                                      now=utcnow())
     except (AnchorError, SigningConfigError) as exc:
         session.rollback()
         record_event(session, "chain.anchor", at=utcnow(), outcome="failure", details={"problem": str(exc)})

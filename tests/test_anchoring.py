@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from lms.db import utcnow
 from lms.models import Acknowledgment, AcknowledgmentVoid, AuditEvent, ChainAnchor, ChainHead, Receipt
-from lms.services.anchoring import DEPARTMENT_SIGNATURE, RFC3161, anchor_chain, verify_anchors
+from lms.services.anchoring import DEPARTMENT_SIGNATURE, RFC3161, anchor_as_configured, anchor_chain, verify_anchors
 from lms.services.receipt_signature import signing_identity, timestamper
 from lms.services.records import canonical_acknowledgment, canonical_void, record_hash
 
@@ -189,8 +189,13 @@ def test_the_service_anchors_an_empty_chain_and_later_heads(app, db, tsa):
     first = anchor_chain(db, now=utcnow(), tsa=timestamper(config), tsa_url=tsa.url)
     db.commit()
     assert (first.sequence, first.head_hash) == (0, "0" * 64)
-    report = verify_anchors(db)
-    assert report.ok and report.anchors == 1 and report.by_method == {RFC3161: 1}
+    second = anchor_as_configured(db, config=app.config, instance_path=app.instance_path, now=utcnow())
+    db.commit()
+    assert second.method == DEPARTMENT_SIGNATURE  # no TSA_URL in the app's own configuration
+    identity = signing_identity(app.config, app.instance_path)
+    report = verify_anchors(db, department_certs=(identity.certificate,))
+    assert report.ok and report.anchors == 2 and report.by_method == {RFC3161: 1, DEPARTMENT_SIGNATURE: 1}
+    assert report.unpinned_authorities == ("Organization: Roll Call test PKI, Common Name: Test Timestamp Authority",)
 
 
 def test_migration_0013_down_and_up_on_a_database_with_records(app, db, runner, signed_three):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -89,6 +91,22 @@ def anchor_chain(session: Session, *, now: datetime, tsa: Any = None, tsa_url: s
                           "token_time": anchor.token_time.isoformat(timespec="seconds")})
     session.flush()
     return anchor
+
+
+def anchor_as_configured(session: Session, *, config: Mapping[str, Any], instance_path: str | os.PathLike,
+                         now: datetime, actor_id: int | None = None) -> ChainAnchor:
+    """``anchor_chain`` with the timestamp authority (``TSA_URL``) or, without one, the signing key
+    the configuration names: what ``flask --app app lms anchor`` and the daily job call.
+
+    Raises AnchorError (the authority failed) or SigningConfigError (no usable key); nothing is
+    stored then, and the caller rolls back (and may audit the failure).
+    """
+    from lms.services.receipt_signature import signing_identity, timestamper
+
+    tsa = timestamper(config)
+    identity = None if tsa is not None else signing_identity(config, instance_path)
+    return anchor_chain(session, now=now, tsa=tsa, tsa_url=config.get("TSA_URL"), identity=identity,
+                        actor_id=actor_id)
 
 
 def _token_time(token) -> datetime:
