@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lms import create_app
@@ -25,9 +26,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", default=5000, type=int, help="port (default 5000)")
     args = parser.parse_args(argv)
 
+    from lms.services.links import is_loopback, local_url
+
+    if not app.config.get("PUBLIC_URL"):
+        if not is_loopback(args.host):
+            print(f"Set LMS_PUBLIC_URL to the address members reach Roll Call at (for example "
+                  f"https://rollcall.example.org): receipts and e-mails link to it, and serving on "
+                  f"{args.host} means it is not this machine's own address.", file=sys.stderr)
+            return 2
+        app.config["PUBLIC_URL"] = local_url(args.host, args.port)
+        # The worker this starts reads the environment: its e-mails link to the same address.
+        os.environ["LMS_PUBLIC_URL"] = app.config["PUBLIC_URL"]
+
     from lms.bootstrap import has_members, init_database
     from lms.cli import print_logins
     from lms.services.content import ContentError
+    from lms.services.receipt_signature import SigningConfigError
 
     try:
         init_database(app)
@@ -36,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    except SigningConfigError as exc:
+        print(f"Receipt signing is misconfigured: {exc}", file=sys.stderr)
+        return 1
     if app.config["SEED_DEMO_ON_FIRST_RUN"] and not has_members(app):
         from lms.db import get_session, utcnow
+        from lms.services.receipt_signature import receipt_sealer
         from seeds.demo import DEMO_PASSWORD, seed_demo
 
         print("First run: seeding demo personnel and this year's training cycle…")
@@ -45,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             session = get_session()
             logins = seed_demo(session, people=app.config["DEMO_PEOPLE"], seed=2026, now=utcnow(),
                                tz=app.config["TIMEZONE"], hash_method=app.config["PASSWORD_HASH_METHOD"],
-                               department=app.config["DEPARTMENT_NAME"])
+                               department=app.config["DEPARTMENT_NAME"],
+                               sealer=receipt_sealer(app.config, app.instance_path))
             session.commit()
         print_logins(logins, DEMO_PASSWORD)
     else:

@@ -27,6 +27,10 @@ def create_app(config: dict | None = None) -> Flask:
                 static_folder=str(PROJECT_ROOT / "static"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     values = settings.as_config()
+    if values.get("PUBLIC_URL"):
+        from lms.services.links import check_public_url
+
+        values["PUBLIC_URL"] = check_public_url(str(values["PUBLIC_URL"]))
     if not values["SECRET_KEY"]:
         values["SECRET_KEY"] = _persistent_secret(Path(app.instance_path) / "secret_key")
     if not values["DATABASE_URL"]:

@@ -13,11 +13,14 @@ from lms.services.versions import reassign_superseded
 from lms.models import Member
 from lms.services.content import PolicyPack, load_packs, sync_content
 from lms.services.personnel import purge_expired_uploads
+from lms.services.receipt_signature import describe_signing
 
 
 def init_database(app: Flask) -> list[PolicyPack]:
     """Apply migrations and load content/ into the database; raises ContentError on bad content,
-    before anything of the content is written."""
+    before anything of the content is written. Also checks the receipt-signing configuration,
+    generating the self-signed default pair if none is configured (SigningConfigError)."""
+    describe_signing(app.config, app.instance_path)
     database = get_database(app)
     packs = load_packs(Path(app.config["CONTENT_DIR"]))
     migrate.upgrade(database.engine)

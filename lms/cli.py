@@ -35,14 +35,18 @@ def init_command() -> None:
     """Create or upgrade the schema and load content/."""
     from lms.bootstrap import init_database
     from lms.services.content import ContentError
+    from lms.services.receipt_signature import SigningConfigError, describe_signing
 
     try:
         packs = init_database(current_app)
     except ContentError as exc:
         _fail("content/ has problems; nothing was loaded:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    except SigningConfigError as exc:
+        _fail(f"receipt signing is misconfigured; nothing was changed: {exc}")
     for pack in packs:
         click.echo(f"Loaded policy {pack.id} {pack.title}: "
                    + ", ".join(f"version {v.effective.isoformat()}" for v in pack.versions))
+    click.echo(describe_signing(current_app.config, current_app.instance_path))
     click.echo("Database is up to date.")
 
 
@@ -117,13 +121,15 @@ def _fail_on_cues(problems: list[str]) -> None:
 @with_appcontext
 def seed_demo_command(people: int, seed: int) -> None:
     """Add demo personnel and progress through this year's cycle, then print the demo logins."""
+    from lms.services.receipt_signature import receipt_sealer
     from seeds.demo import DEMO_PASSWORD, seed_demo
 
     session = get_session()
     logins = seed_demo(session, people=people, seed=seed, now=utcnow(),
                        tz=current_app.config["TIMEZONE"],
                        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
-                       department=current_app.config["DEPARTMENT_NAME"])
+                       department=current_app.config["DEPARTMENT_NAME"],
+                       sealer=receipt_sealer(current_app.config, current_app.instance_path))
     session.commit()
     click.echo(f"Seeded {people} personnel.")
     print_logins(logins, DEMO_PASSWORD)
@@ -177,43 +183,144 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
 
 @lms.command("verify")
 @click.option("--receipt", "receipt_file", type=click.File("rb"), metavar="FILE.pdf",
-              help="Check whether this receipt PDF matches a stored record, instead of the chain.")
+              help="Check whether this receipt PDF matches a stored record, and its digital signature, "
+                   "instead of the chain.")
 @with_appcontext
 def verify_command(receipt_file) -> None:
-    """Verify the whole acknowledgment chain, or one receipt; exit 1 naming the first bad record."""
+    """Verify the whole acknowledgment chain and its anchors, or one receipt; exit 1 naming the
+    first bad record or anchor."""
     from lms.services.verification import verify_chain, verify_receipt
 
     session = get_session()
     if receipt_file is not None:
         pdf_bytes = receipt_file.read()
         match = verify_receipt(session, pdf_bytes)
+        signature = _receipt_signature(pdf_bytes)
         record_event(session, "receipt.verify", at=utcnow(),
                      target=f"acknowledgment:{match.acknowledgment.id}" if match else None,
-                     outcome="success" if match and match.record_intact else "failure",
-                     details={"file": Path(receipt_file.name).name, "via": "cli"})
+                     outcome="success" if match and match.record_intact and signature.ok else "failure",
+                     details={"file": Path(receipt_file.name).name, "via": "cli", "signature": signature.status})
         session.commit()
         if match is None:
             click.echo(f"Receipt does not match any stored record: {receipt_file.name} is not a receipt "
                        "this system issued, or it was altered.")
+            _print_signature(signature)
             sys.exit(1)
         _print_receipt_match(match)
+        _print_signature(signature)
         if not match.record_intact:
             click.echo("But the stored record no longer matches its own hash: it was altered after "
                        "signing. Run 'flask --app app lms verify' for the whole chain.")
             sys.exit(1)
+        if not signature.ok:
+            sys.exit(1)
         return
+    from lms.services.anchoring import verify_anchors
+
     report = verify_chain(session)
-    record_event(session, "chain.verify", at=utcnow(), outcome="success" if report.ok else "failure",
-                 details={"records": report.records, "failure": str(report.failure) if report.failure else None,
-                          "via": "cli"})
+    anchors = verify_anchors(session, department_certs=_department_certs(), tsa_trusted=_tsa_trusted())
+    failure = report.failure or anchors.failure
+    record_event(session, "chain.verify", at=utcnow(), outcome="success" if failure is None else "failure",
+                 details={"records": report.records, "anchors": anchors.anchors,
+                          "failure": str(report.failure) if report.failure else None,
+                          "anchor_failure": str(anchors.failure) if anchors.failure else None, "via": "cli"})
     session.commit()
     if not report.ok:
         click.echo(f"Chain verification failed at the first bad record: {report.failure}")
         click.echo(f"{_count(report.records, 'record')} before it verified.")
+    else:
+        click.echo(f"Chain verified: {report.records} records ({_count(report.acknowledgments, 'acknowledgment')}, "
+                   f"{_count(report.voids, 'void')}).")
+        click.echo(f"Chain head: sequence {report.head_sequence}, hash {report.head_hash}")
+    if anchors.failure:
+        click.echo(f"Anchor verification failed: {anchors.failure}")
+    elif anchors.anchors:
+        latest = anchors.latest
+        methods = ", ".join(f"{n} {method}" for method, n in sorted(anchors.by_method.items()))
+        click.echo(f"Anchors verified: {anchors.anchors} ({methods}); the latest covers sequence "
+                   f"{latest.sequence}, on {latest.token_time.isoformat(timespec='seconds')} by {latest.authority}.")
+    else:
+        click.echo("No anchors yet: run 'flask --app app lms anchor' daily, so a rewrite of the whole chain "
+                   "would show.")
+    for authority in anchors.unpinned_authorities:
+        click.echo(f"Note: anchors by {authority} were checked against the token's own certificate only; "
+                   "set LMS_TSA_CERT to the authority's certificate so a forged authority would show.")
+    if failure is not None:
         sys.exit(1)
-    click.echo(f"Chain verified: {report.records} records ({_count(report.acknowledgments, 'acknowledgment')}, "
-               f"{_count(report.voids, 'void')}).")
-    click.echo(f"Chain head: sequence {report.head_sequence}, hash {report.head_hash}")
+
+
+@lms.command("anchor")
+@with_appcontext
+def anchor_command() -> None:
+    """Store a timestamp token over the chain head (RFC 3161 from LMS_TSA_URL, or a signature with
+    the department key without one); run it daily."""
+    from lms.services.anchoring import METHOD_NOTES, AnchorError, anchor_as_configured
+    from lms.services.receipt_signature import SigningConfigError
+
+    session = get_session()
+    try:
+        anchor = anchor_as_configured(session, config=current_app.config, instance_path=current_app.instance_path,
+                                      now=utcnow())
+    except (AnchorError, SigningConfigError) as exc:
+        session.rollback()
+        record_event(session, "chain.anchor", at=utcnow(), outcome="failure", details={"problem": str(exc)})
+        session.commit()
+        _fail(f"nothing was anchored: {exc}")
+    session.commit()
+    click.echo(f"Anchored the chain head: sequence {anchor.sequence}, hash {anchor.head_hash}, "
+               f"at {anchor.token_time.isoformat(timespec='seconds')} by {anchor.authority}.")
+    click.echo(f"Stored {METHOD_NOTES[anchor.method]}.")
+
+
+def _tsa_trusted() -> tuple:
+    """The certificates of LMS_TSA_CERT, if set."""
+    from lms.services.receipt_signature import load_certificates
+
+    path = current_app.config.get("TSA_CERT")
+    return load_certificates(path) if path else ()
+
+
+def _department_certs() -> tuple:
+    """The department's receipt-signing certificate (and its chain); none if misconfigured."""
+    from lms.services.receipt_signature import SigningConfigError, signing_identity
+
+    try:
+        identity = signing_identity(current_app.config, current_app.instance_path)
+    except SigningConfigError as exc:
+        click.echo(f"Warning: {exc}", err=True)
+        return ()
+    return (identity.certificate, *identity.chain)
+
+
+def _receipt_signature(pdf_bytes: bytes):
+    """The receipt's PDF signature, checked against the department's certificate."""
+    from lms.services.receipt_signature import check_signature
+
+    return check_signature(pdf_bytes, trusted=_department_certs(), tsa_trusted=_tsa_trusted())
+
+
+def _print_signature(check) -> None:
+    """What the receipt's digital signature says."""
+    if check.status == "unsigned":
+        click.echo("  PDF signature:     none (receipts issued before signing began carry none)")
+        return
+    if check.status == "unreadable":
+        click.echo(f"  PDF signature:     cannot be read: {check.problem}")
+        return
+    verdict = ("valid: the file is exactly as signed" if check.status == "valid"
+               else f"BROKEN: {check.problem}")
+    click.echo(f"  PDF signature:     {verdict}")
+    whose = ("the department's receipt-signing certificate" if check.department_certificate
+             else "not the receipt-signing certificate configured here")
+    click.echo(f"  Signed by:         {check.signer} ({whose}"
+               f"{', self-signed' if check.self_signed else ''})")
+    click.echo(f"  Certificate:       SHA-256 fingerprint {check.fingerprint}")
+    if check.timestamp is not None:
+        click.echo(f"  Timestamp:         {check.timestamp.isoformat(timespec='seconds')} from {check.timestamp_authority}")
+    elif check.timestamp_broken:
+        click.echo("  Timestamp:         present but does NOT verify")
+    else:
+        click.echo("  Timestamp:         none (the time is the signer's own claim)")
 
 
 def _count(n: int, noun: str) -> str:

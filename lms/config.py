@@ -174,8 +174,28 @@ class Defaults:
     #: Seconds to wait for the mail server before an attempt counts as failed.
     SMTP_TIMEOUT = 30
 
-    #: The address members use to reach Roll Call: e-mails link to it (no trailing slash needed).
-    PUBLIC_URL = "http://127.0.0.1:5000"
+    #: Where members and HR reach this install, e.g. ``https://rollcall.example.org``: receipts
+    #: (and e-mails) carry absolute links built from it. Required when serving anywhere but on
+    #: the loopback interface; ``python app.py`` on 127.0.0.1 defaults to its own address.
+    PUBLIC_URL: str | None = None
+
+    #: The department's receipt-signing key and certificate (PEM files; the certificate file may
+    #: carry the issuing chain after the signer's certificate), or one PKCS#12 file instead. With
+    #: none of them, ``init`` generates a self-signed pair in the instance folder
+    #: (receipt-signing.pem) and receipts say their certificate is self-signed.
+    SIGNING_KEY: str | None = None
+    SIGNING_CERT: str | None = None
+    SIGNING_PKCS12: str | None = None
+    #: Passphrase of an encrypted SIGNING_KEY or of SIGNING_PKCS12; never logged or audited.
+    SIGNING_PASSPHRASE: str | None = None
+    #: RFC 3161 timestamp authority: receipt signatures carry its timestamp, and ``anchor``
+    #: stores its token over the chain head. Unset: no timestamps, anchors are signed with the
+    #: department key instead (weaker; see the README).
+    TSA_URL: str | None = None
+    #: Seconds to wait for the timestamp authority before signing without a timestamp.
+    TSA_TIMEOUT: Annotated[int, AtLeast(1)] = 10
+    #: PEM file of the timestamp authority's certificate or its CA, to report its tokens trusted.
+    TSA_CERT: str | None = None
 
     #: Background jobs (docs/jobs.md). None: Huey keeps its queue in instance/jobs.sqlite3 (one
     #: machine); "redis://host:6379/0": Redis, for workers on several machines.

@@ -54,11 +54,13 @@ def utcnow() -> datetime:
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and synchronous=FULL on every connection."""
     if url.startswith("sqlite"):
-        _private_database_file(url)
         engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        path = make_url(url).database
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
+            # Before any pragma writes: the -wal and -shm files SQLite creates take this mode.
+            _private_database_file(path)
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -70,19 +72,15 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def _private_database_file(url: str) -> None:
-    """Create an SQLite database file readable by its owner only (it holds personnel records and
-    signed receipts); SQLite gives its -wal and -shm files the same mode. An existing file is
-    tightened too: earlier versions created it 0644."""
-    path = make_url(url).database
-    if not path or path == ":memory:" or path.startswith("file:") \
-            or not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        return  # nothing to protect; SQLite reports a missing folder itself
-    if os.path.exists(path):
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
-    else:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+def _private_database_file(path: str | None) -> None:
+    """Make an SQLite database file readable by its owner only (it holds personnel records and
+    signed receipts); SQLite gives its -wal and -shm files the same mode. Called as each
+    connection opens, so a new file is tightened before anything is written to it, and a file an
+    earlier version created 0644 is tightened too."""
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.exists(path):
+        return
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)
 
 
 class Database:

@@ -34,6 +34,7 @@ from lms.models import Job
 from lms.services import jobs as jobs_service
 from lms.services.audit import record_event
 from lms.services.clock import local_date
+from lms.services.links import public_url
 
 log = logging.getLogger("lms.jobs")
 
@@ -206,7 +207,7 @@ def remind_on_schedule(ctx: JobContext, session: Session, now: datetime) -> dict
         return {"queued": 0, "skipped": "before REMINDER_HOUR"}
     queued = run_campaigns(session, now=now, today=local_date(now, tz), tz=tz,
                            department=ctx.config["DEPARTMENT_NAME"], sender=ctx.config["MAIL_SENDER"],
-                           base_url=ctx.config["PUBLIC_URL"])
+                           base_url=public_url(ctx.config, ""))
     return {"queued": queued}
 
 
@@ -219,13 +220,22 @@ def remove_old_personnel_uploads(ctx: JobContext, session: Session, now: datetim
                                              keep_days=int(ctx.config["PERSONNEL_UPLOAD_KEEP_DAYS"]))}
 
 
-#: The worker's schedule. Adding periodic work is one line here, e.g. chain anchoring:
-#:     Periodic("anchor", crontab(hour="3", minute="30"), anchor_chain),
-#: where ``anchor_chain(ctx, session, now)`` does the work in ``session`` (no commit).
+def anchor_daily(ctx: JobContext, session: Session, now: datetime) -> dict:
+    """Store the day's anchor over the chain head (a timestamp token from TSA_URL, or a signature
+    with the department key): a rewrite of the whole chain then fails ``verify``."""
+    from lms.services.anchoring import anchor_as_configured
+
+    anchor = anchor_as_configured(session, config=ctx.config, instance_path=ctx.app.instance_path, now=now)
+    return {"sequence": anchor.sequence, "method": anchor.method}
+
+
+#: The worker's schedule (UTC). Adding periodic work is one line here: a function
+#: ``run(ctx, session, now)`` that does its work in ``session`` without committing.
 SCHEDULE: list[Periodic] = [
     Periodic("effective-date-switch", crontab(minute="5"), switch_effective_versions),
     Periodic("reminders", crontab(minute="20"), remind_on_schedule),
     Periodic("remove-old-exports", crontab(minute="40"), remove_old_exports),
+    Periodic("anchor", crontab(hour="3", minute="30"), anchor_daily),
     Periodic("remove-old-personnel-uploads", crontab(hour="4", minute="10"), remove_old_personnel_uploads),
 ]
 

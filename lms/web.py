@@ -5,7 +5,7 @@ import re
 import unicodedata
 import uuid
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app, g, has_request_context, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from lms.db import get_session, utcnow
 from lms.services.clock import local_date
+from lms.services.links import is_loopback
 from lms.services.progress import STATUS_LABELS
 from lms.services.validators import MAX_ID
 
@@ -59,6 +60,21 @@ def init_app(app: Flask) -> None:
         # Behind N reverse proxies, trust their X-Forwarded-* so IPs and https are recorded right.
         count = int(app.config["PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    @app.before_request
+    def _require_public_url():
+        # Receipts and e-mails carry absolute links: a server reached by any other name than this
+        # machine's own must be told its public address (python app.py checks at start; other
+        # servers, such as gunicorn, cannot tell what they listen on, so the first request does).
+        if current_app.config.get("PUBLIC_URL") or current_app.testing or current_app.debug:
+            return None
+        if is_loopback(urlsplit("//" + request.host).hostname or ""):
+            return None
+        current_app.logger.error("LMS_PUBLIC_URL is not set; refusing a request for %s", request.host)
+        return render_template("errors/error.html", code=503, title="Not configured yet", reference=None,
+                               description="Roll Call needs LMS_PUBLIC_URL, the address members reach it "
+                                           "at, before it serves anyone but this machine. Ask the "
+                                           "administrator to set it and restart."), 503
 
     @app.after_request
     def _security_headers(response):

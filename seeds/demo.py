@@ -57,9 +57,11 @@ def _weighted(rng: random.Random, pairs) -> str:
 
 
 def seed_demo(session: Session, *, people: int, seed: int, now: datetime, tz: str,
-              hash_method: str, department: str) -> list[DemoLogin]:
+              hash_method: str, department: str, sealer=None) -> list[DemoLogin]:
     """Add ``people`` Faker personnel plus the demo logins, open this year's cycle if needed, and
-    walk each member through it with the real services. Returns the demo logins."""
+    walk each member through it with the real services. Returns the demo logins.
+
+    ``sealer`` (``receipt_signature.receipt_sealer``) signs the receipts as the web does."""
     rng = random.Random(seed)
     fake = Faker("en_US")
     fake.seed_instance(seed)
@@ -118,7 +120,7 @@ def seed_demo(session: Session, *, people: int, seed: int, now: datetime, tz: st
     demo_badges = {p[0]: p for p in DEMO_PEOPLE}
     assignments = session.scalars(select(Assignment).join(Member)
                                   .where(Assignment.cycle_id == cycle.id).order_by(Member.badge))
-    facts_base = dict(timezone=tz, department=department, user_agent="Roll Call demo seed")
+    facts_base = dict(timezone=tz, department=department, user_agent="Roll Call demo seed", sealer=sealer)
     for assignment in assignments:
         member = assignment.member
         if member.badge in demo_badges:

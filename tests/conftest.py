@@ -100,11 +100,21 @@ def _reset_postgres(app, fingerprint) -> None:
             session.commit()
 
 
+@pytest.fixture(scope="session")
+def receipt_signing_pem(tmp_path_factory) -> Path:
+    """One generated self-signed receipt-signing pair for the run: generating RSA keys for every
+    test would cost more than the tests."""
+    from lms.services.receipt_signature import ensure_default_identity
+
+    return ensure_default_identity(tmp_path_factory.mktemp("signing"), "Test PD")
+
+
 @pytest.fixture
-def app(database_template, tmp_path):
-    """An app on its own fresh database."""
+def app(database_template, receipt_signing_pem, tmp_path):
+    """An app on its own fresh database, its instance folder holding the run's signing pair."""
     instance = tmp_path / "instance"
     instance.mkdir()
+    shutil.copy(receipt_signing_pem, instance / receipt_signing_pem.name)
     if PG_URL:
         app = create_app({**TEST_CONFIG, "DATABASE_URL": PG_URL, "INSTANCE_PATH": str(instance)})
         try:

@@ -272,8 +272,11 @@ def test_sqlite_database_is_created_readable_by_its_owner_only(tmp_path):
     old = tmp_path / "old.sqlite3"
     old.touch(mode=0o644)
     os.chmod(old, 0o644)
-    create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{old}", "INSTANCE_PATH": str(tmp_path)})
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{old}", "INSTANCE_PATH": str(tmp_path)})
+    with get_database(app).engine.connect():
+        pass
     assert stat.S_IMODE(Path(old).stat().st_mode) == 0o600
+    get_database(app).dispose()
 
 
 def test_database_errors_in_the_log_carry_no_values(app, db, caplog):

@@ -13,8 +13,10 @@ from pathlib import Path
 from lms.config import PROJECT_ROOT
 
 #: Libraries only some paths need: XLSX (openpyxl), PDF (WeasyPrint), demo data (Faker, seeds),
-#: migrations (Alembic), reading content/ (PyYAML), lesson pages (markdown-it).
-LOADED_WHEN_NEEDED = {"openpyxl", "weasyprint", "faker", "seeds", "alembic", "yaml", "markdown_it"}
+#: migrations (Alembic), reading content/ (PyYAML), lesson pages (markdown-it), signing receipts
+#: (pyHanko and its ASN.1 library).
+LOADED_WHEN_NEEDED = {"openpyxl", "weasyprint", "faker", "seeds", "alembic", "yaml", "markdown_it", "pyhanko",
+                      "pyhanko_certvalidator", "asn1crypto"}
 
 
 def _packages_loaded(code: str, instance: Path) -> set[str]:

@@ -1,4 +1,5 @@
 """All models, imported here so metadata and Alembic see every table."""
+from lms.models.anchors import ChainAnchor
 from lms.models.audit import AuditEvent
 from lms.models.imports import PersonnelUpload
 from lms.models.jobs import JOB_STATUSES, Job, ReminderSchedule, WorkerHeartbeat
@@ -19,7 +20,7 @@ from lms.models.training import (
 from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
-    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
     "CyclePolicy", "Exemption", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelUpload",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession",
     "WorkerHeartbeat",

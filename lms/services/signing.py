@@ -14,6 +14,7 @@ from lms.services.clock import local_iso
 from lms.services.content import sha256_hex
 from lms.services.progress import completed_lesson_ids, current_acknowledgment
 from lms.services.quiz import submitted_attempts
+from lms.services.receipt_signature import ReceiptSealer
 from lms.services.records import (
     append_to_chain,
     canonical_acknowledgment,
@@ -39,6 +40,9 @@ class SigningFacts:
     now: datetime
     timezone: str
     department: str
+    #: Signs the receipt with the department's key (``receipt_signature.receipt_sealer``); None
+    #: leaves it unsigned, as receipts were before signing began (tests that only need records).
+    sealer: ReceiptSealer | None = None
 
 
 #: How the signer proved who they were, as the record names it.
@@ -196,8 +200,10 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
         auth_method=authentication.method, auth_provider=authentication.provider,
         authenticated_at=authentication.at,
     )
-    # Rendered before taking the chain lock, so signers queue only for the inserts.
-    receipt_pdf = render_receipt(ack, cycle_name=assignment.cycle.name, department=facts.department)
+    # Rendered and signed before taking the chain lock, so signers queue only for the inserts
+    # (and never wait there on the timestamp authority); the hash covers the signed file.
+    receipt_pdf, timestamp = issue_receipt(ack, cycle_name=assignment.cycle.name, department=facts.department,
+                                           sealer=facts.sealer)
     receipt_sha256 = sha256_hex(receipt_pdf)
 
     head = lock_chain_head(session)
@@ -216,15 +222,36 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
                  target=f"acknowledgment:{ack.id}", ip=facts.ip,
                  details={"policy": version.policy_id, "version": version.effective.isoformat(),
                           "cycle": assignment.cycle.year, "verification_code": ack.verification_code,
-                          "auth_method": authentication.method, "auth_provider": authentication.provider})
+                          "auth_method": authentication.method, "auth_provider": authentication.provider,
+                          "receipt_signed": facts.sealer is not None, "receipt_timestamp": timestamp})
     session.flush()
     return ack, True
 
 
-def render_receipt(ack: Acknowledgment, *, cycle_name: str, department: str) -> bytes:
-    """The one-page receipt PDF of an acknowledgment."""
+def issue_receipt(ack: Acknowledgment, *, cycle_name: str, department: str,
+                  sealer: ReceiptSealer | None) -> tuple[bytes, str | None]:
+    """The receipt PDF, signed when a sealer is given; and whether its signature is timestamped
+    ("yes", or why not), None when there is no timestamp authority or no signature."""
+    if sealer is None:
+        return render_receipt(ack, cycle_name=cycle_name, department=department), None
+    pdf = render_receipt(ack, cycle_name=cycle_name, department=department,
+                         verify_url=sealer.verify_url(ack.verification_code), sealer=sealer)
+    sealed = sealer.seal(pdf, ack.verification_code)
+    if sealer.tsa is None:
+        return sealed.pdf, None
+    return sealed.pdf, "yes" if sealed.timestamped else f"no: {sealed.timestamp_problem}"
+
+
+def render_receipt(ack: Acknowledgment, *, cycle_name: str, department: str, verify_url: str | None = None,
+                   sealer: ReceiptSealer | None = None) -> bytes:
+    """The one-page receipt PDF of an acknowledgment, before it is signed.
+
+    ``verify_url`` is the absolute address of the verification page with this receipt's code;
+    ``sealer`` (who will sign it) adds a line naming the signer.
+    """
     # Imported here: WeasyPrint takes half a second to load, and most commands never render.
     from lms import pdf
 
-    html = pdf.render_template("receipt.html", ack=ack, cycle_name=cycle_name, department=department)
+    html = pdf.render_template("receipt.html", ack=ack, cycle_name=cycle_name, department=department,
+                               verify_url=verify_url, signer=sealer.identity if sealer else None)
     return pdf.create_pdf(html)

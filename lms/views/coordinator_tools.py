@@ -16,6 +16,7 @@ from lms.models import Cycle
 from lms.services import item_analysis as items_service
 from lms.services import reminders as reminders_service
 from lms.services.audit import record_event
+from lms.services.links import public_url
 from lms.web import client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator_tools", __name__, url_prefix="/coordinator")
@@ -84,7 +85,7 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
         first = candidates[0]
         sample = reminders_service.build_message(
             first, first.items, cycle, current_app.config["DEPARTMENT_NAME"], current_app.config["MAIL_SENDER"],
-            base_url=current_app.config["PUBLIC_URL"],
+            base_url=public_url(current_app.config, ""),
             copy_to=first.supervisor_email if schedule and schedule.copy_supervisor else None)
     # The list names members and their standing: a roster read, so it is audited.
     record_event(db, "reminder.preview", at=request_now(), actor_id=current_user.id,
@@ -124,7 +125,7 @@ def send_reminders(year: int):
     result = reminders_service.queue_reminders(
         db, candidates, now=request_now(), today=today(), sent_by_id=current_user.id, ip=client_ip(),
         cycle=cycle, department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
-        base_url=current_app.config["PUBLIC_URL"], copy_supervisor=bool(schedule and schedule.copy_supervisor))
+        base_url=public_url(current_app.config, ""), copy_supervisor=bool(schedule and schedule.copy_supervisor))
     # Each message is audited as "reminder.send" when the worker sends it; this records the press.
     record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
                  ip=client_ip(), details={"queued": len(result.queued),

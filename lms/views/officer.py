@@ -16,6 +16,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
+from lms.services.receipt_signature import SigningConfigError, receipt_sealer
 from lms.services.signing import (
     SignerProof,
     SigningError,
@@ -230,9 +231,16 @@ def sign(assignment_id: int):
         commit()
     elif form.validate_on_submit() and not blockers:
         try:
+            facts = _signing_facts()
+        except SigningConfigError as exc:  # a key file removed or replaced since start-up
+            current_app.logger.error("cannot sign receipts: %s", exc)
+            form.form_errors.append(SEALER_UNAVAILABLE)
+            return render_template("officer/sign.html", item=item, version=version, form=form,
+                                   blockers=blockers, sso_protocol=protocol), 503
+        try:
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
-                password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=_signing_facts())
+                password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=facts)
             commit()
         except SigningError as exc:
             db.rollback()
@@ -256,10 +264,17 @@ def sign(assignment_id: int):
                            blockers=blockers, sso_protocol=protocol), status
 
 
+SEALER_UNAVAILABLE = ("Receipts cannot be signed right now: the department's signing key is not usable. "
+                      "Nothing was signed; please tell the administrator.")
+
+
 def _signing_facts() -> SigningFacts:
+    """The request's facts for a signature, with the department's receipt sealer (raises
+    SigningConfigError when its key has become unusable since start-up)."""
     return SigningFacts(ip=client_ip(), user_agent=request.user_agent.string or "unknown",
                         now=request_now(), timezone=current_app.config["TIMEZONE"],
-                        department=current_app.config["DEPARTMENT_NAME"])
+                        department=current_app.config["DEPARTMENT_NAME"],
+                        sealer=receipt_sealer(current_app.config, current_app.instance_path))
 
 
 def _show_problems(form, problems: dict[str | None, str]) -> None:
@@ -285,9 +300,15 @@ def complete_signature(signature: dict, proof: SignerProof):
         abort(404)
     db = get_session()
     try:
+        facts = _signing_facts()
+    except SigningConfigError as exc:
+        current_app.logger.error("cannot sign receipts: %s", exc)
+        flash(SEALER_UNAVAILABLE, "error")
+        return redirect(url_for("officer.sign", assignment_id=assignment.id), 303)
+    try:
         _ack, created = sign_acknowledgment(
             db, assignment=assignment, member=current_user, typed_name=signature.get("typed_name") or "",
-            shown_text_sha256=signature.get("text_sha256") or "", proof=proof, facts=_signing_facts())
+            shown_text_sha256=signature.get("text_sha256") or "", proof=proof, facts=facts)
         commit()
     except SigningError as exc:
         db.rollback()

@@ -1,7 +1,7 @@
 """background jobs: the job outbox, worker heartbeats, reminder schedules
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 
 New tables only, so the migration is the same on a populated database as on an empty one.
 """
@@ -11,7 +11,7 @@ import lms.db
 
 
 revision = '0014'
-down_revision = '0010'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
