@@ -1,7 +1,15 @@
 """All models, imported here so metadata and Alembic see every table."""
 from lms.models.audit import AuditEvent
 from lms.models.imports import PersonnelUpload
-from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole, SignInSession
+from lms.models.people import (
+    MEMBER_STATUSES,
+    ROLES,
+    TRACKED_FIELDS,
+    Member,
+    MemberRole,
+    PersonnelChange,
+    SignInSession,
+)
 from lms.models.policies import Lesson, Policy, PolicyVersion, Question, QuestionOption
 from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
@@ -19,6 +27,6 @@ from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelUpload",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "SignInSession",
+    "CyclePolicy", "Exemption", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelChange", "PersonnelUpload",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "SignInSession", "TRACKED_FIELDS",
 ]

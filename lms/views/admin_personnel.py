@@ -17,9 +17,15 @@ bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
 admin_required = role_required("admin")
 
 
+def _today():
+    return local_date(request_now(), current_app.config["TIMEZONE"])
+
+
 def _plan(upload: PersonnelUpload):
+    """The upload's plan, effective on the date given with it or else today (the day it is applied)."""
     return plan_import(get_session(), upload.data, ranks=current_app.config["RANKS"],
-                       max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=upload.full_roster)
+                       max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=upload.full_roster,
+                       effective=upload.effective or _today())
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -34,7 +40,7 @@ def upload():
         try:
             plan = plan_import(db, data, ranks=current_app.config["RANKS"],
                                max_bytes=current_app.config["IMPORT_MAX_BYTES"],
-                               full_roster=form.full_roster.data)
+                               full_roster=form.full_roster.data, effective=form.effective.data or _today())
         except PersonnelImportError as exc:
             problems = exc.problems
             record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
@@ -44,12 +50,14 @@ def upload():
         else:
             stored = PersonnelUpload(filename=(form.file.data.filename or "upload.csv")[:255], data=data,
                                      sha256=plan.sha256, uploaded_by_id=current_user.id,
-                                     uploaded_at=request_now(), full_roster=form.full_roster.data)
+                                     uploaded_at=request_now(), full_roster=form.full_roster.data,
+                                     effective=form.effective.data)
             db.add(stored)
             db.flush()
             record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
                          ip=client_ip(), target=f"personnel_upload:{stored.id}",
-                         details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows)})
+                         details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows),
+                                  "effective": stored.effective.isoformat() if stored.effective else None})
             commit()
             return redirect(url_for(".preview", upload_id=stored.id))
     status = 400 if form.is_submitted() and (form.errors or problems) else 200
@@ -66,7 +74,7 @@ def preview(upload_id: int):
     except PersonnelImportError as exc:  # the roster changed since the upload
         return render_template("admin/personnel_upload.html", form=PersonnelUploadForm(),
                                problems=exc.problems), 409
-    return render_template("admin/personnel_preview.html", upload=upload, plan=plan,
+    return render_template("admin/personnel_preview.html", upload=upload, plan=plan, today=_today(),
                            form=PersonnelApplyForm())
 
 
@@ -93,10 +101,9 @@ def apply(upload_id: int):
         return redirect(url_for(".upload"))
     now = request_now()
     counts = apply_import(db, plan, separate_missing=separate, actor_id=current_user.id,
-                          ip=client_ip(), now=now, today=local_date(now, current_app.config["TIMEZONE"]),
-                          source=f"web:{upload.filename}")
+                          ip=client_ip(), now=now, today=_today(), source=f"web:{upload.filename}")
     upload.applied_at = now
     commit()
     flash(f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
-          f"{counts['separated']} separated.", "success")
+          f"{counts['separated']} separated, effective {plan.effective.isoformat()}.", "success")
     return redirect(url_for(".upload"))

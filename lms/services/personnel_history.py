@@ -1,0 +1,244 @@
+"""Effective-dated personnel history: a member's status, unit, shift, rank and supervisor as they
+stood on any date.
+
+Every change is appended to ``personnel_change`` with the date it takes effect; nothing is
+overwritten. The member row keeps the values in force today, so the roster of now reads only the
+member row; rosters and evidence as of a date read the history through ``as_of_columns``.
+
+The rule, in one place (``_ranked``): a member's value of an attribute on date D is the value of
+the latest change of it effective on or before D (of two on the same date, the one written later);
+before the member's first recorded change, their first recorded value. A member with no history
+at all (created outside these services, e.g. by a bulk loader) reads as their member row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from lms.models import TRACKED_FIELDS, Member, PersonnelChange
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """A member's tracked personnel attributes on one date."""
+
+    status: str | None
+    unit: str | None
+    shift: str | None
+    rank: str | None
+    supervisor_id: int | None
+
+    def value(self, field: str):
+        """The value of a tracked field by its history name (``supervisor`` is the id)."""
+        return self.supervisor_id if field == "supervisor" else getattr(self, field)
+
+    @classmethod
+    def of(cls, member: Member) -> MemberState:
+        """The values on the member row (those in force today)."""
+        return cls(member.status, member.unit, member.shift, member.rank, member.supervisor_id)
+
+
+@dataclass(frozen=True)
+class PeopleColumns:
+    """SQL expressions for a member's tracked attributes, for a query over Member: the member
+    row's own columns for now, or the history's values on a date."""
+
+    status: object
+    unit: object
+    shift: object
+    rank: object
+    supervisor_id: object
+
+
+#: Members looked up per statement when a caller names many.
+CHUNK = 500
+
+#: The roster of now: the member row.
+CURRENT = PeopleColumns(Member.status, Member.unit, Member.shift, Member.rank, Member.supervisor_id)
+
+
+def _ranked(day: date):
+    """Every change, numbered per member and field so that number 1 is the one in force on
+    ``day``: the latest effective by then (the later written of a tie), else the first of all."""
+    change = PersonnelChange
+    by_then = change.effective <= day
+    order = (case((by_then, 0), else_=1), case((by_then, change.effective)).desc(),
+             case((by_then, change.id)).desc(), change.effective, change.id)
+    return select(change.member_id, change.field, change.value, change.supervisor_id,
+                  func.row_number().over(partition_by=(change.member_id, change.field), order_by=order)
+                  .label("n")).subquery("ranked_change")
+
+
+def state_subquery(day: date):
+    """One row per member with any history: ``member_id`` and the five attributes on ``day``."""
+    ranked = _ranked(day)
+
+    def pick(field: str, column):
+        return func.max(case((ranked.c.field == field, column))).label(field if field != "supervisor"
+                                                                       else "supervisor_id")
+
+    return (select(ranked.c.member_id, pick("status", ranked.c.value), pick("unit", ranked.c.value),
+                   pick("shift", ranked.c.value), pick("rank", ranked.c.value),
+                   pick("supervisor", ranked.c.supervisor_id))
+            .where(ranked.c.n == 1).group_by(ranked.c.member_id).subquery("personnel_as_of"))
+
+
+def as_of_columns(day: date):
+    """(subquery, PeopleColumns): outer-join the subquery on ``member_id == Member.id`` and read the
+    columns for each member's attributes as they stood on ``day``."""
+    state = state_subquery(day)
+    untracked = state.c.member_id.is_(None)
+    columns = PeopleColumns(*(case((untracked, getattr(Member, name)), else_=state.c[name])
+                              for name in ("status", "unit", "shift", "rank", "supervisor_id")))
+    return state, columns
+
+
+def states_on(session: Session, day: date, member_ids: list[int] | None = None) -> dict[int, MemberState]:
+    """Every member's (or the given members') attributes on ``day``."""
+    state, columns = as_of_columns(day)
+    query = (select(Member.id, columns.status, columns.unit, columns.shift, columns.rank, columns.supervisor_id)
+             .outerjoin(state, state.c.member_id == Member.id))
+    if member_ids is not None:
+        query = query.where(Member.id.in_(member_ids))
+    return {row[0]: MemberState(*row[1:]) for row in session.execute(query)}
+
+
+def state_on(session: Session, member_id: int, day: date) -> MemberState | None:
+    """One member's attributes on ``day``; None if there is no such member."""
+    return states_on(session, day, [member_id]).get(member_id)
+
+
+def tracked_members(session: Session, member_ids: list[int] | None = None) -> set[int]:
+    """The members (of those given) who have any recorded history."""
+    query = select(PersonnelChange.member_id).distinct()
+    if member_ids is not None:
+        query = query.where(PersonnelChange.member_id.in_(member_ids))
+    return set(session.scalars(query))
+
+
+def _append(session: Session, member_id: int, field: str, value, *, effective: date, now: datetime,
+            today: date, actor_id: int | None, source: str) -> None:
+    session.add(PersonnelChange(
+        member_id=member_id, field=field, value=None if field == "supervisor" else value,
+        supervisor_id=value if field == "supervisor" else None, effective=effective, recorded_at=now,
+        recorded_on=today, recorded_by_id=actor_id, source=source[:255]))
+
+
+def record_initial(session: Session, member: Member, *, effective: date, now: datetime, today: date,
+                   actor_id: int | None, source: str) -> None:
+    """Record a member's values (from their row) as holding from ``effective``: a new member's
+    first record, or the baseline written before the first change of a member with none."""
+    state = MemberState.of(member)
+    for field in TRACKED_FIELDS:
+        _append(session, member.id, field, state.value(field), effective=effective, now=now, today=today,
+                actor_id=actor_id, source=source)
+
+
+def baseline_date(member: Member, effective: date) -> date:
+    """When the values of a member without history are taken to hold from: their hire date or the
+    date of their row, if earlier than the first change."""
+    dates = [effective, member.hire_date, member.created_at.date() if member.created_at else None]
+    return min(d for d in dates if d is not None)
+
+
+def record_changes(session: Session, member: Member, values: dict, *, effective: date, today: date,
+                   now: datetime, actor_id: int | None, source: str, before: MemberState | None = None,
+                   tracked: bool | None = None, sync: bool = True) -> dict[str, tuple]:
+    """Append a change for each of ``values`` (tracked field -> new value; ``supervisor`` is a
+    member id) that differs from the member's value on ``effective``, then bring the member row to
+    the values in force ``today``. Returns {field: (old, new)} of what was appended.
+
+    ``before`` and ``tracked`` (the member's state on ``effective`` and whether they have history)
+    may be given by a caller that looked them up for many members at once; such a caller passes
+    ``sync=False`` and calls ``sync_rows`` once for them all.
+    """
+    unknown = set(values) - set(TRACKED_FIELDS)
+    if unknown:
+        raise ValueError(f"not a tracked personnel field: {', '.join(sorted(unknown))}")
+    if tracked is None:
+        tracked = bool(tracked_members(session, [member.id]))
+    if before is None:
+        before = state_on(session, member.id, effective) if tracked else MemberState.of(member)
+    diff = {field: (before.value(field), new) for field, new in values.items() if before.value(field) != new}
+    if not diff:
+        return diff
+    if not tracked:
+        record_initial(session, member, effective=baseline_date(member, effective), now=now, today=today,
+                       actor_id=None, source="baseline")
+    for field, (_, new) in diff.items():
+        _append(session, member.id, field, new, effective=effective, now=now, today=today, actor_id=actor_id,
+                source=source)
+    session.flush()
+    if sync:
+        sync_rows(session, [member.id], today=today)
+    return diff
+
+
+def sync_rows(session: Session, member_ids: list[int] | None, *, today: date) -> list[tuple[Member, str]]:
+    """Bring the member rows of ``member_ids`` (None: every member with history) to the values
+    their history gives for ``today``. Returns (member, previous status) for each row that
+    changed, so the caller can apply what a change of status does to assignments."""
+    tracked = tracked_members(session)
+    ids = sorted(tracked if member_ids is None else tracked & set(member_ids))
+    if not ids:
+        return []
+    # Bounded IN lists: SQLite refuses statements with more than 32,766 parameters.
+    states = states_on(session, today, ids if len(ids) <= CHUNK else None)
+    moved = []
+    for start in range(0, len(ids), CHUNK):
+        for member in session.scalars(select(Member).where(Member.id.in_(ids[start:start + CHUNK]))):
+            state = states[member.id]
+            if state != MemberState.of(member):
+                moved.append((member, member.status))
+            for name in ("status", "unit", "shift", "rank", "supervisor_id"):
+                if getattr(member, name) != getattr(state, name):
+                    setattr(member, name, getattr(state, name))
+    session.flush()
+    return moved
+
+
+def apply_due_changes(session: Session, *, today: date, now: datetime) -> int:
+    """Apply to the member rows the changes written ahead of their effective date whose date has
+    come (run daily with ``init``): members back from leave get the grace period, and members who
+    now fit an open cycle's audience their assignments. Returns how many members changed."""
+    from lms.services.cycles import return_from_leave, sync_audience
+
+    due = list(session.scalars(select(PersonnelChange.member_id).distinct().where(
+        PersonnelChange.effective > PersonnelChange.recorded_on, PersonnelChange.effective <= today)))
+    if not due:
+        return 0
+    moved = sync_rows(session, due, today=today)
+    for member, previous in moved:
+        if previous == "leave" and member.status == "active":
+            return_from_leave(session, member, today=today, now=now)
+    sync_audience(session, today=today, now=now)
+    return len(moved)
+
+
+@dataclass
+class HistoryEntry:
+    """One change on a member's record, for display."""
+
+    change: PersonnelChange
+    #: The new value as shown: the supervisor's badge and name for a supervisor change.
+    shown: str
+
+
+def member_history(session: Session, member_id: int) -> list[HistoryEntry]:
+    """A member's recorded changes, newest effective first (the later written first on a tie)."""
+    changes = list(session.scalars(select(PersonnelChange).where(PersonnelChange.member_id == member_id)
+                                   .order_by(PersonnelChange.effective.desc(), PersonnelChange.id.desc())))
+    supervisors = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(
+        {c.supervisor_id for c in changes if c.supervisor_id is not None})))}
+    entries = []
+    for change in changes:
+        if change.field == "supervisor":
+            boss = supervisors.get(change.supervisor_id)
+            shown = f"{boss.badge} {boss.full_name}" if boss else "(none)"
+        else:
+            shown = change.value if change.value is not None else "(empty)"
+        entries.append(HistoryEntry(change, shown))
+    return entries
