@@ -242,3 +242,58 @@ def member_history(session: Session, member_id: int) -> list[HistoryEntry]:
             shown = change.value if change.value is not None else "(empty)"
         entries.append(HistoryEntry(change, shown))
     return entries
+
+
+class PersonnelChangeError(ValueError):
+    """An edit refused; ``field`` names the input at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def edit_personnel(session: Session, member: Member, *, status: str, unit: str | None, shift: str | None,
+                   rank: str | None, supervisor_badge: str | None, effective: date, today: date,
+                   now: datetime, actor_id: int | None, ranks: list[str],
+                   ip: str | None = None) -> dict[str, tuple]:
+    """An administrator's edit of a member's status, unit, shift, rank and supervisor, effective on
+    ``effective``: what differs from the member's values on that date is appended to their history
+    (nothing is overwritten), audited. Returns {field: (old, new)}, supervisors by badge."""
+    from lms.models import MEMBER_STATUSES
+    from lms.services.audit import record_event
+
+    def text(value: str | None, limit: int, name: str) -> str | None:
+        value = " ".join((value or "").split()) or None
+        if value is not None and len(value) > limit:
+            raise PersonnelChangeError(f"{name} must be at most {limit} characters", name)
+        return value
+
+    if status not in MEMBER_STATUSES:
+        raise PersonnelChangeError(f"status must be one of {', '.join(MEMBER_STATUSES)}", "status")
+    unit, shift = text(unit, 80, "unit"), text(shift, 40, "shift")
+    rank = text(rank, 40, "rank")
+    if rank is not None and ranks and rank not in ranks:
+        raise PersonnelChangeError(f"{rank!r} is not a known rank ({', '.join(ranks)})", "rank")
+    supervisor = None
+    badge = text(supervisor_badge, 20, "supervisor")
+    if badge is not None:
+        supervisor = session.scalar(select(Member).where(Member.badge == badge))
+        if supervisor is None:
+            raise PersonnelChangeError(f"no member has badge {badge}", "supervisor")
+        if supervisor.id == member.id:
+            raise PersonnelChangeError("a member cannot supervise themselves", "supervisor")
+    if not date(1900, 1, 1) <= effective <= date(today.year + 10, 12, 31):
+        raise PersonnelChangeError("the effective date must be a real date, not more than ten years ahead",
+                                   "effective")
+    diff = record_changes(session, member, {"status": status, "unit": unit, "shift": shift, "rank": rank,
+                                            "supervisor": supervisor.id if supervisor else None},
+                          effective=effective, today=today, now=now, actor_id=actor_id, source="admin")
+    if "supervisor" in diff:
+        old = session.get(Member, diff["supervisor"][0]) if diff["supervisor"][0] else None
+        diff["supervisor"] = (old.badge if old else None, supervisor.badge if supervisor else None)
+    if diff:
+        record_event(session, "admin.personnel_change", at=now, actor_id=actor_id, target=f"member:{member.id}", ip=ip,
+                     details={"badge": member.badge, "effective": effective.isoformat(),
+                              "changes": {name: list(values) for name, values in diff.items()}})
+        session.flush()
+    return diff
