@@ -288,7 +288,8 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     before = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=back - timedelta(days=1)), today))
     after = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=back), today))
     assert before["613"][4] == "Patrol North" and after["613"][4] == "Traffic"
-    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "personnel.import")).all()[-1]
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "personnel.import")
+                       .order_by(AuditEvent.id.desc())).first()
     assert event.details["effective"] == back.isoformat()
 
     # Without a date: the day it is applied, said so; a bad date is refused beside the field.
