@@ -409,3 +409,113 @@ def check_replay(db, person: Member, base: date, today: date, changes) -> None:
     # The member row holds the values of today.
     expected = replay(first, written, 20)
     assert {f: getattr(person, f) for f in first} == expected
+
+
+# --- the roster of now never reads the history; init applies what has come due -----------------------
+
+def test_the_roster_of_now_does_not_read_the_history(app, db, runner, tmp_path, department, make_member, client,
+                                                    auth):
+    from sqlalchemy import event
+
+    from lms.db import get_database
+
+    import_file(runner, tmp_path, personnel_csv(CHANGES))
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = get_database(app).engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        coordinator = make_member(first="Renee", last="Okafor", roles=("coordinator",), badge="1003")
+        auth.sign_in(coordinator.badge)
+        statements.clear()
+        year = department["today"].year
+        assert client.get(f"/coordinator/cycles/{year}/roster").status_code == 200
+        out = tmp_path / "now.csv"
+        assert runner.invoke(args=["lms", "roster", "--cycle", str(year), "--format", "csv",
+                                   "--out", str(out)]).exit_code == 0
+        assert any("FROM assignment" in s for s in statements)
+        assert not [s for s in statements if "personnel_change" in s]
+        statements.clear()
+        assert client.get(f"/coordinator/cycles/{year}/roster",
+                          query_string={"as_of": department["start"].isoformat()}).status_code == 200
+        assert [s for s in statements if "personnel_change" in s]
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def test_init_applies_changes_whose_date_has_come(app, db, runner, department):
+    today = department["today"]
+    yesterday = today - timedelta(days=1)
+    elder = member(db, "615")
+    # Written yesterday, effective today: the member row waits for the date.
+    record_changes(db, elder, {"unit": "Patrol North"}, effective=today, today=yesterday, now=utcnow(),
+                   actor_id=None, source="test")
+    db.commit()
+    assert member(db, "615").unit == "Traffic"
+    result = runner.invoke(args=["lms", "init"])
+    assert result.exit_code == 0, result.output
+    assert member(db, "615").unit == "Patrol North"
+
+
+# --- migration 0011 on a populated database ---------------------------------------------------------
+
+def test_migration_backfills_current_values_from_when_records_begin(app, tmp_path):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from lms import migrate
+    from tests.conftest import PG_URL
+
+    if PG_URL:
+        setup = create_engine(PG_URL)
+        with setup.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS i11_migration CASCADE"))
+            conn.execute(text("CREATE SCHEMA i11_migration"))
+        setup.dispose()
+        engine = create_engine(PG_URL, connect_args={"options": "-csearch_path=i11_migration"})
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path / 'migration.sqlite3'}")
+    try:
+        migrate.upgrade(engine, "0010")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO member (id, badge, first_name, last_name, rank, unit, shift, hire_date,"
+                              " status, failed_sign_ins, must_change_password) VALUES"
+                              " (1, '10', 'Sam', 'Sarge', 'Sergeant', 'Traffic', 'Day', '2019-05-01', 'active', 0,"
+                              " false),"
+                              " (2, '11', 'Al', 'Apple', 'Officer', 'Traffic', 'Night', NULL, 'leave', 0, false)"))
+            conn.execute(text("UPDATE member SET supervisor_id = 1 WHERE id = 2"))
+            conn.execute(text("INSERT INTO cycle (id, year, name, due_date, grace_days, audience, created_at)"
+                              " VALUES (1, 2018, '2018 annual', '2018-12-31', 30, '{}', '2018-03-10 12:00:00')"))
+        migrate.upgrade(engine)
+        with Session(engine) as session:
+            rows = session.scalars(select(PersonnelChange).order_by(PersonnelChange.member_id,
+                                                                    PersonnelChange.field)).all()
+            assert [(c.member_id, c.field, c.value, c.supervisor_id) for c in rows] == [
+                (1, "rank", "Sergeant", None), (1, "shift", "Day", None), (1, "status", "active", None),
+                (1, "supervisor", None, None), (1, "unit", "Traffic", None),
+                (2, "rank", "Officer", None), (2, "shift", "Night", None), (2, "status", "leave", None),
+                (2, "supervisor", None, 1), (2, "unit", "Traffic", None)]
+            # The day before the first cycle was opened, the earliest thing recorded.
+            assert {(c.effective, c.source) for c in rows} == {(date(2018, 3, 9), "baseline")}
+            # Every date, even before that, reads the values the member rows hold.
+            for day in (date(2000, 1, 1), date(2018, 3, 9), date.today()):
+                states = states_on(session, day)
+                assert (states[2].status, states[2].shift, states[2].supervisor_id) == ("leave", "Night", 1)
+            # The history is append-only.
+            with pytest.raises(DBAPIError):
+                session.execute(text("UPDATE personnel_change SET value = 'Patrol North' WHERE field = 'unit'"))
+            session.rollback()
+            with pytest.raises(DBAPIError):
+                session.execute(text("DELETE FROM personnel_change"))
+            session.rollback()
+    finally:
+        engine.dispose()
+        if PG_URL:
+            setup = create_engine(PG_URL)
+            with setup.begin() as conn:
+                conn.execute(text("DROP SCHEMA IF EXISTS i11_migration CASCADE"))
+            setup.dispose()
