@@ -280,7 +280,8 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     assert "unit: Patrol North → Traffic" in preview
     token = csrf_token(client, response.headers["Location"])
     applied = client.post(response.headers["Location"] + "/apply", data={"csrf_token": token})
-    assert f"effective {back.isoformat()}" in client.get(applied.headers["Location"]).get_data(as_text=True)
+    assert f"1 changed, 0 separated. Effective {back.isoformat()}." in \
+        client.get(applied.headers["Location"]).get_data(as_text=True)
     rows = db.scalars(select(PersonnelChange).join(Member, Member.id == PersonnelChange.member_id)
                       .where(Member.badge == "613", PersonnelChange.source == "web:people.csv")).all()
     assert {(c.field, c.effective) for c in rows} == {("unit", back), ("supervisor", back)}

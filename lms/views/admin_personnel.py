@@ -105,5 +105,5 @@ def apply(upload_id: int):
     upload.applied_at = now
     commit()
     flash(f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
-          f"{counts['separated']} separated, effective {plan.effective.isoformat()}.", "success")
+          f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.", "success")
     return redirect(url_for(".upload"))
