@@ -3,7 +3,10 @@ product.md defines, computed in SQL so 50,000 members take one query, not 50,000
 
 The roster of now reads each assignment's stored progress (lms.models.assignment_state) and adds
 only what depends on the date; a roster as of a past date works everything out from the lessons,
-attempts, signatures and exemptions as they stood then (docs/performance.md)."""
+attempts, signatures and exemptions as they stood then, and takes the members' status, unit, shift,
+rank and supervisor from their effective-dated history (lms.services.personnel_history), so a
+change recorded later leaves it as it was (docs/performance.md). The roster of now reads the
+member rows and never the history."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
