@@ -236,6 +236,10 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
     now = utcnow()
     today = local_date(now, current_app.config["TIMEZONE"])
     effective = effective.date() if effective else today
+    from lms.services.personnel_history import effective_problem
+
+    if effective_problem(effective, today):
+        _fail(f"{effective_problem(effective, today)} (--effective)")
     try:
         data = file.read_bytes()
     except OSError as exc:

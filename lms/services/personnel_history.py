@@ -255,6 +255,15 @@ class PersonnelChangeError(ValueError):
         self.field = field
 
 
+def effective_problem(effective: date, today: date) -> str | None:
+    """Why ``effective`` cannot be a change's effective date, or None: it must fall between 1900 and
+    ten years ahead (further is a typing mistake, not a plan)."""
+    if not date(1900, 1, 1) <= effective <= date(today.year + 10, 12, 31):
+        return (f"{effective.isoformat()} is not a plausible effective date: give one between 1900-01-01 "
+                f"and {today.year + 10}-12-31")
+    return None
+
+
 def edit_personnel(session: Session, member: Member, *, status: str, unit: str | None, shift: str | None,
                    rank: str | None, supervisor_badge: str | None, effective: date, today: date,
                    now: datetime, actor_id: int | None, ranks: list[str],
@@ -269,6 +278,8 @@ def edit_personnel(session: Session, member: Member, *, status: str, unit: str |
         value = " ".join((value or "").split()) or None
         if value is not None and len(value) > limit:
             raise PersonnelChangeError(f"{name} must be at most {limit} characters", name)
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise PersonnelChangeError(f"{name} must not hold control characters", name)
         return value
 
     if status not in MEMBER_STATUSES:
@@ -285,9 +296,9 @@ def edit_personnel(session: Session, member: Member, *, status: str, unit: str |
             raise PersonnelChangeError(f"no member has badge {badge}", "supervisor")
         if supervisor.id == member.id:
             raise PersonnelChangeError("a member cannot supervise themselves", "supervisor")
-    if not date(1900, 1, 1) <= effective <= date(today.year + 10, 12, 31):
-        raise PersonnelChangeError("the effective date must be a real date, not more than ten years ahead",
-                                   "effective")
+    problem = effective_problem(effective, today)
+    if problem:
+        raise PersonnelChangeError(problem, "effective")
     diff = record_changes(session, member, {"status": status, "unit": unit, "shift": shift, "rank": rank,
                                             "supervisor": supervisor.id if supervisor else None},
                           effective=effective, today=today, now=now, actor_id=actor_id, source="admin")

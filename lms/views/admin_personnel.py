@@ -11,6 +11,7 @@ from lms.models import PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.clock import local_date
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import
+from lms.services.personnel_history import effective_problem
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
@@ -34,7 +35,11 @@ def upload():
     """Upload a CSV; a valid one is kept for preview, an invalid one is listed row by row."""
     form = PersonnelUploadForm()
     problems: list[str] = []
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and form.effective.data and effective_problem(form.effective.data, _today()):
+        form.effective.errors.append(effective_problem(form.effective.data, _today()))
+        valid = False
+    if valid:
         data = form.file.data.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
         db = get_session()
         try:
