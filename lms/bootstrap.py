@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from lms import migrate
 from lms.db import get_database, utcnow
 from lms.services.clock import local_date
+from lms.services.personnel_history import apply_due_changes
 from lms.services.versions import reassign_superseded
 from lms.models import Member
 from lms.services.content import PolicyPack, load_packs, sync_content
@@ -29,7 +30,11 @@ def init_database(app: Flask) -> list[PolicyPack]:
         sync_content(session, packs)
         # A version loaded with today's effective date (or reached since the last run) replaces
         # the one open cycles assigned; running init daily keeps cycles on the version in force.
-        reassign_superseded(session, today=local_date(now, app.config["TIMEZONE"]), now=now)
+        today = local_date(now, app.config["TIMEZONE"])
+        reassign_superseded(session, today=today, now=now)
+        # Personnel changes recorded ahead of their effective date reach the member rows (and
+        # the cycles' audiences) when the date comes.
+        apply_due_changes(session, today=today, now=now)
         purge_expired_uploads(session, now=now, keep_days=app.config["PERSONNEL_UPLOAD_KEEP_DAYS"])
         session.commit()
     return packs

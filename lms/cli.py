@@ -19,6 +19,9 @@ from lms.services.clock import local_date
 # YAML, the content and personnel rules) before it starts (docs/performance.md).
 
 
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
 @click.group("lms")
 def lms() -> None:
     """Roll Call administration."""
@@ -352,13 +355,24 @@ def _print_receipt_match(match) -> None:
               help="The file lists everyone: report members missing from it.")
 @click.option("--separate-missing", is_flag=True,
               help="With --full-roster: mark the members missing from the file separated.")
+@click.option("--effective", type=_DATE,
+              help="The date the file's changes of status, unit, shift, rank and supervisor take effect, "
+                   "YYYY-MM-DD (default: today, department time).")
 @with_appcontext
-def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool) -> None:
-    """Upsert personnel from CSV by badge: all rows or none."""
+def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool, effective) -> None:
+    """Upsert personnel from CSV by badge: all rows or none. Changes of status, unit, shift, rank
+    and supervisor are appended to each member's history with their effective date."""
     from lms.services.personnel import PersonnelImportError, apply_import, plan_import
 
     if separate_missing and not full_roster:
         _fail("--separate-missing needs --full-roster")
+    now = utcnow()
+    today = local_date(now, current_app.config["TIMEZONE"])
+    effective = effective.date() if effective else today
+    from lms.services.personnel_history import effective_problem
+
+    if effective_problem(effective, today):
+        _fail(f"{effective_problem(effective, today)} (--effective)")
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -366,13 +380,16 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
     session = get_session()
     try:
         plan = plan_import(session, data, ranks=current_app.config["RANKS"],
-                           max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=full_roster)
+                           max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=full_roster,
+                           effective=effective)
     except PersonnelImportError as exc:
         for problem in exc.problems:
             click.echo(f"{file}: {problem}", err=True)
         _fail(f"{len(exc.problems)} problem(s); nothing was imported")
+    when = "today" if effective == today else ("a past date" if effective < today else "a future date")
     click.echo(f"{file}: {len(plan.rows)} rows: {len(plan.adds)} to add, {len(plan.changes)} to "
-               f"change ({len(plan.separations)} separations), {plan.unchanged} unchanged.")
+               f"change ({len(plan.separations)} separations), {plan.unchanged} unchanged; "
+               f"effective {effective.isoformat()} ({when}).")
     for row, diff in plan.changes:
         fields = "; ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in diff.items())
         click.echo(f"  line {row.line}: badge {row.badge}: {fields}")
@@ -387,10 +404,8 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
     if not plan.has_changes and not (separate_missing and plan.missing):
         click.echo("No changes: the roster already matches this file.")
         return
-    now = utcnow()
     counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
-                          now=now, today=local_date(now, current_app.config["TIMEZONE"]),
-                          source=f"cli:{file.name}")
+                          now=now, today=today, source=f"cli:{file.name}")
     session.commit()
     click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
                f"{counts['separated']} separated.")
@@ -421,7 +436,8 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
         member, created = create_or_grant(
             session, badge=badge, first_name=first_name, last_name=last_name, role=role, unit=unit,
             shift=shift, rank=rank, email=email, password=password,
-            hash_method=current_app.config["PASSWORD_HASH_METHOD"], now=utcnow())
+            hash_method=current_app.config["PASSWORD_HASH_METHOD"], now=utcnow(),
+            today=local_date(utcnow(), current_app.config["TIMEZONE"]))
     except AccountError as exc:
         session.rollback()
         _fail(str(exc))
@@ -430,9 +446,6 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
     session.commit()
     verb = "Created" if created else "Updated"
     click.echo(f"{verb} {member.full_name} (badge {member.badge}); roles: {', '.join(sorted(member.role_names))}.")
-
-
-_DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 @lms.command("export-acks")

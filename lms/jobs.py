@@ -189,10 +189,15 @@ def switch_effective_versions(ctx: JobContext, session: Session, now: datetime) 
     midnight wherever the server is; a run with nothing to do changes nothing."""
     from lms.services.versions import reassign_superseded
 
-    made = reassign_superseded(session, today=local_date(now, ctx.config["TIMEZONE"]), now=now)
+    from lms.services.personnel_history import apply_due_changes
+
+    today = local_date(now, ctx.config["TIMEZONE"])
+    made = reassign_superseded(session, today=today, now=now)
     if made:
         record_event(session, "cycle.version_switch", at=now, details={"assignments": made})
-    return {"assignments": made}
+    # Personnel changes entered ahead of their effective date reach the member rows on the day.
+    applied = apply_due_changes(session, today=today, now=now)
+    return {"assignments": made, "personnel_changes": applied}
 
 
 def remind_on_schedule(ctx: JobContext, session: Session, now: datetime) -> dict:

@@ -103,6 +103,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin.reset_password": ADMIN,
     "admin.grant_role": ADMIN,
     "admin.revoke_role": ADMIN,
+    "admin.change_personnel": ADMIN,
     "admin_audit.log": ADMIN,
     "admin_audit.export": ADMIN,
     "admin_personnel.upload": ADMIN,

@@ -149,6 +149,6 @@ def test_the_worker_switches_open_cycles_to_a_version_on_its_effective_date(vers
                                                        Assignment.superseded_at.is_(None))).one()
     assert current.policy_version.effective == date(2024, 1, 1)
     from lms.models import AuditEvent, Job
-    assert session.scalars(select(Job).where(Job.kind == "periodic")).one().result == {"assignments": 1}
+    assert session.scalars(select(Job).where(Job.kind == "periodic")).one().result == {"assignments": 1, "personnel_changes": 0}
     assert session.scalars(select(AuditEvent).where(AuditEvent.action == "cycle.version_switch")).one()
     session.close()

@@ -3,9 +3,10 @@ lms.services.accounts, so the CLI and the web refuse the same passwords."""
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
-from lms.models import ROLES
+from lms.forms.hr import IsoDateField
+from lms.models import MEMBER_STATUSES, ROLES
 
 # Longer than the policy's limit, so an over-long password gets the policy's message, not this one.
 _MAX = 1024
@@ -49,3 +50,15 @@ class MemberLookupForm(FlaskForm):
         csrf = False
 
     q = StringField("Badge number or name", validators=[Length(max=100)])
+
+
+class PersonnelForm(FlaskForm):
+    """An administrator's change of a member's status, unit, shift, rank and supervisor. The view
+    fills the rank choices from the configuration; the service checks the supervisor exists."""
+
+    status = SelectField("Status", choices=[SelectChoice(s, s.capitalize()) for s in MEMBER_STATUSES])
+    unit = StringField("Unit", validators=[Optional(), Length(max=80)])
+    shift = StringField("Shift", validators=[Optional(), Length(max=40)])
+    rank = SelectField("Rank", validate_choice=False)
+    supervisor = StringField("Supervisor's badge", validators=[Optional(), Length(max=20)])
+    effective = IsoDateField("Takes effect on (optional)", validators=[Optional()])

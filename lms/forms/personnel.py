@@ -2,6 +2,9 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import BooleanField
+from wtforms.validators import Optional
+
+from lms.forms.hr import IsoDateField
 
 
 class PersonnelUploadForm(FlaskForm):
@@ -9,6 +12,7 @@ class PersonnelUploadForm(FlaskForm):
         FileRequired("Choose the CSV file exported from the HR system."),
         FileAllowed(["csv"], "Only .csv files are accepted.")])
     full_roster = BooleanField("This file lists every member (report members missing from it)")
+    effective = IsoDateField("Changes take effect on (optional)", validators=[Optional()])
 
 
 class PersonnelApplyForm(FlaskForm):

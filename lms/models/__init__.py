@@ -3,7 +3,16 @@ from lms.models.anchors import ChainAnchor
 from lms.models.audit import AuditEvent
 from lms.models.imports import PersonnelUpload
 from lms.models.jobs import JOB_STATUSES, Job, ReminderSchedule, WorkerHeartbeat
-from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole, SeenAssertion, SignInSession
+from lms.models.people import (
+    MEMBER_STATUSES,
+    ROLES,
+    TRACKED_FIELDS,
+    Member,
+    MemberRole,
+    PersonnelChange,
+    SeenAssertion,
+    SignInSession,
+)
 from lms.models.policies import Lesson, Policy, PolicyVersion, Question, QuestionOption
 from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
@@ -21,7 +30,7 @@ from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelUpload",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession",
+    "CyclePolicy", "Exemption", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelChange", "PersonnelUpload",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
     "WorkerHeartbeat",
 ]

@@ -1,7 +1,7 @@
 """Uploaded personnel files kept between preview and apply, so any app server can apply them."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,3 +23,6 @@ class PersonnelUpload(Base):
     #: Whether the file lists everyone, so members missing from it are reported.
     full_roster: Mapped[bool] = mapped_column(default=False)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The date the file's changes take effect, as the administrator gave it; None means the day
+    #: the file is applied (migration 0011).
+    effective: Mapped[date | None]

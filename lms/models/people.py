@@ -140,3 +140,39 @@ class SeenAssertion(Base):
     assertion_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     #: After this the assertion is refused as expired anyway, so the row may go.
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+#: The personnel attributes rosters group and filter by, each effective-dated in PersonnelChange.
+TRACKED_FIELDS = ("status", "unit", "shift", "rank", "supervisor")
+
+
+class PersonnelChange(Base):
+    """One personnel attribute of a member taking a value from a date: the effective-dated history
+    behind "as of D" rosters and evidence. Rows are only ever appended (database triggers); a
+    correction is a later row. The member row keeps the values in force today, for speed."""
+
+    __tablename__ = "personnel_change"
+    __table_args__ = (
+        CheckConstraint("field IN ('status', 'unit', 'shift', 'rank', 'supervisor')", name="field"),
+        # A member's value of a field on a date is the latest row here up to that date.
+        Index("ix_personnel_change_member_id_field_effective", "member_id", "field", "effective", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    #: status, unit, shift, rank or supervisor.
+    field: Mapped[str] = mapped_column(String(20))
+    #: The new value of status, unit, shift or rank; None for supervisor, and for an emptied value.
+    value: Mapped[str | None] = mapped_column(String(80))
+    #: The new supervisor (field supervisor only); None when the member reports to nobody.
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: The department's local date from which the value holds.
+    effective: Mapped[date]
+    #: When the change was written (UTC) and the department's local date then: a change written
+    #: before its effective date is applied to the member row when that date comes.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_on: Mapped[date]
+    #: The administrator who wrote it; None for the command line and the migration.
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: Where it came from: "cli:FILE", "web:FILE", "admin", "create-user", "baseline".
+    source: Mapped[str] = mapped_column(String(255))

@@ -9,7 +9,7 @@ import string
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from lms.models import ROLES, AuditEvent, Member, MemberRole
 from lms.services.audit import record_event
+from lms.services.personnel_history import record_changes, record_initial
 from lms.services.sessions import revoke_member_sessions
 
 
@@ -142,12 +143,16 @@ def find_member(session: Session, badge: str) -> Member | None:
 def create_or_grant(session: Session, *, badge: str, first_name: str, last_name: str, role: str,
                     unit: str | None = None, shift: str | None = None, rank: str | None = None,
                     email: str | None = None, password: str | None = None,
-                    hash_method: str, now: datetime | None = None) -> tuple[Member, bool]:
+                    hash_method: str, now: datetime | None = None,
+                    today: date | None = None) -> tuple[Member, bool]:
     """Add a person, or grant ``role`` to the person who already holds ``badge``.
 
     Returns the member and whether they were created. A badge that belongs to someone with a
     different name is refused: badges are never reused for another person. A password must meet
-    the password policy.
+    the password policy. A new unit, shift or rank of an existing member is appended to their
+    history, effective ``today`` (the department's date; the UTC date if not given). A new
+    member's values start their history on ``today`` when it is given; without it (test and demo
+    factories) the member row stands for their history until their first recorded change.
     """
     badge, first_name, last_name = badge.strip(), first_name.strip(), last_name.strip()
     if not badge or len(badge) > 20:
@@ -160,19 +165,29 @@ def create_or_grant(session: Session, *, badge: str, first_name: str, last_name:
         check_password_policy(password, badge=badge, first_name=first_name, last_name=last_name)
     member = find_member(session, badge)
     created = member is None
+    now = now or datetime.now(timezone.utc)
     if member is None:
         member = Member(badge=badge, first_name=first_name, last_name=last_name, unit=unit,
                         shift=shift, rank=rank, email=email, status="active")
         session.add(member)
+        if today is not None:
+            session.flush()
+            record_initial(session, member, effective=today, now=now, today=today, actor_id=None,
+                           source="create-user")
     elif (member.first_name.casefold(), member.last_name.casefold()) != \
             (first_name.casefold(), last_name.casefold()):
         raise AccountError(f"badge {badge} belongs to {member.full_name}; badges are never reused", "badge")
     else:
-        for name, value in (("unit", unit), ("shift", shift), ("rank", rank), ("email", email)):
-            if value is not None:
-                setattr(member, name, value)
+        if email is not None:
+            member.email = email
+        changes = {name: value for name, value in (("unit", unit), ("shift", shift), ("rank", rank))
+                   if value is not None}
+        if changes:
+            day = today or now.date()
+            record_changes(session, member, changes, effective=day, today=day, now=now, actor_id=None,
+                           source="create-user")
     if password is not None:
-        _set_password(member, password, now=now or datetime.now(timezone.utc), hash_method=hash_method,
+        _set_password(member, password, now=now, hash_method=hash_method,
                       must_change=False)
     if role not in member.role_names:
         member.roles.append(MemberRole(role=role))

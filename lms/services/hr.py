@@ -19,6 +19,7 @@ from lms.models import (
     QuizAttempt,
 )
 from lms.services.clock import local_iso
+from lms.services.personnel_history import MemberState, state_on
 
 
 @dataclass
@@ -76,6 +77,10 @@ class AsOfReport:
     timezone: str
     #: The first instant after D in department time, as UTC; records before it count.
     cutoff: datetime
+    #: The member's status, unit, shift, rank and supervisor as they stood on D (their history).
+    standing: MemberState | None = None
+    #: The supervisor they reported to on D, if any.
+    supervisor: Member | None = None
     entries: list[AsOfEntry] = field(default_factory=list)
 
     @property
@@ -160,7 +165,9 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
     if member is None:
         return None
     cutoff = end_of_day(on, tz)
-    report = AsOfReport(member=member, on=on, timezone=tz, cutoff=cutoff)
+    standing = state_on(session, member_id, on)
+    report = AsOfReport(member=member, on=on, timezone=tz, cutoff=cutoff, standing=standing,
+                        supervisor=session.get(Member, standing.supervisor_id) if standing.supervisor_id else None)
 
     # The version of each policy in force on D (cycles.version_in_force for every policy at once):
     # the latest effective on or before D, from a grouped subquery that both databases run.

@@ -15,6 +15,14 @@ from sqlalchemy.orm import Session
 from lms.models import MEMBER_STATUSES, ROLES, Member, MemberRole, PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.cycles import return_from_leave, sync_audience
+from lms.services.personnel_history import (
+    MemberState,
+    record_changes,
+    record_initial,
+    states_on,
+    sync_rows,
+    tracked_members,
+)
 from lms.services.validators import date_problem, email_problem, parse_iso_date, text_problem
 
 COLUMNS = ["badge", "first_name", "last_name", "email", "rank", "unit", "shift",
@@ -24,6 +32,9 @@ LENGTHS = {"badge": 20, "first_name": 80, "last_name": 80, "email": 254, "rank":
            "shift": 40, "supervisor_badge": 20}
 #: The fields an import may change on an existing member.
 UPDATABLE = ("first_name", "last_name", "email", "rank", "unit", "shift", "hire_date", "status")
+#: Of those, the ones kept as effective-dated history (with the supervisor): compared with the
+#: member's values on the effective date and appended as changes, never overwritten.
+DATED = ("status", "unit", "shift", "rank")
 
 
 class PersonnelImportError(ValueError):
@@ -56,6 +67,8 @@ class ImportPlan:
 
     sha256: str
     rows: list[PersonRow]
+    #: The date the file's changes take effect (the import date unless one was given).
+    effective: date
     adds: list[PersonRow] = field(default_factory=list)
     #: (row, {field: (old, new)})
     changes: list[tuple[PersonRow, dict]] = field(default_factory=list)
@@ -184,14 +197,20 @@ def _line_of(problem: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: int,
+def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: int, effective: date,
                 full_roster: bool = False) -> ImportPlan:
     """Validate the file against itself and the database; nothing is written. Every problem is
     reported at once, those of the rows' own fields and those against the record alike, so a
-    corrected file is not refused again for a row that was wrong all along."""
+    corrected file is not refused again for a row that was wrong all along.
+
+    Status, unit, shift, rank and supervisor are compared with each member's values on
+    ``effective`` (their history), so a file already applied for that date changes nothing; names,
+    e-mail and hire date with the member row."""
     rows, problems, in_file, digest = _read_rows(data, ranks=ranks, max_bytes=max_bytes)
     existing = {m.badge: m for m in session.scalars(select(Member))}
-    plan = ImportPlan(sha256=digest, rows=rows)
+    badges = {m.id: m.badge for m in existing.values()}
+    states = states_on(session, effective)
+    plan = ImportPlan(sha256=digest, rows=rows, effective=effective)
     for row in rows:
         if row.supervisor_badge and row.supervisor_badge not in in_file and row.supervisor_badge not in existing:
             problems.append(f"line {row.line}, supervisor_badge: no member has badge "
@@ -206,11 +225,12 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
                             f"badge numbers are never reused for another person")
             continue
         diff = {}
+        state = states[member.id]
         for name in UPDATABLE:
-            old, new = getattr(member, name), getattr(row, name)
+            old, new = getattr(state if name in DATED else member, name), getattr(row, name)
             if old != new:
                 diff[name] = (old, new)
-        supervisor = member.supervisor.badge if member.supervisor else None
+        supervisor = badges.get(state.supervisor_id)
         if supervisor != row.supervisor_badge:
             diff["supervisor_badge"] = (supervisor, row.supervisor_badge)
         added_roles = sorted(set(row.roles) - member.role_names)
@@ -223,7 +243,8 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
     if problems:
         raise PersonnelImportError(sorted(problems, key=_line_of))
     if full_roster:
-        plan.missing = sorted((m for b, m in existing.items() if b not in in_file and m.status != "separated"),
+        plan.missing = sorted((m for b, m in existing.items()
+                               if b not in in_file and states[m.id].status != "separated"),
                               key=lambda m: (m.last_name, m.first_name))
     return plan
 
@@ -231,9 +252,12 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
 def apply_import(session: Session, plan: ImportPlan, *, separate_missing: bool, actor_id: int | None,
                  ip: str | None, now: datetime, today: date, source: str) -> dict[str, int]:
     """Write the plan: insert new badges, update changed ones, and (only when asked) mark members
-    missing from a full roster separated. Records of separated members are kept. Returns counts."""
+    missing from a full roster separated. Records of separated members are kept. Status, unit,
+    shift, rank and supervisor changes are appended to the members' history with the plan's
+    effective date; the member rows take them now if that date has come. Returns counts."""
     members = {m.badge: m for m in session.scalars(select(Member))}
-    returned = []
+    states = states_on(session, plan.effective)
+    tracked = tracked_members(session)
     for row in plan.adds:
         member = Member(badge=row.badge, first_name=row.first_name, last_name=row.last_name,
                         email=row.email, rank=row.rank, unit=row.unit, shift=row.shift,
@@ -242,32 +266,45 @@ def apply_import(session: Session, plan: ImportPlan, *, separate_missing: bool, 
         session.add(member)
         members[row.badge] = member
     session.flush()
+    for row in plan.adds:
+        supervisor = members.get(row.supervisor_badge) if row.supervisor_badge else None
+        member = members[row.badge]
+        member.supervisor_id = supervisor.id if supervisor else None
+        record_initial(session, member, effective=plan.effective, now=now, today=today, actor_id=actor_id,
+                       source=source)
+    touched = []
+
+    def change(member: Member, values: dict) -> None:
+        record_changes(session, member, values, effective=plan.effective, today=today, now=now,
+                       actor_id=actor_id, source=source, before=states.get(member.id, MemberState.of(member)),
+                       tracked=member.id in tracked, sync=False)
+        touched.append(member.id)
+
     for row, diff in plan.changes:
         member = members[row.badge]
-        if diff.get("status") == ("leave", "active"):
-            returned.append(member)
         for name in UPDATABLE:
-            if name in diff:
+            if name in diff and name not in DATED:
                 setattr(member, name, getattr(row, name))
         for role in sorted(set(row.roles) - member.role_names):
             member.roles.append(MemberRole(role=role))
-    for row in plan.rows:
         supervisor = members.get(row.supervisor_badge) if row.supervisor_badge else None
-        members[row.badge].supervisor_id = supervisor.id if supervisor else None
+        change(member, {"status": row.status, "unit": row.unit, "shift": row.shift, "rank": row.rank,
+                        "supervisor": supervisor.id if supervisor else None})
     separated = 0
     if separate_missing:
         for member in plan.missing:
-            member.status = "separated"
+            change(member, {"status": "separated"})
             separated += 1
     session.flush()
-    for member in returned:
-        return_from_leave(session, member, today=today, now=now)
+    for member, previous in sync_rows(session, touched, today=today):
+        if previous == "leave" and member.status == "active":
+            return_from_leave(session, member, today=today, now=now)
     sync_audience(session, today=today, now=now)
     counts = {"added": len(plan.adds), "changed": len(plan.changes), "unchanged": plan.unchanged,
               "separated": len(plan.separations) + separated}
     record_event(session, "personnel.import", at=now, actor_id=actor_id, ip=ip,
                  details={"sha256": plan.sha256, "source": source, "rows": len(plan.rows),
-                          "separated_missing": separated, **counts})
+                          "effective": plan.effective.isoformat(), "separated_missing": separated, **counts})
     session.flush()
     return counts
 

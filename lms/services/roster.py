@@ -3,7 +3,10 @@ product.md defines, computed in SQL so 50,000 members take one query, not 50,000
 
 The roster of now reads each assignment's stored progress (lms.models.assignment_state) and adds
 only what depends on the date; a roster as of a past date works everything out from the lessons,
-attempts, signatures and exemptions as they stood then (docs/performance.md)."""
+attempts, signatures and exemptions as they stood then, and takes the members' status, unit, shift,
+rank and supervisor from their effective-dated history (lms.services.personnel_history), so a
+change recorded later leaves it as it was (docs/performance.md). The roster of now reads the
+member rows and never the history."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,6 +30,7 @@ from lms.models import (
     PolicyVersion,
     QuizAttempt,
 )
+from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
 from lms.services.progress import STATUSES
 
 #: The roster CSV columns, in the contract's order.
@@ -90,21 +94,22 @@ def _check_statuses(filters: RosterFilters) -> None:
         raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
 
 
-def _narrow(query: Select, filters: RosterFilters) -> Select:
+def _narrow(query: Select, filters: RosterFilters, people: PeopleColumns = CURRENT) -> Select:
     """``query`` (over Assignment joined to Member) narrowed to the filters' policy, units,
-    shifts, ranks, supervisors and search."""
+    shifts, ranks, supervisors and search; ``people`` gives the members' units, shifts, ranks and
+    supervisors (now, or on the as-of date)."""
     if filters.policy_id:
         query = query.where(Assignment.policy_version_id.in_(
             select(PolicyVersion.id).where(PolicyVersion.policy_id == filters.policy_id)))
     if filters.units:
-        query = query.where(Member.unit.in_(filters.units))
+        query = query.where(people.unit.in_(filters.units))
     if filters.shifts:
-        query = query.where(Member.shift.in_(filters.shifts))
+        query = query.where(people.shift.in_(filters.shifts))
     if filters.ranks:
-        query = query.where(Member.rank.in_(filters.ranks))
+        query = query.where(people.rank.in_(filters.ranks))
     if filters.supervisor_badges:
         supervisor = aliased(Member)
-        query = query.where(Member.supervisor_id.in_(
+        query = query.where(people.supervisor_id.in_(
             select(supervisor.id).where(supervisor.badge.in_(filters.supervisor_badges))))
     if filters.search and filters.search.strip():
         term = filters.search.strip().lower()
@@ -143,17 +148,20 @@ def _cycle_id(filters: RosterFilters):
 
 
 def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_best, quiz_attempts,
-                     exemption_reason, signed_on) -> Select:
+                     exemption_reason, signed_on, people: PeopleColumns = CURRENT,
+                     people_source=None) -> Select:
     """The roster's labelled columns over a cycle's assignments, their members and versions, from
     the given expressions for the parts the stored and the computed roster work out differently.
-    The caller joins ``ack`` (the signature that stands) and any other sources."""
+    ``people`` gives the members' rank, unit and shift (``people_source``, if given, is joined
+    for them on ``member_id``). The caller joins ``ack`` (the signature that stands) and any
+    other sources."""
     live_lessons = (select(Lesson.version_id, func.count(Lesson.id).label("n"))
                     .where(Lesson.retired.is_(False)).group_by(Lesson.version_id).subquery())
-    return (
+    query = (
         select(
             Member.badge.label("badge"), Member.last_name.label("last_name"),
-            Member.first_name.label("first_name"), Member.rank.label("rank"),
-            Member.unit.label("unit"), Member.shift.label("shift"),
+            Member.first_name.label("first_name"), people.rank.label("rank"),
+            people.unit.label("unit"), people.shift.label("shift"),
             supervisor_badge.label("supervisor_badge"), status.label("status"),
             lessons_completed.label("lessons_completed"),
             func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
@@ -168,6 +176,9 @@ def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_b
         .join(PolicyVersion, PolicyVersion.id == Assignment.policy_version_id)
         .outerjoin(live_lessons, live_lessons.c.version_id == Assignment.policy_version_id)
     )
+    if people_source is not None:
+        query = query.outerjoin(people_source, people_source.c.member_id == Member.id)
+    return query
 
 
 def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Select | None = None) -> Select:
@@ -293,6 +304,9 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         return column < cutoff if cutoff is not None else true()
 
     cycle_id = _cycle_id(filters)
+    # As of a date, the members' status, unit, shift, rank and supervisor as they stood then
+    # (lms.services.personnel_history); now (computed), their member rows.
+    people_source, people = as_of_columns(filters.as_of) if cutoff is not None else (None, CURRENT)
     voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
     # The live signature, joined rather than aggregated: signing refuses a second one while one
     # stands (under the chain lock), so at most one row matches and the join adds no rows.
@@ -320,7 +334,7 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         lessons_completed = read.with_only_columns(func.count(LessonProgress.id)).scalar_subquery()
         quiz_attempts = select(func.count(QuizAttempt.id)).where(started, submitted).scalar_subquery()
         quiz_best = select(func.max(QuizAttempt.score)).where(started, submitted).scalar_subquery()
-        supervisor_badge = (select(supervisor.badge).where(supervisor.id == Member.supervisor_id)
+        supervisor_badge = (select(supervisor.badge).where(supervisor.id == people.supervisor_id)
                             .scalar_subquery())
     # The status of a row neither exempt nor signed nor overdue: one subquery over its attempts.
     # (Separate EXISTS tests would make PostgreSQL hash every attempt of every cycle, per test.)
@@ -345,25 +359,25 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         _contract_select(ack, supervisor_badge=supervisor_badge, status=status,
                          lessons_completed=lessons_completed, quiz_best=quiz_best,
                          quiz_attempts=quiz_attempts, exemption_reason=exemptions.c.reason,
-                         signed_on=signed_on)
+                         signed_on=signed_on, people=people, people_source=people_source)
         .outerjoin(ack, and_(ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
                              ack.id.not_in(voided), before(ack.signed_at)))
         .outerjoin(exemptions, exemptions.c.member_id == Assignment.member_id)
         .where(Assignment.cycle_id == cycle_id)
-        # The audience: active members, and anyone who signed (their record counts even if they
-        # have since left or gone on leave).
-        .where(or_(Member.status == "active", ack.id.is_not(None)))
+        # The audience: members active on the date, and anyone who signed (their record counts
+        # even if they have since left or gone on leave).
+        .where(or_(people.status == "active", ack.id.is_not(None)))
     )
     if whole:
         query = (query.outerjoin(lessons, lessons.c.assignment_id == Assignment.id)
                  .outerjoin(attempts, attempts.c.assignment_id == Assignment.id)
-                 .outerjoin(supervisor, supervisor.id == Member.supervisor_id))
+                 .outerjoin(supervisor, supervisor.id == people.supervisor_id))
     if cutoff is None:
         query = query.where(Assignment.superseded_at.is_(None))
     else:
         query = query.where(Assignment.assigned_at < cutoff,
                             or_(Assignment.superseded_at.is_(None), Assignment.superseded_at >= cutoff))
-    query = _narrow(query, filters)
+    query = _narrow(query, filters, people)
     if filters.statuses:
         inner = query.subquery()
         query = select(*inner.c).where(inner.c.status.in_(filters.statuses))

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from lms.auth import role_required
 from lms.db import get_session
 from lms.forms import ActionForm
-from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, RoleForm, role_choices
+from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, PersonnelForm, RoleForm, role_choices
 from lms.models import ROLES, Member
 from lms.services import accounts
 from lms.services.audit import record_event
-from lms.services.clock import local_iso
+from lms.services.clock import local_date, local_iso
 from lms.services.hr import search_members
 from lms.services.overview import content_summary, personnel_summary
+from lms.services.personnel_history import PersonnelChangeError, edit_personnel, member_history
 from lms.services.sessions import SessionLimits, live_sessions
 from lms.web import client_ip, commit, request_now
 
@@ -48,6 +50,17 @@ def _local_time(moment) -> str:
     return local_iso(moment, current_app.config["TIMEZONE"]) if moment else "—"
 
 
+def _personnel_form(member: Member, formdata=None) -> PersonnelForm:
+    """The personnel form, filled with the member's values today unless submitted."""
+    supervisor = member.supervisor.badge if member.supervisor else ""
+    form = PersonnelForm(prefix="personnel", formdata=formdata,
+                         data=None if formdata else {"status": member.status, "unit": member.unit,
+                                                     "shift": member.shift, "rank": member.rank or "",
+                                                     "supervisor": supervisor})
+    form.rank.choices = [SelectChoice("", "(none)")] + [SelectChoice(r, r) for r in current_app.config["RANKS"]]
+    return form
+
+
 def _account_forms(member: Member, **given) -> dict:
     """The account page's forms, each with its own prefix so their fields never share an id."""
     forms = {
@@ -55,6 +68,7 @@ def _account_forms(member: Member, **given) -> dict:
         "reset_form": AdminPasswordForm(prefix="reset", formdata=None),
         "grant_form": RoleForm(prefix="grant", formdata=None),
         "revoke_form": RoleForm(prefix="revoke", formdata=None),
+        "personnel_form": _personnel_form(member),
     }
     forms.update(given)
     forms["grant_form"].role.choices = role_choices([r for r in ROLES if not member.has_role(r)])
@@ -69,6 +83,7 @@ def _account_page(member: Member, status: int = 200, **forms):
         "admin/member.html", member=member, now=now, locked=member.is_locked(now),
         sessions=live_sessions(db, member.id, now=now, limits=SessionLimits.from_config(current_app.config)),
         events=accounts.account_events(db, member.id), local=_local_time,
+        history=member_history(db, member.id),
         **_account_forms(member, **forms)), status
 
 
@@ -169,4 +184,37 @@ def _change_role(member_id: int, verb: str):
     commit()
     done = "granted to" if verb == "grant" else "revoked from"
     flash(f"The {form.role.data} role is {done} {member.full_name}.", "success")
+    return redirect(url_for(".member_account", member_id=member.id), 303)
+
+
+@bp.post("/members/<int:member_id>/personnel")
+@admin_required
+def change_personnel(member_id: int):
+    """Record a change of status, unit, shift, rank or supervisor from a date (today unless
+    given); earlier dates keep the values they had."""
+    member = _member_or_404(member_id)
+    form = _personnel_form(member, formdata=request.form)
+    if not form.validate_on_submit():
+        return _account_page(member, 400, personnel_form=form)
+    now = request_now()
+    today = local_date(now, current_app.config["TIMEZONE"])
+    effective = form.effective.data or today
+    try:
+        diff = edit_personnel(get_session(), member, status=form.status.data, unit=form.unit.data,
+                              shift=form.shift.data, rank=form.rank.data or None,
+                              supervisor_badge=form.supervisor.data, effective=effective, today=today,
+                              now=now, actor_id=current_user.id, ranks=current_app.config["RANKS"],
+                              ip=client_ip())
+    except PersonnelChangeError as exc:
+        get_session().rollback()
+        field = getattr(form, exc.field, None) if exc.field else None
+        (field.errors if field is not None else form.form_errors).append(str(exc))
+        return _account_page(member, 400, personnel_form=form)
+    commit()
+    if diff:
+        flash(f"Recorded for {member.full_name} from {effective.isoformat()}: "
+              + "; ".join(f"{name} {old or '(none)'} → {new or '(none)'}" for name, (old, new) in diff.items())
+              + ".", "success")
+    else:
+        flash(f"No change: {member.full_name} already had these values on {effective.isoformat()}.", "info")
     return redirect(url_for(".member_account", member_id=member.id), 303)

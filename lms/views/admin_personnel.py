@@ -11,15 +11,22 @@ from lms.models import PersonnelUpload
 from lms.services.audit import record_event
 from lms.services.clock import local_date
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads
+from lms.services.personnel_history import effective_problem
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
 admin_required = role_required("admin")
 
 
+def _today():
+    return local_date(request_now(), current_app.config["TIMEZONE"])
+
+
 def _plan(upload: PersonnelUpload):
+    """The upload's plan, effective on the date given with it or else today (the day it is applied)."""
     return plan_import(get_session(), upload.data, ranks=current_app.config["RANKS"],
-                       max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=upload.full_roster)
+                       max_bytes=current_app.config["IMPORT_MAX_BYTES"], full_roster=upload.full_roster,
+                       effective=upload.effective or _today())
 
 
 @bp.route("/import", methods=["GET", "POST"])
@@ -28,14 +35,18 @@ def upload():
     """Upload a CSV; a valid one is kept for preview, an invalid one is listed row by row."""
     form = PersonnelUploadForm()
     problems: list[str] = []
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and form.effective.data and effective_problem(form.effective.data, _today()):
+        form.effective.errors.append(effective_problem(form.effective.data, _today()))
+        valid = False
+    if valid:
         data = form.file.data.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
         db = get_session()
         purge_expired_uploads(db, now=request_now(), keep_days=current_app.config["PERSONNEL_UPLOAD_KEEP_DAYS"])
         try:
             plan = plan_import(db, data, ranks=current_app.config["RANKS"],
                                max_bytes=current_app.config["IMPORT_MAX_BYTES"],
-                               full_roster=form.full_roster.data)
+                               full_roster=form.full_roster.data, effective=form.effective.data or _today())
         except PersonnelImportError as exc:
             problems = exc.problems
             record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
@@ -45,12 +56,14 @@ def upload():
         else:
             stored = PersonnelUpload(filename=(form.file.data.filename or "upload.csv")[:255], data=data,
                                      sha256=plan.sha256, uploaded_by_id=current_user.id,
-                                     uploaded_at=request_now(), full_roster=form.full_roster.data)
+                                     uploaded_at=request_now(), full_roster=form.full_roster.data,
+                                     effective=form.effective.data)
             db.add(stored)
             db.flush()
             record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
                          ip=client_ip(), target=f"personnel_upload:{stored.id}",
-                         details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows)})
+                         details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows),
+                                  "effective": stored.effective.isoformat() if stored.effective else None})
             commit()
             return redirect(url_for(".preview", upload_id=stored.id))
     status = 400 if form.is_submitted() and (form.errors or problems) else 200
@@ -67,7 +80,7 @@ def preview(upload_id: int):
     except PersonnelImportError as exc:  # the roster changed since the upload
         return render_template("admin/personnel_upload.html", form=PersonnelUploadForm(),
                                problems=exc.problems), 409
-    return render_template("admin/personnel_preview.html", upload=upload, plan=plan,
+    return render_template("admin/personnel_preview.html", upload=upload, plan=plan, today=_today(),
                            form=PersonnelApplyForm())
 
 
@@ -94,10 +107,9 @@ def apply(upload_id: int):
         return redirect(url_for(".upload"))
     now = request_now()
     counts = apply_import(db, plan, separate_missing=separate, actor_id=current_user.id,
-                          ip=client_ip(), now=now, today=local_date(now, current_app.config["TIMEZONE"]),
-                          source=f"web:{upload.filename}")
+                          ip=client_ip(), now=now, today=_today(), source=f"web:{upload.filename}")
     upload.applied_at = now
     commit()
     flash(f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
-          f"{counts['separated']} separated.", "success")
+          f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.", "success")
     return redirect(url_for(".upload"))
