@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from lms.db import get_session, utcnow
 from lms.services.clock import local_date
 from lms.services.progress import STATUS_LABELS
+from lms.services.quiz import correct_needed
 
 csrf = CSRFProtect()
 
@@ -54,7 +55,7 @@ def init_app(app: Flask) -> None:
 
     # Globals rather than a context processor, so imported macros see them too.
     app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"],
-                                 this_url=this_url)
+                                 this_url=this_url, correct_needed=correct_needed)
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
                         (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),

@@ -69,6 +69,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "coordinator.roster_export": COORDINATOR,
     "coordinator.member_progress": COORDINATOR,
     "coordinator.grant": COORDINATOR,
+    "coordinator.grant_quiz_attempts": COORDINATOR,
     "coordinator.lift": COORDINATOR,
     "coordinator.exemptions": COORDINATOR,
     "coordinator_tools.items": COORDINATOR,

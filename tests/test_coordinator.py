@@ -525,7 +525,8 @@ def test_a_large_pdf_is_refused_with_a_way_forward(app, client, department, sign
 def _coordinator_urls(app, db) -> list[tuple[str, str]]:
     """Every coordinator URL, with a real cycle year, member, exemption and export kind filled in."""
     values = {"year": list(db.scalars(select(Cycle.year))), "member_id": list(db.scalars(select(Member.id)))[:3],
-              "exemption_id": list(db.scalars(select(Exemption.id))), "kind": ["csv", "xlsx", "pdf"]}
+              "exemption_id": list(db.scalars(select(Exemption.id))), "kind": ["csv", "xlsx", "pdf"],
+              "assignment_id": list(db.scalars(select(Assignment.id)))[:3]}
     urls = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/coordinator"):

@@ -6,6 +6,7 @@ from lms.models.policies import Lesson, Policy, PolicyVersion, Question, Questio
 from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
     Assignment,
+    AttemptGrant,
     AttemptItem,
     Cycle,
     CyclePolicy,
@@ -18,7 +19,7 @@ from lms.models.training import (
 from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
-    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
     "CyclePolicy", "Exemption", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelUpload",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "SignInSession",
 ]

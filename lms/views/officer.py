@@ -13,6 +13,7 @@ from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
+from lms.services.attempt_grants import attempt_grants, training_contacts
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
@@ -36,6 +37,12 @@ def _progress(assignment: Assignment) -> progress_service.AssignmentProgress:
                                          tz=current_app.config["TIMEZONE"])
 
 
+def _contacts() -> list[tuple[str, str | None]]:
+    """Whom the member asks about their training (TRAINING_CONTACT_*, else the coordinators)."""
+    return training_contacts(get_session(), name=current_app.config.get("TRAINING_CONTACT_NAME"),
+                             email=current_app.config.get("TRAINING_CONTACT_EMAIL"))
+
+
 @bp.get("/")
 @officer_required
 def dashboard():
@@ -57,6 +64,7 @@ def assignment(assignment_id: int):
                            lessons=assignment.policy_version.lessons, done=done,
                            open_attempt=quiz_service.open_attempt(db, assignment.id),
                            attempts=quiz_service.submitted_attempts(db, assignment.id),
+                           grants=attempt_grants(db, [assignment.id])[assignment.id], contacts=_contacts(),
                            form=ActionForm())
 
 
@@ -114,7 +122,8 @@ def quiz(assignment_id: int):
     attempt = quiz_service.open_attempt(db, assignment.id)
     return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
                            attempts=quiz_service.submitted_attempts(db, assignment.id),
-                           form=ActionForm(), chosen={}, problems={})
+                           form=ActionForm(), chosen=quiz_service.saved_answers(attempt) if attempt else {},
+                           problems={}, contacts=_contacts())
 
 
 @bp.post("/<int:assignment_id>/quiz/start")
@@ -157,7 +166,7 @@ def submit_quiz(assignment_id: int, attempt_id: int):
         chosen = {p: set(ids) for p, ids in answers.items()}
         return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
                                attempts=quiz_service.submitted_attempts(db, assignment.id),
-                               form=form, chosen=chosen, problems=exc.problems), 400
+                               form=form, chosen=chosen, problems=exc.problems, contacts=_contacts()), 400
     except quiz_service.QuizError as exc:
         db.rollback()
         flash(str(exc), "error")
@@ -187,7 +196,7 @@ def quiz_result(assignment_id: int, attempt_id: int):
     if attempt.submitted_at is None:
         return redirect(url_for(".quiz", assignment_id=assignment.id))
     return render_template("officer/quiz_result.html", item=_progress(assignment), attempt=attempt,
-                           form=ActionForm())
+                           form=ActionForm(), contacts=_contacts())
 
 
 @bp.route("/<int:assignment_id>/sign", methods=["GET", "POST"])
