@@ -73,6 +73,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "coordinator.lift": COORDINATOR,
     "coordinator.exemptions": COORDINATOR,
     "coordinator_tools.items": COORDINATOR,
+    "coordinator_tools.items_csv": COORDINATOR,
     "coordinator_tools.reminders": COORDINATOR,
     "coordinator_tools.send_reminders": COORDINATOR,
 
