@@ -16,6 +16,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import attempt_grants, training_contacts
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
+from lms.services.policy_text import render_policy
 from lms.services.versions import changes_since_previous
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
 from lms.web import client_ip, commit, request_now, today
@@ -243,8 +244,9 @@ def sign(assignment_id: int):
                 flash("Signed. Your receipt is ready to download.", "success")
             return redirect(url_for(".signed", assignment_id=assignment.id), 303)
     status = 400 if request.method == "POST" else 200
-    return render_template("officer/sign.html", item=item, version=version, form=form,
-                           blockers=blockers), status
+    return render_template("officer/sign.html", item=item, version=version, form=form, blockers=blockers,
+                           policy_html=render_policy(version.text, version.policy_id),
+                           contacts=_contacts()), status
 
 
 @bp.get("/<int:assignment_id>/signed")
