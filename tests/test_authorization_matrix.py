@@ -48,6 +48,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "auth.index": {**SIGNED_IN, "anonymous": LOGIN},
     # Signing out sends everyone, signed in or not, to the sign-in page.
     "auth.sign_out": {role: LOGIN for role in ROLES},
+    "auth.stay": SIGNED_IN,
     "account.change_password": SIGNED_IN,
 
     "officer.dashboard": OFFICER,
@@ -58,6 +59,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "officer.quiz": OFFICERS_OTHER_MEMBER,
     "officer.start_quiz": OFFICERS_OTHER_MEMBER,
     "officer.submit_quiz": OFFICERS_OTHER_MEMBER,
+    "officer.save_answers": OFFICERS_OTHER_MEMBER,
     "officer.quiz_result": OFFICERS_OTHER_MEMBER,
     "officer.sign": OFFICERS_OTHER_MEMBER,
     "officer.signed": OFFICERS_OTHER_MEMBER,

@@ -1,12 +1,12 @@
 """The officer's pages: assigned training, lessons, the quiz, signing, receipts and history."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lms.auth import role_required, signed_out_locked
+from lms.auth import role_required, session_seconds_left, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm, SignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
@@ -173,6 +173,50 @@ def submit_quiz(assignment_id: int, attempt_id: int):
         flash(str(exc), "error")
         return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
     return redirect(url_for(".quiz_result", assignment_id=assignment.id, attempt_id=attempt.id), 303)
+
+
+@bp.post("/<int:assignment_id>/quiz/<int:attempt_id>/answers")
+@officer_required
+def save_answers(assignment_id: int, attempt_id: int):
+    """Keep the answers chosen so far on the server, unscored: each choice as the page's script
+    sends it (``positions`` names the questions it covers), or the whole form from the "Save
+    answers" button without JavaScript. JSON for the script; a redirect back to the quiz otherwise."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    attempt = db.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.assignment_id != assignment.id:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    wants_json = request.accept_mimetypes.best == "application/json"
+    answers = _answers_from_form()
+    covered = request.form.getlist("positions")
+    if covered:
+        positions = {int(p) for p in covered if p.isdigit()}
+    else:  # the whole form: a question left blank (checkboxes all cleared) is cleared
+        positions = {item.position for item in attempt.items}
+    for position in positions:
+        answers.setdefault(position, [])
+    try:
+        saved = quiz_service.save_answers(db, attempt, answers, request_now())
+        commit()
+    except quiz_service.AnswerError as exc:
+        db.rollback()
+        if wants_json:
+            return jsonify(error=str(exc), problems={str(p): m for p, m in exc.problems.items()}), 400
+        flash(f"Your answers could not be saved: {exc}.", "error")
+        return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
+    except quiz_service.QuizError as exc:
+        db.rollback()
+        if wants_json:
+            return jsonify(error=str(exc)), 409
+        flash(str(exc), "error")
+        return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
+    if wants_json:
+        return jsonify(saved=saved, total=len(attempt.items), seconds_left=session_seconds_left())
+    flash(f"Answers saved: {saved} of {len(attempt.items)} questions answered. Submit when you are ready.",
+          "success")
+    return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
 
 
 def _answers_from_form() -> dict[int, list[int]]:
