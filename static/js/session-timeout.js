@@ -17,6 +17,7 @@
   var deadline = Date.now() + Number(box.getAttribute("data-seconds-left")) * 1000;
   var returnFocus = null;
   var ended = false;
+  var ENDED_AFTER_MS = 2000;
 
   function clock(ms) {
     return new Date(ms).toLocaleTimeString([], { hour: "numeric", minute: "2-digit", second: "2-digit" });
@@ -55,7 +56,9 @@
   function tick() {
     if (ended) { return; }
     var left = deadline - Date.now();
-    if (left <= 0) { signedOut(); } else if (left <= warnSeconds * 1000) { show(); }
+    // The server ends the session at the deadline; the page says so a moment later, so that what
+    // it says is already true (the clocks and the request's own time differ by a little).
+    if (left <= -ENDED_AFTER_MS) { signedOut(); } else if (left <= warnSeconds * 1000) { show(); }
   }
 
   document.addEventListener("rollcall:session-touched", function (event) {
