@@ -22,7 +22,7 @@ login_manager.session_protection = "strong"
 TOKEN_KEY = "sign_in_token"
 SESSION_ENDED_MESSAGE = "Your session has ended; sign in again."
 #: What a member who must change their password may still reach.
-OPEN_WHILE_PASSWORD_MUST_CHANGE = {"account.change_password", "auth.sign_out", "auth.sign_in", "static",
+OPEN_WHILE_PASSWORD_MUST_CHANGE = {"account.change_password", "auth.sign_out", "auth.sign_in", "auth.stay", "static",
                                    "public.verify"}
 
 
