@@ -44,11 +44,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('attempt_item') as batch:
-        batch.drop_column('saved_at')
-        batch.drop_column('saved')
-    with op.batch_alter_table('assignment') as batch:
-        batch.drop_column('extra_attempts')
+    # Plain DROP COLUMN (SQLite 3.35+ has it), not a batch copy: copying assignment or attempt_item
+    # would drop tables that others point at.
+    op.drop_column('attempt_item', 'saved_at')
+    op.drop_column('attempt_item', 'saved')
+    op.drop_column('assignment', 'extra_attempts')
     drop_append_only(['attempt_grant'])
     with op.batch_alter_table('attempt_grant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_attempt_grant_assignment_id'))
