@@ -231,6 +231,8 @@ def test_member_at_the_limit_sees_whom_to_ask_and_a_coordinator_grant_unblocks_t
     auth.sign_in(coordinator.badge)
     member_page = client.get(f"/coordinator/cycles/{cycle.year}/members/{officer.id}").get_data(as_text=True)
     assert f"{limit} of {limit} attempts used" in member_page and "Grant extra quiz attempts" in member_page
+    roster = client.get(f"/coordinator/cycles/{cycle.year}/roster").get_data(as_text=True)
+    assert f"{limit} of {limit} attempts" in roster and roster.count("All used: grant another") == 1
     refused = _grant(client, cycle.year, officer.id, a, reason="  ")
     assert refused.status_code == 400 and "Give the reason" in refused.get_data(as_text=True)
     refused = _grant(client, cycle.year, officer.id, a, attempts="11")
@@ -245,7 +247,7 @@ def test_member_at_the_limit_sees_whom_to_ask_and_a_coordinator_grant_unblocks_t
     member_page = client.get(f"/coordinator/cycles/{cycle.year}/members/{officer.id}").get_data(as_text=True)
     assert f"{limit} of {limit + 2} attempts used" in member_page and "Went over 16.3.2 with me" in member_page
     roster = client.get(f"/coordinator/cycles/{cycle.year}/roster").get_data(as_text=True)
-    assert f"{limit} of {limit + 2} attempts" in roster
+    assert f"{limit} of {limit + 2} attempts" in roster and "All used" not in roster
     csv_text = client.get(f"/coordinator/cycles/{cycle.year}/roster.csv").get_data(as_text=True)
     assert csv_text.splitlines()[0].endswith("policy_version,due_date,exemption_reason")  # contract unchanged
     events = list(db.scalars(select(AuditEvent).where(AuditEvent.action == "quiz.grant_attempts")))

@@ -40,7 +40,7 @@ def grant_attempts(session: Session, *, assignment: Assignment, granted_by: Memb
     commits.
     """
     problems: dict[str | None, str] = {}
-    if not any(granted_by.has_role(role) for role in GRANTING_ROLES):
+    if not granted_by.is_active or not any(granted_by.has_role(role) for role in GRANTING_ROLES):
         raise GrantError({None: "Only a training coordinator may grant quiz attempts."})
     if granted_by.id == assignment.member_id:
         raise GrantError({None: "You cannot grant quiz attempts to yourself; ask another coordinator."})

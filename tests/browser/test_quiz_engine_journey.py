@@ -169,6 +169,7 @@ def test_a_coordinator_grants_an_attempt_to_a_member_at_the_limit(page, axe):
     axe.check(page)
     row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name=re.compile("Whitfield, Dana")))
     expect(row).to_contain_text("3 of 3 attempts")
+    expect(row).to_contain_text("All used: grant another")
     row.get_by_role("link", name=re.compile("Whitfield, Dana")).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(OFFICER_NAME)
     expect(page.get_by_text("3 of 3 attempts used")).to_be_visible()
