@@ -105,13 +105,17 @@ def _items_html(items: list[Item], kind: str) -> str:
 
 
 def render_policy(text: str, policy_id: str, *, heading_level: int = 3) -> Markup:
-    """The policy text as HTML: headings at ``heading_level``, lettered and numbered items as
+    """The policy text as HTML: headings at ``heading_level`` (numbered sections one deeper once a
+    heading in capitals such as PROCEDURES stands above them), lettered and numbered items as
     ordered lists, indented lines under a label as a list, the rest as paragraphs."""
     html: list[str] = []
-    tag = f"h{heading_level}"
+    under_capitals = False  # numbered sections after a heading in capitals ("PROCEDURES") sit under it
     for block in parse_policy(text, policy_id):
         if block.kind == "heading":
-            html.append(f'<{tag} class="policy-heading">{escape(block.text)}</{tag}>')
+            numbered = block.text[:1].isdigit()
+            level = heading_level + 1 if numbered and under_capitals else heading_level
+            under_capitals = under_capitals or not numbered
+            html.append(f'<h{level} class="policy-heading">{escape(block.text)}</h{level}>')
         elif block.kind == "paragraph":
             html.append(f"<p>{escape(block.text)}</p>")
         elif block.kind == "lines":

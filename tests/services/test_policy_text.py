@@ -41,10 +41,17 @@ def test_16_3_keeps_its_sections_and_lists():
     assert [[len(i.children) for i in b.items] for b in lettered] == [[6, 2, 0, 4], [0, 3, 0, 2], [0, 5, 0, 0]]
     assert lettered[0].items[0].children[5].text.startswith("Clearly indicate that any content posted")
     markup = str(render_policy(text, "16.3"))
-    assert '<h3 class="policy-heading">16.3.2 OFF-DUTY USE OF SOCIAL MEDIA</h3>' in markup
+    assert '<h3 class="policy-heading">PROCEDURES</h3>' in markup
+    assert '<h4 class="policy-heading">16.3.2 OFF-DUTY USE OF SOCIAL MEDIA</h4>' in markup
     assert markup.count('<ol class="policy-lettered" type="A">') == 3
     assert '<li value="4">Refrain from conducting political activities or private business.</li>' in markup
     assert _words_of_html(markup) == _words_of_text(text)
+
+
+def test_headings_never_skip_a_level():
+    for text in ("PURPOSE\n\nWhy.\n\n77.1.1 FIRST\n\nA. One.", "77.1.1 FIRST\n\nA. One.\n\nPURPOSE\n\nWhy."):
+        levels = [int(n) for n in re.findall(r"<h(\d)", str(render_policy(text, "77.1")))]
+        assert levels[0] == 3 and all(b - a <= 1 for a, b in zip(levels, levels[1:])), (text, levels)
 
 
 def test_the_fixture_policies_keep_every_word():
@@ -85,7 +92,7 @@ def test_the_signing_page_shows_the_structure_the_exact_hash_and_whom_to_ask(app
     app.config.update(TRAINING_CONTACT_NAME="Lt. Jo Training", TRAINING_CONTACT_EMAIL="training@elgin.test")
     page = client.get(f"/training/{a}/sign").get_data(as_text=True)
     version = assignment.policy_version
-    assert '<h3 class="policy-heading">16.3.3 INTERNAL BLOG/INSTANT MESSAGING/E-MAIL</h3>' in page
+    assert '<h4 class="policy-heading">16.3.3 INTERNAL BLOG/INSTANT MESSAGING/E-MAIL</h4>' in page
     assert '<ol class="policy-numbered">' in page
     assert version.text_sha256 == sha256_hex(normalise_text(POLICY_16_3.read_text(encoding="utf-8")))
     assert page.count(version.text_sha256) == 2  # shown, and the hidden field the signature carries
