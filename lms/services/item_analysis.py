@@ -13,6 +13,10 @@ them up:
 
     r = (n·Σxy − Σx·Σy) / √((n·Σx − (Σx)²) · (n·Σy² − (Σy)²))        (x² = x for 0/1)
 
+Beside it, Kelley's upper-lower index: the attempts ranked by their number right, the share right
+among the answers of the best ⌈27%⌉ minus among the worst ⌈27%⌉ (ties at a group's edge go by
+attempt order).
+
 KR-20 is k/(k−1) · (1 − Σ pᵢqᵢ / σ²), σ² the population variance of the attempts' numbers of
 correct answers and k the questions per attempt (items asked / attempts). Each attempt draws its own questions, so Σ pᵢqᵢ
 is the sum an attempt carries on average: Σᵢ pᵢqᵢ · nᵢ / N (nᵢ attempts asked question i, of N).
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, case, cast, func, or_, select, true
+from sqlalchemy import Integer, and_, case, cast, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
@@ -37,6 +41,8 @@ DEFAULT_MIN_ANSWERS = 5
 TOO_EASY_ABOVE = 0.95
 #: …and below which it is too hard (or its key is wrong).
 TOO_HARD_BELOW = 0.30
+#: The upper and lower groups of the upper-lower index: this percentage of the attempts each.
+GROUP_PERCENT = 27
 #: Flags a question can carry, with what they say to the coordinator.
 FLAG_LABELS = {
     "too_easy": "Too easy",
@@ -82,6 +88,9 @@ class QuestionStats:
     options: list[OptionStats] = field(default_factory=list)
     #: Corrected item-total point-biserial correlation; None when undefined.
     discrimination: float | None = None
+    #: Upper-lower 27% index (share right in the best attempts minus in the worst); None when
+    #: undefined.
+    upper_lower: float | None = None
     #: Keys of FLAG_LABELS that apply, in that order.
     flags: list[str] = field(default_factory=list)
 
@@ -192,6 +201,16 @@ def kr20(k: float, attempts: int, sum_scores: float, sum_squares: float,
     return k / (k - 1) * (1 - item_variance_per_attempt / variance)
 
 
+def upper_lower(upper_n: int, upper_right: int, lower_n: int, lower_right: int, *,
+                overlap: bool = False) -> float | None:
+    """Kelley's discrimination index: the share right among the upper group's answers minus the
+    lower group's; None when either group did not answer it or the groups overlap (too few
+    attempts to form two)."""
+    if overlap or not upper_n or not lower_n:
+        return None
+    return upper_right / upper_n - lower_right / lower_n
+
+
 def question_flags(answered: int, correct: int, discrimination: float | None, *,
                    min_answers: int = DEFAULT_MIN_ANSWERS) -> list[str]:
     """The difficulty and discrimination flags of a question answered ``answered`` times, ``correct``
@@ -247,12 +266,30 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
     """
     x = case((AttemptItem.correct.is_(True), 1), else_=0)
     rest = QuizAttempt.correct_count - x  # the attempt's other questions answered right
+    # Every submitted attempt ranked by its number right (ties by attempt order), for the upper
+    # and lower 27% groups: the first ⌈0.27·N⌉ and the last as many.
+    ranked = (select(QuizAttempt.id.label("attempt_id"),
+                     func.row_number().over(order_by=(QuizAttempt.correct_count.desc(), QuizAttempt.id))
+                     .label("rank"),
+                     func.count().over().label("n"))
+              .join(Assignment, Assignment.id == QuizAttempt.assignment_id)
+              .where(Assignment.cycle_id == cycle.id, Assignment.policy_version_id == version.id,
+                     QuizAttempt.submitted_at.is_not(None)).subquery())
+    group = (ranked.c.n * GROUP_PERCENT + 99) // 100  # ⌈n·27/100⌉ in whole numbers
+    upper, lower = ranked.c.rank <= group, ranked.c.rank > ranked.c.n - group
+    right = AttemptItem.correct.is_(True)
     per_question = (
         _submitted_items(cycle.id, version.id, AttemptItem.question_id,
                          func.count(AttemptItem.id).label("answered"),
-                         func.count(case((AttemptItem.correct.is_(True), 1))).label("correct"),
+                         func.count(case((right, 1))).label("correct"),
                          func.sum(rest).label("sum_y"), func.sum(x * rest).label("sum_xy"),
-                         func.sum(rest * rest).label("sum_yy"))
+                         func.sum(rest * rest).label("sum_yy"),
+                         func.count(case((upper, 1))).label("upper_n"),
+                         func.count(case((and_(upper, right), 1))).label("upper_right"),
+                         func.count(case((lower, 1))).label("lower_n"),
+                         func.count(case((and_(lower, right), 1))).label("lower_right"),
+                         func.max(2 * group - ranked.c.n).label("overlap"))
+        .join(ranked, ranked.c.attempt_id == QuizAttempt.id)
         .group_by(AttemptItem.question_id).subquery())
     answered = func.coalesce(per_question.c.answered, 0)
     questions = session.execute(
@@ -260,7 +297,9 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
                Question.cites,
                Question.retired, answered.label("answered"),
                func.coalesce(per_question.c.correct, 0).label("correct"),
-               per_question.c.sum_y, per_question.c.sum_xy, per_question.c.sum_yy)
+               per_question.c.sum_y, per_question.c.sum_xy, per_question.c.sum_yy,
+               per_question.c.upper_n, per_question.c.upper_right, per_question.c.lower_n,
+               per_question.c.lower_right, per_question.c.overlap)
         .outerjoin(per_question, per_question.c.question_id == Question.id)
         .where(Question.version_id == version.id, or_(Question.retired.is_(False), answered > 0))
         .order_by(Question.position, Question.id)).all()
@@ -301,6 +340,8 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
             cites=list(row.cites or []), retired=row.retired, answered=row.answered, correct=row.correct,
             flagged=is_flagged(row.answered, row.correct, flag_below=flag_below, min_answers=min_answers),
             discrimination=discrimination,
+            upper_lower=upper_lower(row.upper_n or 0, row.upper_right or 0, row.lower_n or 0,
+                                    row.lower_right or 0, overlap=(row.overlap or 0) > 0),
             flags=question_flags(row.answered, row.correct, discrimination, min_answers=min_answers))
     for row in options:
         question = stats.get(row.question_id)
@@ -323,7 +364,7 @@ def item_analysis(session: Session, cycle: Cycle, version: PolicyVersion, *,
 
 #: The item analysis CSV's columns before the per-option counts (option_A, option_B, …).
 CSV_COLUMNS = ["policy", "version", "question", "topic", "kind", "retired", "answered", "correct",
-               "difficulty", "discrimination", "flags", "key", "version_attempts", "version_kr20"]
+               "difficulty", "discrimination", "upper_lower", "flags", "key", "version_attempts", "version_kr20"]
 
 
 def csv_rows(analyses: list[ItemAnalysis]) -> tuple[list[str], list[list]]:
@@ -339,6 +380,7 @@ def csv_rows(analyses: list[ItemAnalysis]) -> tuple[list[str], list[list]]:
                          "yes" if q.retired else "no", q.answered, q.correct,
                          "" if q.difficulty is None else f"{q.difficulty:.3f}",
                          "" if q.discrimination is None else f"{q.discrimination:.3f}",
+                         "" if q.upper_lower is None else f"{q.upper_lower:.3f}",
                          " ".join(q.flags), "".join(o.letter for o in q.options if o.correct),
                          a.attempts, "" if a.kr20 is None else f"{a.kr20:.3f}", *counts])
     return header, rows

@@ -49,6 +49,11 @@ MATRIX = [[1, 1, 1, 1, 0, 0],  # 4
 #       Σx = 1, Σy = 18, Σxy = 2, Σy² = 16+16+9+9+4+4 = 58
 #       r = (12 − 18) / √((6 − 1)(348 − 324)) = −6 / √120 = −0.547723
 #
+#   Upper-lower 27%: ⌈0.27 · 6⌉ = 2 attempts a group. Ranked by X (ties in attempt order):
+#   A1 (4), A2 (4), A3 (3), A4 (3), A6 (3), A5 (2): upper = A1, A2; lower = A6, A5.
+#   D = right in upper / 2 − right in lower / 2:
+#   Q1 2/2 − 2/2 = 0; Q2 2/2 − 0/2 = 1; Q3 1 − 0 = 1; Q4 1 − 0 = 1; Q5 0 − 2/2 = −1; Q6 0 − 1/2 = −0.5
+#
 #   KR-20 = k/(k−1) · (1 − Σpq / σ²), k = 6:
 #   X = 4,4,3,3,2,3: ΣX = 19, ΣX² = 63, σ² = 63/6 − (19/6)² = 378/36 − 361/36 = 17/36
 #   pq = 0, 8/36, 9/36, 8/36, 9/36, 5/36; Σpq = 39/36
@@ -58,6 +63,7 @@ HAND = {
     "p": [1, 4 / 6, 3 / 6, 2 / 6, 3 / 6, 1 / 6],
     "r": [None, 0.0, 0.0, 2 / math.sqrt(40), -18 / math.sqrt(396), -6 / math.sqrt(120)],
     "kr20": -132 / 85,
+    "upper_lower": [0.0, 1.0, 1.0, 1.0, -1.0, -0.5],
     "flags": [["too_easy", "no_discrimination"], [], [], [], ["negative_discrimination"],
               ["too_hard", "negative_discrimination"]],
 }
@@ -114,6 +120,7 @@ def test_figures_match_the_hand_computation(db, make_member):
         else:
             assert stats.discrimination == pytest.approx(HAND["r"][n], abs=1e-9), question.key
         assert stats.flags == HAND["flags"][n], question.key
+        assert stats.upper_lower == pytest.approx(HAND["upper_lower"][n]), question.key
     assert analysis.kr20 == pytest.approx(HAND["kr20"])
     # How often each option was chosen: Q2's key 4 times, its first wrong option twice.
     q2 = by_id[questions[1].id]
@@ -128,8 +135,20 @@ def test_figures_match_the_hand_computation(db, make_member):
 
 
 def test_kr20_of_a_consistent_test_matches_the_hand_computation(db, make_member):
-    cycle, version, _ = _record_attempts(db, make_member, 2032, GUTTMAN)
-    assert item_analysis(db, cycle, version).kr20 == pytest.approx(0.75)
+    cycle, version, questions = _record_attempts(db, make_member, 2032, GUTTMAN)
+    analysis = item_analysis(db, cycle, version)
+    assert analysis.kr20 == pytest.approx(0.75)
+    # ⌈0.27 · 4⌉ = ⌈1.08⌉ = 2 attempts a group: upper (1 1 1), (1 1 0); lower (1 0 0), (0 0 0).
+    # Q1: 2/2 − 1/2 = 0.5; Q2: 2/2 − 0/2 = 1; Q3: 1/2 − 0/2 = 0.5.
+    by_id = {q.id: q for q in analysis.questions}
+    assert [by_id[q.id].upper_lower for q in questions] == [0.5, 1.0, 0.5]
+
+
+def test_one_attempt_makes_no_upper_and_lower_groups(db, make_member):
+    cycle, version, questions = _record_attempts(db, make_member, 2033, [[1, 0]])
+    analysis = item_analysis(db, cycle, version)
+    assert {q.id: q.upper_lower for q in analysis.questions if q.answered} == {q.id: None for q in questions}
+    assert analysis.kr20 is None
 
 
 def test_point_biserial_is_pearson_r():
@@ -160,6 +179,7 @@ def test_page_and_csv_show_the_figures(client, auth, db, make_member):
     q5 = by_key[questions[4].key]
     assert (q5["answered"], q5["correct"], q5["difficulty"], q5["discrimination"]) == ("6", "3", "0.500", "-0.905")
     assert q5["flags"] == "negative_discrimination" and q5["version_kr20"] == "-1.553"
+    assert q5["upper_lower"] == "-1.000"
     q1 = by_key[questions[0].key]
     assert q1["discrimination"] == "" and q1["flags"] == "too_easy no_discrimination"
     key_letter = q1["key"]
