@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_required, login_url, logout_user
 
 from lms.db import get_session
 from lms.models import Member, SignInSession
-from lms.services.sessions import SessionLimits, check_session
+from lms.services.sessions import SessionLimits, check_session, seconds_left
 from lms.web import commit, request_now
 
 login_manager = LoginManager()
@@ -21,7 +22,7 @@ login_manager.session_protection = "strong"
 TOKEN_KEY = "sign_in_token"
 SESSION_ENDED_MESSAGE = "Your session has ended; sign in again."
 #: What a member who must change their password may still reach.
-OPEN_WHILE_PASSWORD_MUST_CHANGE = {"account.change_password", "auth.sign_out", "auth.sign_in", "static",
+OPEN_WHILE_PASSWORD_MUST_CHANGE = {"account.change_password", "auth.sign_out", "auth.sign_in", "auth.stay", "static",
                                    "public.verify"}
 
 
@@ -49,10 +50,31 @@ def _load_member(member_id: str) -> Member | None:
 
 @login_manager.unauthorized_handler
 def _unauthorized():
-    """To sign-in, with one message: why the session ended, or that sign-in is needed."""
+    """To sign-in, with one message: why the session ended, or that sign-in is needed; and back
+    to the same place afterwards. A form posted after the session ended cannot be replayed (its
+    address answers only POST: going back there would end on 405), so the member comes back to
+    the page the form was on; what they were answering is saved on the server."""
     if not g.get("session_ended"):
         flash(login_manager.login_message, login_manager.login_message_category)
-    return redirect(login_url(login_manager.login_view, next_url=request.url))
+    if request.method in ("GET", "HEAD"):
+        back = request.full_path.rstrip("?")
+    else:
+        back = same_site_referrer() or url_for("auth.index")
+    status = 303 if request.method not in ("GET", "HEAD") else 302
+    return redirect(login_url(login_manager.login_view, next_url=back), status)
+
+
+def same_site_referrer() -> str | None:
+    """The path (and query) of the page that sent this request, if it is a page of this site."""
+    referrer = request.referrer
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc != request.host or parts.scheme not in ("http", "https"):
+        return None
+    if not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def current_sign_in() -> SignInSession | None:
@@ -69,9 +91,32 @@ def _gate():
     return None
 
 
+def session_seconds_left() -> int | None:
+    """Seconds the signed-in member's session has left before the idle (or absolute) sign-out."""
+    sign_in = current_sign_in()
+    if sign_in is None:
+        return None
+    return seconds_left(sign_in, now=request_now(), limits=SessionLimits.from_config(current_app.config))
+
+
+def session_timeout() -> dict | None:
+    """What a page's idle-sign-out warning needs (seconds the session has left, when to warn), or
+    None when no one is signed in."""
+    sign_in = current_sign_in()
+    if sign_in is None:
+        return None
+    limits = SessionLimits.from_config(current_app.config)
+    idle = limits.idle.total_seconds()
+    # Warn early enough to answer, but never before the session has been idle a little while.
+    warn = min(float(current_app.config.get("SESSION_WARNING_MINUTES", 2)) * 60, idle / 2)
+    return {"seconds_left": seconds_left(sign_in, now=request_now(), limits=limits),
+            "warn_seconds": int(warn), "idle_minutes": round(idle / 60, 1)}
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.before_request(_gate)
+    app.jinja_env.globals["session_timeout"] = session_timeout
 
 
 def role_required(*roles: str):

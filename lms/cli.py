@@ -448,6 +448,50 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
     click.echo(f"{verb} {member.full_name} (badge {member.badge}); roles: {', '.join(sorted(member.role_names))}.")
 
 
+@lms.command("grant-attempts")
+@click.option("--cycle", "year", required=True, type=int, help="The cycle's year.")
+@click.option("--badge", required=True, help="The member who gets the attempts.")
+@click.option("--policy", help="The policy, e.g. 16.3 (needed when the cycle assigns several).")
+@click.option("--attempts", required=True, type=int, help="How many extra attempts, 1 to 10.")
+@click.option("--reason", required=True, help="Why; kept on the record and in the audit log.")
+@click.option("--by", "by_badge", required=True, help="The granting coordinator's badge.")
+@with_appcontext
+def grant_attempts_command(year: int, badge: str, policy, attempts: int, reason: str, by_badge: str) -> None:
+    """Grant a member extra quiz attempts. The granting coordinator's password is read from
+    standard input (never argv); a wrong one counts toward their lockout."""
+    from lms.services.accounts import SignInRules, count_reauthentication_failure, find_member
+    from lms.services.attempt_grants import GrantError, find_assignment, grant_attempts
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("type the password of the coordinator --by names on standard input")
+    session = get_session()
+    coordinator = find_member(session, by_badge)
+    if coordinator is None:
+        _fail(f"no member has badge {by_badge}")
+    now = utcnow()
+    if coordinator.is_locked(now):
+        _fail(f"the account of badge {by_badge} is locked")
+    try:
+        assignment = find_assignment(session, year=year, badge=badge, policy_id=policy)
+        grant = grant_attempts(session, assignment=assignment, granted_by=coordinator, password=password,
+                               attempts=attempts, reason=reason, now=now, ip=None)
+    except GrantError as exc:
+        session.rollback()
+        if "password" in exc.problems:
+            count_reauthentication_failure(session, coordinator, action="quiz.grant_attempts", now=now,
+                                           ip=None, rules=SignInRules.from_config(current_app.config))
+            session.commit()
+        _fail(str(exc))
+    session.commit()
+    member = assignment.member
+    click.echo(f"Granted {member.full_name} (badge {member.badge}) {grant.attempts} more attempt"
+               f"{'s' if grant.attempts != 1 else ''} at policy {assignment.policy_version.policy_id} "
+               f"in the {year} cycle.")
+
+
+
+
 @lms.command("export-acks")
 @click.option("--policy", help="Policy id, e.g. 16.3.")
 @click.option("--version", type=_DATE, help="The version's effective date, YYYY-MM-DD.")

@@ -117,6 +117,10 @@ class Defaults:
     #: The department's local time zone: receipts show local time beside UTC.
     TIMEZONE: Annotated[str, TimeZoneName()] = "America/Chicago"
     DEPARTMENT_NAME = "Elgin Police Department"
+    #: Whom members ask about their training (shown at the quiz's attempt limit and on the signing
+    #: page); when both are unset, the active training coordinators on record are named.
+    TRAINING_CONTACT_NAME: str | None = None
+    TRAINING_CONTACT_EMAIL: str | None = None
     #: werkzeug hash method; scrypt with n=2**15, r=8, p=1 (tests lower it for speed).
     PASSWORD_HASH_METHOD = "scrypt:32768:8:1"
     #: Seed Faker personnel and the current cycle when ``python app.py`` finds an empty database.
@@ -146,6 +150,9 @@ class Defaults:
     #: Server-side sessions end after this long without a request, and this long after sign-in.
     SESSION_IDLE_MINUTES: Annotated[float, AtLeast(1)] = 30
     SESSION_ABSOLUTE_HOURS: Annotated[float, AtLeast(1)] = 12
+    #: Minutes before the idle sign-out that a page warns and offers to stay signed in (WCAG
+    #: 2.2.1); capped below SESSION_IDLE_MINUTES.
+    SESSION_WARNING_MINUTES = 2
     #: A session's last_seen_at is written at most this often (seconds).
     SESSION_TOUCH_SECONDS: Annotated[float, AtLeast(0)] = 60
     #: Consecutive failed sign-ins that lock an account, and for how long; 0 minutes locks it

@@ -20,6 +20,7 @@ from lms.db import get_session, utcnow
 from lms.services.clock import local_date
 from lms.services.links import is_loopback
 from lms.services.progress import STATUS_LABELS
+from lms.services.quiz import correct_needed
 from lms.services.validators import MAX_ID
 
 csrf = CSRFProtect()
@@ -91,7 +92,7 @@ def init_app(app: Flask) -> None:
 
     # Globals rather than a context processor, so imported macros see them too.
     app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"],
-                                 this_url=this_url)
+                                 this_url=this_url, correct_needed=correct_needed)
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
                         (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),

@@ -48,6 +48,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "auth.index": {**SIGNED_IN, "anonymous": LOGIN},
     # Signing out sends everyone, signed in or not, to the sign-in page.
     "auth.sign_out": {role: LOGIN for role in ROLES},
+    "auth.stay": SIGNED_IN,
     "account.change_password": SIGNED_IN,
     # Single sign-on is not configured here, so its pages are not there for anyone
     # (tests/test_sso.py and tests/browser/test_sso_journey.py cover them configured).
@@ -62,6 +63,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "officer.quiz": OFFICERS_OTHER_MEMBER,
     "officer.start_quiz": OFFICERS_OTHER_MEMBER,
     "officer.submit_quiz": OFFICERS_OTHER_MEMBER,
+    "officer.save_answers": OFFICERS_OTHER_MEMBER,
     "officer.quiz_result": OFFICERS_OTHER_MEMBER,
     "officer.sign": OFFICERS_OTHER_MEMBER,
     "officer.signed": OFFICERS_OTHER_MEMBER,
@@ -73,9 +75,11 @@ EXPECTED: dict[str, dict[str, str]] = {
     "coordinator.roster_export": COORDINATOR,
     "coordinator.member_progress": COORDINATOR,
     "coordinator.grant": COORDINATOR,
+    "coordinator.grant_quiz_attempts": COORDINATOR,
     "coordinator.lift": COORDINATOR,
     "coordinator.exemptions": COORDINATOR,
     "coordinator_tools.items": COORDINATOR,
+    "coordinator_tools.items_csv": COORDINATOR,
     "coordinator_tools.reminders": COORDINATOR,
     "coordinator_tools.save_schedule": COORDINATOR,
     # Exports are seen only by whoever asked for them.

@@ -526,7 +526,8 @@ def _coordinator_urls(app, db) -> list[tuple[str, str]]:
     """Every coordinator URL, with a real cycle year, member, exemption and export kind filled in."""
     values = {"year": list(db.scalars(select(Cycle.year))), "member_id": list(db.scalars(select(Member.id)))[:3],
               "exemption_id": list(db.scalars(select(Exemption.id))), "kind": ["csv", "xlsx", "pdf"],
-              "job_id": [1]}
+              "job_id": [1],
+              "assignment_id": list(db.scalars(select(Assignment.id)))[:3]}
     urls = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/coordinator"):

@@ -4,7 +4,14 @@ is the service's to decide (lms.services.cycles)."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -75,3 +82,22 @@ class ExemptionForm(FlaskForm):
     reason = TextAreaField("Reason for the exemption", validators=[
         DataRequired("Give the reason for the exemption, e.g. military leave."),
         Length(max=500, message="Keep the reason to 500 characters or fewer.")])
+
+
+class AttemptGrantForm(FlaskForm):
+    """Grant a member extra quiz attempts on one of their assignments, confirmed by password.
+    Made with ``prefix=grant_prefix(assignment_id)``: a member page has one per assignment."""
+
+    attempts = IntegerField("Extra attempts", default=1, validators=[
+        InputRequired("Enter how many attempts to grant, e.g. 1."),
+        NumberRange(min=1, max=10, message="Grant from 1 to 10 attempts.")])
+    reason = TextAreaField("Reason", validators=[
+        DataRequired("Give the reason for the extra attempts; it is kept on the record."),
+        Length(max=500, message="Keep the reason under 500 characters.")])
+    password = PasswordField("Your password", validators=[
+        DataRequired("Re-enter your password to grant attempts."), Length(max=256)])
+
+
+def grant_prefix(assignment_id: int) -> str:
+    """The field prefix of an assignment's AttemptGrantForm, so several on a page keep unique ids."""
+    return f"grant{assignment_id}"

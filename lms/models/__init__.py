@@ -17,6 +17,7 @@ from lms.models.policies import Lesson, Policy, PolicyVersion, Question, Questio
 from lms.models.records import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
 from lms.models.training import (
     Assignment,
+    AttemptGrant,
     AttemptItem,
     Cycle,
     CyclePolicy,
@@ -29,7 +30,7 @@ from lms.models.training import (
 from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
-    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
     "CyclePolicy", "Exemption", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelChange", "PersonnelUpload",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
     "WorkerHeartbeat",

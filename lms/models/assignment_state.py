@@ -1,6 +1,6 @@
 """Each assignment's stored progress (``Assignment.progress``, ``signed_on``, ``exemption_reason``)
-and counts (``lessons_completed``, ``quiz_attempts``, ``quiz_best_score``), recomputed from the
-lessons read, quiz attempts, signatures, voids and exemptions whenever a flush changes one of them,
+and counts (``lessons_completed``, ``quiz_attempts``, ``quiz_best_score``, ``extra_attempts``), recomputed from the
+lessons read, quiz attempts, attempt grants, signatures, voids and exemptions whenever a flush changes one of them,
 in the same transaction.
 
 The roster of "now" reads these columns instead of aggregating those tables for every
@@ -23,11 +23,11 @@ from sqlalchemy.orm import Session
 
 from lms.models.policies import Lesson
 from lms.models.records import Acknowledgment, AcknowledgmentVoid
-from lms.models.training import Assignment, Exemption, LessonProgress, QuizAttempt
+from lms.models.training import Assignment, AttemptGrant, Exemption, LessonProgress, QuizAttempt
 
 #: The stored columns, expired on loaded assignments after a refresh so they are read again.
 STATE_COLUMNS = ("progress", "signed_on", "exemption_reason", "lessons_completed", "quiz_attempts",
-                 "quiz_best_score")
+                 "quiz_best_score", "extra_attempts")
 #: Ids per UPDATE: SQLite caps the bound parameters of one statement.
 _CHUNK = 500
 _PENDING = "lms.assignment_state.pending"
@@ -75,7 +75,14 @@ def state_values(dialect: str) -> dict:
     return {"progress": progress, "signed_on": signed, "exemption_reason": reason,
             "lessons_completed": lessons_completed,
             "quiz_attempts": select(func.count(QuizAttempt.id)).where(of_this).scalar_subquery(),
-            "quiz_best_score": select(func.max(QuizAttempt.score)).where(of_this).scalar_subquery()}
+            "quiz_best_score": select(func.max(QuizAttempt.score)).where(of_this).scalar_subquery(),
+            "extra_attempts": extra_attempts(a.c.id)}
+
+
+def extra_attempts(assignment_id):
+    """The attempts granted to an assignment (``assignment_id`` a column or value), 0 if none."""
+    return (select(func.coalesce(func.sum(AttemptGrant.attempts), 0))
+            .where(AttemptGrant.assignment_id == assignment_id).scalar_subquery())
 
 
 def refresh_assignment_state(bind: Session | Connection, assignment_ids: Iterable[int] | None = None,
@@ -129,7 +136,7 @@ def _collect(session: Session, _flush_context) -> None:
     created: set[tuple[int, int, int]] = set()
     new = session.new  # a fresh set on every access
     for obj in (*new, *session.dirty, *session.deleted):
-        if isinstance(obj, (LessonProgress, QuizAttempt, Acknowledgment)):
+        if isinstance(obj, (LessonProgress, QuizAttempt, Acknowledgment, AttemptGrant)):
             assignments |= _values(obj, "assignment_id")
         elif isinstance(obj, AcknowledgmentVoid):
             acknowledgments |= _values(obj, "acknowledgment_id")

@@ -83,6 +83,9 @@ class Assignment(Base):
     quiz_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     #: The best score of a submitted attempt, a percentage; None before the first is submitted.
     quiz_best_score: Mapped[int | None]
+    #: Extra quiz attempts granted by coordinators (the sum of ``AttemptGrant.attempts``, migration
+    #: 0012); the member may submit the pack's ``max_attempts`` plus these.
+    extra_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     cycle: Mapped[Cycle] = relationship()
     member: Mapped[Member] = relationship()
@@ -146,9 +149,31 @@ class AttemptItem(Base):
     #: Option ids chosen; None until submission.
     chosen: Mapped[list | None] = mapped_column(JSON)
     correct: Mapped[bool | None]
+    #: Option ids the member has chosen so far in an open attempt, saved as they answer so an idle
+    #: sign-out or a dropped connection loses nothing; None until they choose.
+    saved: Mapped[list | None] = mapped_column(JSON)
+    saved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     attempt: Mapped[QuizAttempt] = relationship(back_populates="items")
     question: Mapped[Question] = relationship(lazy="joined")
+
+
+class AttemptGrant(Base):
+    """Extra quiz attempts a coordinator granted a member for one assignment, with the reason; a
+    record (append-only): a grant given in error is answered by the member not using it."""
+
+    __tablename__ = "attempt_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)
+    #: How many attempts this grant adds (at least 1).
+    attempts: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by_id: Mapped[int] = mapped_column(ForeignKey("member.id"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    assignment: Mapped[Assignment] = relationship()
+    granted_by: Mapped[Member] = relationship(foreign_keys=[granted_by_id])
 
 
 class Exemption(Base):

@@ -18,6 +18,7 @@ from lms.models import (
     PolicyVersion,
     QuizAttempt,
 )
+from lms.models.assignment_state import extra_attempts
 from lms.services.clock import local_date
 
 STATUSES = ("not_started", "in_progress", "quiz_failed", "quiz_passed", "complete",
@@ -51,6 +52,8 @@ class AssignmentProgress:
     last_attempt_failed: bool
     acknowledgment: Acknowledgment | None
     status: str
+    #: The pack's attempts plus those a coordinator granted.
+    attempts_allowed: int = 0
 
     @property
     def percent(self) -> int:
@@ -65,7 +68,18 @@ class AssignmentProgress:
 
     @property
     def attempts_left(self) -> int:
-        return max(0, self.assignment.policy_version.max_attempts - self.attempts)
+        """Attempts the member may still start (granted ones included)."""
+        return max(0, self.attempts_allowed - self.attempts)
+
+    @property
+    def extra_attempts(self) -> int:
+        """Attempts granted beyond the pack's limit."""
+        return self.attempts_allowed - self.assignment.policy_version.max_attempts
+
+    @property
+    def at_attempt_limit(self) -> bool:
+        """Every allowed attempt used without passing: the member needs a coordinator to go on."""
+        return self.passed_attempt is None and self.attempts_left == 0
 
 
 def status_for(*, due_date: date, today: date, signed_on: date | None, passed: bool,
@@ -111,7 +125,12 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
         assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
         attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),
         passed_attempt=passed, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
-        acknowledgment=ack, status=status)
+        acknowledgment=ack, status=status, attempts_allowed=attempts_allowed(session, assignment))
+
+
+def attempts_allowed(session: Session, assignment: Assignment) -> int:
+    """The attempts an assignment allows: the content pack's limit plus every grant."""
+    return assignment.policy_version.max_attempts + session.scalar(select(extra_attempts(assignment.id)))
 
 
 def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgment | None:

@@ -22,6 +22,7 @@ from lms.models import (
     Acknowledgment,
     AcknowledgmentVoid,
     Assignment,
+    AttemptGrant,
     Cycle,
     Exemption,
     Lesson,
@@ -148,7 +149,7 @@ def _cycle_id(filters: RosterFilters):
 
 
 def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_best, quiz_attempts,
-                     exemption_reason, signed_on, people: PeopleColumns = CURRENT,
+                     exemption_reason, signed_on, extra_attempts, people: PeopleColumns = CURRENT,
                      people_source=None) -> Select:
     """The roster's labelled columns over a cycle's assignments, their members and versions, from
     the given expressions for the parts the stored and the computed roster work out differently.
@@ -170,6 +171,8 @@ def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_b
             Assignment.due_date.label("due_date"), exemption_reason.label("exemption_reason"),
             Member.id.label("member_id"), Assignment.id.label("assignment_id"),
             PolicyVersion.policy_id.label("policy"), signed_on.label("signed_on"),
+            # Not a contract column: the page shows it beside the attempts used.
+            (PolicyVersion.max_attempts + extra_attempts).label("attempts_allowed"),
         )
         .select_from(Assignment)
         .join(Member, Member.id == Assignment.member_id)
@@ -202,7 +205,8 @@ def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Se
                          lessons_completed=Assignment.lessons_completed,
                          quiz_best=Assignment.quiz_best_score, quiz_attempts=Assignment.quiz_attempts,
                          exemption_reason=Assignment.exemption_reason,
-                         signed_on=func.substr(ack.signed_at_local, 1, 10))
+                         signed_on=func.substr(ack.signed_at_local, 1, 10),
+                         extra_attempts=Assignment.extra_attempts)
         # Only rows with a standing signature (signed_on) have one to join.
         .outerjoin(ack, and_(Assignment.signed_on.is_not(None), ack.assignment_id == Assignment.id,
                              ack.cycle_id == cycle_id,
@@ -276,7 +280,8 @@ def _page_ids(filters: RosterFilters, *, today: date, sort: str, descending: boo
 def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool = False,
                   computed: bool = False) -> Select:
     """The roster as a SELECT with one labelled column per contract column, plus ``member_id``,
-    ``assignment_id``, ``policy`` and ``signed_on``; filters applied, unsorted.
+    ``assignment_id``, ``policy``, ``signed_on`` and ``attempts_allowed`` (the pack's attempts
+    plus those granted); filters applied, unsorted.
 
     The roster of now (no ``as_of``) takes each row's status and counts from the assignment's
     stored progress (lms.models.assignment_state); ``whole`` then only joins the supervisors
@@ -336,6 +341,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         quiz_best = select(func.max(QuizAttempt.score)).where(started, submitted).scalar_subquery()
         supervisor_badge = (select(supervisor.badge).where(supervisor.id == people.supervisor_id)
                             .scalar_subquery())
+    # Extra attempts granted by then.
+    granted = (select(func.coalesce(func.sum(AttemptGrant.attempts), 0))
+               .where(AttemptGrant.assignment_id == Assignment.id, before(AttemptGrant.granted_at))
+               .scalar_subquery())
     # The status of a row neither exempt nor signed nor overdue: one subquery over its attempts.
     # (Separate EXISTS tests would make PostgreSQL hash every attempt of every cycle, per test.)
     progress_status = (select(case(
@@ -359,7 +368,8 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
         _contract_select(ack, supervisor_badge=supervisor_badge, status=status,
                          lessons_completed=lessons_completed, quiz_best=quiz_best,
                          quiz_attempts=quiz_attempts, exemption_reason=exemptions.c.reason,
-                         signed_on=signed_on, people=people, people_source=people_source)
+                         signed_on=signed_on, extra_attempts=granted, people=people,
+                         people_source=people_source)
         .outerjoin(ack, and_(ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
                              ack.id.not_in(voided), before(ack.signed_at)))
         .outerjoin(exemptions, exemptions.c.member_id == Assignment.member_id)

@@ -127,3 +127,18 @@ def live_sessions(session: Session, member_id: int, *, now: datetime,
         SignInSession.member_id == member_id, SignInSession.revoked_at.is_(None),
         SignInSession.created_at > now - limits.absolute, SignInSession.last_seen_at > now - limits.idle,
     ).order_by(SignInSession.created_at.desc())))
+
+
+def seconds_left(sign_in: SignInSession, *, now: datetime, limits: SessionLimits) -> int:
+    """Seconds until the session ends by itself: idle since it was last seen, or at its absolute
+    limit, whichever comes first (0 when past either)."""
+    left = min(sign_in.last_seen_at + limits.idle - now, sign_in.created_at + limits.absolute - now)
+    return max(0, int(left.total_seconds()))
+
+
+def stay_signed_in(session: Session, sign_in: SignInSession, *, now: datetime, limits: SessionLimits) -> int:
+    """The member asked to stay signed in (the warning before the idle sign-out): mark the session
+    seen now, whatever the touch interval, and return the seconds it now has left."""
+    sign_in.last_seen_at = now
+    session.flush()
+    return seconds_left(sign_in, now=now, limits=limits)

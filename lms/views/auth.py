@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
 
-from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint
+from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint, same_site_referrer
 from lms.db import get_session
 from lms.forms import ActionForm, SignInForm
 from lms.services.accounts import SignInRules, authenticate
 from lms.services.audit import record_event
-from lms.services.sessions import revoke_session, revoke_token, start_session
+from lms.services.sessions import SessionLimits, revoke_session, revoke_token, start_session, stay_signed_in
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("auth", __name__)
@@ -92,6 +92,25 @@ def sign_out():
         session.clear()
         flash("You have signed out.", "info")
     return redirect(url_for("auth.sign_in"))
+
+
+@bp.post("/session/stay")
+@login_required
+def stay():
+    """Keep the session alive: the "Stay signed in" answer to the warning before the idle
+    sign-out. JSON for the page's script; without it, back to the page the button was on."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    sign_in = current_sign_in()
+    if sign_in is None:
+        abort(400)
+    left = stay_signed_in(get_session(), sign_in, now=request_now(),
+                          limits=SessionLimits.from_config(current_app.config))
+    commit()
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(seconds_left=left)
+    flash("You are still signed in.", "info")
+    return redirect(same_site_referrer() or url_for("auth.index"), 303)
 
 
 def _safe_next() -> str | None:

@@ -28,11 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, joinedload
 
-from lms.auth import role_required
+from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.jobs import wake
 from lms.forms import ActionForm
-from lms.forms.coordinator import CycleForm, ExemptionForm, RosterForm
+from lms.forms.coordinator import AttemptGrantForm, CycleForm, ExemptionForm, RosterForm, grant_prefix
 from lms.models import (
     Assignment,
     Cycle,
@@ -44,6 +44,8 @@ from lms.models import (
 )
 from lms.services import export_jobs
 from lms.services import quiz as quiz_service
+from lms.services.accounts import SignInRules, count_reauthentication_failure
+from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
 from lms.services.clock import local_iso
 from lms.services.charts import completion_by_unit_svg, percent_complete
@@ -412,24 +414,31 @@ def export_job_download(job_id: int):
 
 # --- a member in a cycle -------------------------------------------------------------------------
 
-def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int = 200):
-    """Render a member's progress in a cycle: each policy's lessons, attempts, signature, and the
-    exemptions granted and lifted."""
+def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int = 200,
+                 grant_form: AttemptGrantForm | None = None):
+    """Render a member's progress in a cycle: each policy's lessons, attempts, the attempts granted,
+    signature, and the exemptions granted and lifted. ``grant_form`` is a submitted grant form to
+    show with its errors in place of that assignment's blank one."""
     db, tz = get_session(), _tz()
     assignments = list(db.scalars(
         select(Assignment).where(Assignment.cycle_id == cycle.id, Assignment.member_id == member.id)
         .options(joinedload(Assignment.policy_version).joinedload(PolicyVersion.policy))
         .order_by(Assignment.superseded_at.is_not(None), Assignment.policy_version_id)))
+    grants = attempt_grants(db, [a.id for a in assignments])
     items = []
     for assignment in assignments:
         read = dict(db.execute(select(LessonProgress.lesson_id, LessonProgress.completed_at)
                                .where(LessonProgress.assignment_id == assignment.id)).all())
+        prefix = grant_prefix(assignment.id)
         items.append({"progress": progress_for(db, assignment, today=today(), tz=tz), "read": read,
-                      "attempts": quiz_service.submitted_attempts(db, assignment.id)})
+                      "attempts": quiz_service.submitted_attempts(db, assignment.id),
+                      "grants": grants[assignment.id],
+                      "grant_form": grant_form if grant_form is not None and grant_form._prefix == prefix + "-"
+                      else AttemptGrantForm(formdata=None, prefix=prefix)})
     return render_template("coordinator/member.html", cycle=cycle, member=member, items=items,
                            exemption=current_exemption(db, cycle.id, member.id),
                            exemptions=_exemptions(cycle, member.id), form=form,
-                           tz=ZoneInfo(tz)), status
+                           can_grant=member.id != current_user.id, tz=ZoneInfo(tz)), status
 
 
 @bp.get("/cycles/<int:year>/members/<int:member_id>")
@@ -469,6 +478,40 @@ def grant(year: int, member_id: int):
             flash(f"{member.full_name} is exempt from the {cycle.name} cycle.", "success")
             return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
     return _member_page(cycle, member, form, 400)
+
+
+@bp.post("/cycles/<int:year>/members/<int:member_id>/assignments/<int:assignment_id>/attempts")
+@coordinator_required
+def grant_quiz_attempts(year: int, member_id: int, assignment_id: int):
+    """Grant a member extra quiz attempts, with the reason, confirmed by the coordinator's password."""
+    cycle = _cycle_or_404(year)
+    member = _member_in_cycle_or_404(cycle, member_id)
+    db = get_session()
+    assignment = db.get(Assignment, assignment_id)
+    if assignment is None or assignment.cycle_id != cycle.id or assignment.member_id != member.id:
+        abort(404)
+    form = AttemptGrantForm(prefix=grant_prefix(assignment.id))
+    if form.validate_on_submit():
+        try:
+            grant_attempts(db, assignment=assignment, granted_by=current_user._get_current_object(),
+                           password=form.password.data, attempts=form.attempts.data, reason=form.reason.data,
+                           now=request_now(), ip=client_ip())
+        except GrantError as exc:
+            db.rollback()
+            for field, message in exc.problems.items():
+                (getattr(form, field).errors if field else form.form_errors).append(message)
+            locked = "password" in exc.problems and count_reauthentication_failure(
+                db, current_user._get_current_object(), action="quiz.grant_attempts", now=request_now(),
+                ip=client_ip(), rules=SignInRules.from_config(current_app.config))
+            commit()
+            if locked:
+                return signed_out_locked()
+        else:
+            commit()
+            flash(f"Granted {member.full_name} {form.attempts.data} more quiz "
+                  f"attempt{'s' if form.attempts.data != 1 else ''}.", "success")
+            return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+    return _member_page(cycle, member, ExemptionForm(formdata=None), 400, grant_form=form)
 
 
 @bp.post("/cycles/<int:year>/exemptions/<int:exemption_id>/lift")

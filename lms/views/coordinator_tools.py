@@ -2,7 +2,11 @@
 who are not done: queued now, or on the cycle's schedule."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+import csv
+import io
+from contextlib import closing
+
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -57,7 +61,27 @@ def items(year: int):
     db = get_session()
     cycle = _cycle(year)
     analyses = [items_service.item_analysis(db, cycle, version) for version in cycle.policy_versions]
-    return render_template("coordinator/items.html", cycle=cycle, analyses=analyses)
+    return render_template("coordinator/items.html", cycle=cycle, analyses=analyses,
+                           too_easy=items_service.TOO_EASY_ABOVE, too_hard=items_service.TOO_HARD_BELOW)
+
+
+@bp.get("/cycles/<int:year>/items.csv")
+@coordinator_required
+def items_csv(year: int):
+    """The item analysis of every policy version of the cycle as CSV, one row per question."""
+    db = get_session()
+    cycle = _cycle(year)
+    analyses = [items_service.item_analysis(db, cycle, version) for version in cycle.policy_versions]
+    header, rows = items_service.csv_rows(analyses)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    record_event(db, "items.export", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
+                 ip=client_ip(), details={"questions": len(rows)})
+    commit()
+    return Response(out.getvalue(), mimetype="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="item-analysis-{cycle.year}.csv"'})
 
 
 def _schedule_form(cycle: Cycle) -> ReminderScheduleForm:

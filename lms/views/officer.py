@@ -1,20 +1,22 @@
 """The officer's pages: assigned training, lessons, the quiz, signing, receipts and history."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lms.auth import role_required, signed_out_locked
+from lms.auth import role_required, session_seconds_left, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm, SignatureForm, SsoSignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
+from lms.services.attempt_grants import attempt_grants, training_contacts
 from lms.services.audit import record_event
 from lms.services.lessons import render_lesson
+from lms.services.policy_text import render_policy
 from lms.services.versions import changes_since_previous
 from lms.services.receipt_signature import SigningConfigError, receipt_sealer
 from lms.services.signing import (
@@ -45,6 +47,12 @@ def _progress(assignment: Assignment) -> progress_service.AssignmentProgress:
                                          tz=current_app.config["TIMEZONE"])
 
 
+def _contacts() -> list[tuple[str, str | None]]:
+    """Whom the member asks about their training (TRAINING_CONTACT_*, else the coordinators)."""
+    return training_contacts(get_session(), name=current_app.config.get("TRAINING_CONTACT_NAME"),
+                             email=current_app.config.get("TRAINING_CONTACT_EMAIL"))
+
+
 @bp.get("/")
 @officer_required
 def dashboard():
@@ -66,6 +74,7 @@ def assignment(assignment_id: int):
                            lessons=assignment.policy_version.lessons, done=done,
                            open_attempt=quiz_service.open_attempt(db, assignment.id),
                            attempts=quiz_service.submitted_attempts(db, assignment.id),
+                           grants=attempt_grants(db, [assignment.id])[assignment.id], contacts=_contacts(),
                            form=ActionForm())
 
 
@@ -123,7 +132,8 @@ def quiz(assignment_id: int):
     attempt = quiz_service.open_attempt(db, assignment.id)
     return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
                            attempts=quiz_service.submitted_attempts(db, assignment.id),
-                           form=ActionForm(), chosen={}, problems={})
+                           form=ActionForm(), chosen=quiz_service.saved_answers(attempt) if attempt else {},
+                           problems={}, contacts=_contacts())
 
 
 @bp.post("/<int:assignment_id>/quiz/start")
@@ -166,12 +176,56 @@ def submit_quiz(assignment_id: int, attempt_id: int):
         chosen = {p: set(ids) for p, ids in answers.items()}
         return render_template("officer/quiz.html", item=_progress(assignment), attempt=attempt,
                                attempts=quiz_service.submitted_attempts(db, assignment.id),
-                               form=form, chosen=chosen, problems=exc.problems), 400
+                               form=form, chosen=chosen, problems=exc.problems, contacts=_contacts()), 400
     except quiz_service.QuizError as exc:
         db.rollback()
         flash(str(exc), "error")
         return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
     return redirect(url_for(".quiz_result", assignment_id=assignment.id, attempt_id=attempt.id), 303)
+
+
+@bp.post("/<int:assignment_id>/quiz/<int:attempt_id>/answers")
+@officer_required
+def save_answers(assignment_id: int, attempt_id: int):
+    """Keep the answers chosen so far on the server, unscored: each choice as the page's script
+    sends it (``positions`` names the questions it covers), or the whole form from the "Save
+    answers" button without JavaScript. JSON for the script; a redirect back to the quiz otherwise."""
+    assignment = _own_assignment(assignment_id)
+    db = get_session()
+    attempt = db.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.assignment_id != assignment.id:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    wants_json = request.accept_mimetypes.best == "application/json"
+    answers = _answers_from_form()
+    covered = request.form.getlist("positions")
+    if covered:
+        positions = {int(p) for p in covered if p.isdigit()}
+    else:  # the whole form: a question left blank (checkboxes all cleared) is cleared
+        positions = {item.position for item in attempt.items}
+    for position in positions:
+        answers.setdefault(position, [])
+    try:
+        saved = quiz_service.save_answers(db, attempt, answers, request_now())
+        commit()
+    except quiz_service.AnswerError as exc:
+        db.rollback()
+        if wants_json:
+            return jsonify(error=str(exc), problems={str(p): m for p, m in exc.problems.items()}), 400
+        flash(f"Your answers could not be saved: {exc}.", "error")
+        return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
+    except quiz_service.QuizError as exc:
+        db.rollback()
+        if wants_json:
+            return jsonify(error=str(exc)), 409
+        flash(str(exc), "error")
+        return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
+    if wants_json:
+        return jsonify(saved=saved, total=len(attempt.items), seconds_left=session_seconds_left())
+    flash(f"Answers saved: {saved} of {len(attempt.items)} questions answered. Submit when you are ready.",
+          "success")
+    return redirect(url_for(".quiz", assignment_id=assignment.id), 303)
 
 
 def _answers_from_form() -> dict[int, list[int]]:
@@ -197,7 +251,7 @@ def quiz_result(assignment_id: int, attempt_id: int):
     if attempt.submitted_at is None:
         return redirect(url_for(".quiz", assignment_id=assignment.id))
     return render_template("officer/quiz_result.html", item=_progress(assignment), attempt=attempt,
-                           form=ActionForm())
+                           form=ActionForm(), contacts=_contacts())
 
 
 @bp.route("/<int:assignment_id>/sign", methods=["GET", "POST"])
@@ -235,8 +289,7 @@ def sign(assignment_id: int):
         except SigningConfigError as exc:  # a key file removed or replaced since start-up
             current_app.logger.error("cannot sign receipts: %s", exc)
             form.form_errors.append(SEALER_UNAVAILABLE)
-            return render_template("officer/sign.html", item=item, version=version, form=form,
-                                   blockers=blockers, sso_protocol=protocol), 503
+            return _sign_page(item, version, form, blockers, protocol), 503
         try:
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
@@ -260,8 +313,14 @@ def sign(assignment_id: int):
                 flash("Signed. Your receipt is ready to download.", "success")
             return redirect(url_for(".signed", assignment_id=assignment.id), 303)
     status = 400 if request.method == "POST" else 200
-    return render_template("officer/sign.html", item=item, version=version, form=form,
-                           blockers=blockers, sso_protocol=protocol), status
+    return _sign_page(item, version, form, blockers, protocol), status
+
+
+def _sign_page(item, version, form, blockers, protocol):
+    """The signing page: the policy text with its structure, the form, and whom to ask."""
+    return render_template("officer/sign.html", item=item, version=version, form=form, blockers=blockers,
+                           policy_html=render_policy(version.text, version.policy_id),
+                           contacts=_contacts(), sso_protocol=protocol)
 
 
 SEALER_UNAVAILABLE = ("Receipts cannot be signed right now: the department's signing key is not usable. "

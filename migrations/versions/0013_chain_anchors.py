@@ -1,7 +1,7 @@
 """chain anchors: timestamp tokens over the record chain's head, append-only
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 A new table only; existing records are untouched, so populated databases upgrade as they are.
 """
@@ -12,7 +12,7 @@ from lms.migrate_helpers import append_only, drop_append_only
 
 
 revision = '0013'
-down_revision = '0011'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

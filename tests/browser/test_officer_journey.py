@@ -29,6 +29,8 @@ DRAW, PASS_MARK, MAX_ATTEMPTS = 12, 80, 3
 # Three wrong of twelve is 75 %, under the pass mark; two wrong (83 %) would already pass.
 WRONG_TO_FAIL = 3
 FAILING_SCORE = round(100 * (DRAW - WRONG_TO_FAIL) / DRAW)
+# The pass mark said as what it is: questions right of those drawn.
+TO_PASS = 10
 PHONE_WIDTH = 390
 
 
@@ -299,7 +301,8 @@ def fail_quiz(hands: Hands) -> None:
     submit_answers(hands)
 
     hands.arrive(f"Attempt 1: {FAILING_SCORE}% — not passed")
-    expect(page.get_by_text(f"{DRAW - WRONG_TO_FAIL} of {DRAW} correct. The pass mark is {PASS_MARK}%.")).to_be_visible()
+    expect(page.get_by_text(f"{DRAW - WRONG_TO_FAIL} of {DRAW} correct. You pass with {TO_PASS} of {DRAW} correct "
+                            f"({PASS_MARK}%).")).to_be_visible()
     missed = page.locator("li.question").filter(has=page.get_by_role("heading", name=re.compile("✗ incorrect$")))
     expect(missed).to_have_count(WRONG_TO_FAIL)
     # Why: her answer is marked wrong in words, beside the right one, each explained, with the section.
@@ -315,7 +318,7 @@ def pass_retake(hands: Hands) -> None:
     """The quiz page offers a new attempt; answered rightly, it passes."""
     page = hands.page
     hands.arrive(quiz_heading())
-    expect(page.get_by_text(f"Last attempt: {FAILING_SCORE}%.")).to_be_visible()
+    expect(page.get_by_text(f"Last attempt: {DRAW - WRONG_TO_FAIL} of {DRAW} correct ({FAILING_SCORE}%).")).to_be_visible()
     questions = start_attempt(hands, 2, "Start a new attempt")
     answer(hands, choices(questions, wrong_count=0))
     submit_answers(hands)

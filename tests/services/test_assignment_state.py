@@ -30,7 +30,8 @@ from lms.services.roster import (
 )
 from lms.services.signing import SigningFacts, append_acknowledgment
 from lms.services.versions import reassign_superseded
-from tests.conftest import PG_URL
+from lms.services.attempt_grants import grant_attempts
+from tests.conftest import PASSWORD, PG_URL
 
 TZ = "America/Chicago"
 START = datetime(2031, 1, 5, 15, 0, tzinfo=timezone.utc)
@@ -203,6 +204,44 @@ def test_a_retired_lesson_no_longer_counts_as_started(db, one):
     assert assert_stored_matches_computed(db)["801"] == "not_started"
 
 
+def test_attempts_granted_at_the_limit_are_stored_and_computed_alike(db, one, make_member):
+    """A member who used every attempt without passing is quiz_failed; a grant adds to the
+    attempts allowed (stored and computed rosters agree, also as of a date before the grant),
+    and a further attempt, failed or passed, moves the status as any attempt does."""
+    coordinator = make_member(first="Cora", last="Dinator", badge="803", roles=("coordinator",))
+    at = START + timedelta(days=1)
+    for lesson in one.policy_version.lessons:
+        mark_lesson_read(db, one, lesson, at)
+    limit = one.policy_version.max_attempts
+    for n in range(limit):
+        attempt = quiz_service.start_attempt(db, one, at, rng=random.Random(n))
+        quiz_service.submit_attempt(db, attempt, _answers(attempt, right=False), at)
+    db.commit()
+    with pytest.raises(quiz_service.QuizError, match="all"):
+        quiz_service.start_attempt(db, one, at)
+    db.rollback()
+    assert assert_stored_matches_computed(db)["801"] == "quiz_failed"
+
+    def allowed(**kwargs):
+        rows = roster_rows(db, RosterFilters(year=2031, **kwargs), today=BEFORE_DUE, tz=TZ)
+        return {r.badge: (r.quiz_attempts, r.attempts_allowed) for r in rows}
+
+    assert allowed()["801"] == (limit, limit)
+    granted_at = START + timedelta(days=3)
+    grant_attempts(db, assignment=one, granted_by=db.get(Member, coordinator.id), password=PASSWORD,
+                   attempts=2, reason="Went over the lessons together", now=granted_at, ip="10.0.0.2")
+    assert assert_stored_matches_computed(db)["801"] == "quiz_failed"
+    assert allowed()["801"] == (limit, limit + 2)
+    assert allowed(as_of=(START + timedelta(days=2)).date())["801"] == (limit, limit)
+    assert stored_state(db)[one.id][STATE_COLUMNS.index("extra_attempts")] == 2
+    later = granted_at + timedelta(hours=1)
+    attempt = quiz_service.start_attempt(db, one, later, rng=random.Random(50))
+    assert assert_stored_matches_computed(db)["801"] == "quiz_failed"  # the last submitted failed
+    quiz_service.submit_attempt(db, attempt, _answers(attempt, right=True), later)
+    assert assert_stored_matches_computed(db)["801"] == "quiz_passed"
+    assert allowed()["801"] == (limit + 1, limit + 2)
+
+
 def test_a_rolled_back_change_leaves_the_stored_progress_as_it_was(db, one):
     mark_lesson_read(db, one, one.policy_version.lessons[0], START)
     db.rollback()
@@ -231,8 +270,8 @@ def test_the_migration_backfills_are_the_same_rule(db, one):
     grant_exemption(db, cycle=one.cycle, member=other.member, reason="Light duty", granted_by_id=None, now=at)
     db.commit()
     expected = stored_state(db)
-    assert expected[one.id][3:] == (read - 1, 1, attempt.score)
-    assert expected[other.id][3:] == (0, 0, None)
+    assert expected[one.id][3:6] == (read - 1, 1, attempt.score)
+    assert expected[other.id][3:6] == (0, 0, None)
     db.execute(update(Assignment).values(progress="quiz_passed", signed_on=date(2000, 1, 1),
                                          exemption_reason="stale", lessons_completed=9, quiz_attempts=9,
                                          quiz_best_score=1))
