@@ -154,28 +154,30 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
               help="Check whether this receipt PDF matches a stored record, instead of the chain.")
 @with_appcontext
 def verify_command(receipt_file) -> None:
-    """Verify the whole acknowledgment chain, or one receipt; exit 1 naming the first bad record."""
-    from lms.services.verification import verify_chain, verify_receipt
+    """Verify the whole acknowledgment chain, or one receipt; exit 1 naming the first bad record.
+
+    With --receipt: exit 0 when the receipt's record stands, 1 when no record matches, 3 when its
+    acknowledgment was voided, 4 when the stored record was altered since signing.
+    """
+    from lms.services.verification import check_receipt, verify_chain
 
     session = get_session()
     if receipt_file is not None:
-        pdf_bytes = receipt_file.read()
-        match = verify_receipt(session, pdf_bytes)
-        record_event(session, "receipt.verify", at=utcnow(),
-                     target=f"acknowledgment:{match.acknowledgment.id}" if match else None,
-                     outcome="success" if match and match.record_intact else "failure",
-                     details={"file": Path(receipt_file.name).name, "via": "cli"})
+        check = check_receipt(session, receipt_file.read(), file_name=Path(receipt_file.name).name,
+                              actor_id=None, ip=None, now=utcnow(), via="cli")
         session.commit()
-        if match is None:
+        if check.match is None:
             click.echo(f"Receipt does not match any stored record: {receipt_file.name} is not a receipt "
                        "this system issued, or it was altered.")
-            sys.exit(1)
-        _print_receipt_match(match)
-        if not match.record_intact:
+        else:
+            _print_receipt_match(check.match)
+        if check.outcome == "altered":
             click.echo("But the stored record no longer matches its own hash: it was altered after "
                        "signing. Run 'flask --app app lms verify' for the whole chain.")
-            sys.exit(1)
-        return
+        elif check.outcome == "voided":
+            click.echo(f"This acknowledgment was VOIDED on {check.void.voided_at:%Y-%m-%d}: it no longer counts "
+                       "as the member's acknowledgment of this policy version.")
+        sys.exit(check.exit_code)
     report = verify_chain(session)
     record_event(session, "chain.verify", at=utcnow(), outcome="success" if report.ok else "failure",
                  details={"records": report.records, "failure": str(report.failure) if report.failure else None,

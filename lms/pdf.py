@@ -24,6 +24,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from lms.config import PROJECT_ROOT
+from lms.services.clock import local_date
 
 STATIC_DIR = (PROJECT_ROOT / "static").resolve()
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf"
@@ -51,7 +52,12 @@ def long_datetime(iso: str) -> str:
 
 _templates = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)),
                          autoescape=select_autoescape(["html"]))
-_templates.filters.update(long_date=long_date, long_datetime=long_datetime)
+def local_day(moment: datetime, tz: str) -> str:
+    """A UTC instant as the department's calendar day, ISO 8601."""
+    return local_date(moment, tz).isoformat()
+
+
+_templates.filters.update(long_date=long_date, long_datetime=long_datetime, local_day=local_day)
 
 
 class StaticOnlyFetcher(URLFetcher):

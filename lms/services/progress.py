@@ -51,6 +51,8 @@ class AssignmentProgress:
     last_attempt_failed: bool
     acknowledgment: Acknowledgment | None
     status: str
+    #: When no signature stands: the void of the latest one, which is why the member signs again.
+    voided: AcknowledgmentVoid | None = None
 
     @property
     def percent(self) -> int:
@@ -111,7 +113,17 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
         assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
         attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),
         passed_attempt=passed, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
-        acknowledgment=ack, status=status)
+        acknowledgment=ack, status=status,
+        voided=latest_void(session, assignment.id) if ack is None else None)
+
+
+def latest_void(session: Session, assignment_id: int) -> AcknowledgmentVoid | None:
+    """The void of the assignment's latest voided signature, if any."""
+    return session.scalar(
+        select(AcknowledgmentVoid).join(Acknowledgment, Acknowledgment.id == AcknowledgmentVoid.acknowledgment_id)
+        .where(Acknowledgment.assignment_id == assignment_id)
+        .options(joinedload(AcknowledgmentVoid.acknowledgment))
+        .order_by(Acknowledgment.generation.desc()).limit(1))
 
 
 def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgment | None:

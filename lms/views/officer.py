@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from lms.auth import role_required, signed_out_locked
@@ -14,8 +13,11 @@ from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.audit import record_event
+from lms.services.clock import local_date
+from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
 from lms.services.versions import changes_since_previous
+from lms.services.records import void_of
 from lms.services.signing import SigningError, SigningFacts, sign_acknowledgment, signing_blockers
 from lms.web import client_ip, commit, request_now, today
 
@@ -252,25 +254,31 @@ def signed(assignment_id: int):
 @bp.get("/history")
 @officer_required
 def history():
-    """Every acknowledgment the member has signed."""
-    acks = get_session().scalars(select(Acknowledgment).where(Acknowledgment.member_id == current_user.id)
-                                 .order_by(Acknowledgment.signed_at.desc()))
-    return render_template("officer/history.html", acks=list(acks))
+    """Every acknowledgment the member has signed, each voided one marked with why it was voided."""
+    record = member_record(get_session(), current_user.id)
+    return render_template("officer/history.html", entries=record.acknowledgments)
 
 
 @bp.get("/receipts/<int:ack_id>.pdf")
 @officer_required
 def receipt(ack_id: int):
-    """Download one's own receipt; any other member's id is a 404."""
+    """Download one's own receipt; any other member's id is a 404.
+
+    A voided one stays downloadable (it is the member's copy of what they signed, and a hearing may
+    ask for it), but its file name says VOIDED: the stored PDF itself is never changed.
+    """
     db = get_session()
     ack = db.get(Acknowledgment, ack_id)
     if ack is None or ack.member_id != current_user.id:
         abort(404)
     stored = db.get(Receipt, ack.id)
+    void = void_of(db, ack.id)
     record_event(db, "receipt.download", at=request_now(), actor_id=current_user.id,
-                 target=f"acknowledgment:{ack.id}", ip=client_ip())
+                 target=f"acknowledgment:{ack.id}", ip=client_ip(), details={"voided": void is not None})
     commit()
-    filename = f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}.pdf"
-    return Response(stored.pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "X-Receipt-SHA256": stored.sha256})
+    filename = (f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}"
+                f"{'-VOIDED' if void else ''}.pdf")
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "X-Receipt-SHA256": stored.sha256}
+    if void is not None:
+        headers["X-Acknowledgment-Voided"] = local_date(void.voided_at, current_app.config["TIMEZONE"]).isoformat()
+    return Response(stored.pdf, mimetype="application/pdf", headers=headers)
