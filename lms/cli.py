@@ -98,6 +98,7 @@ def seed_demo_command(people: int, seed: int) -> None:
                        tz=current_app.config["TIMEZONE"],
                        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
                        department=current_app.config["DEPARTMENT_NAME"])
+    record_event(session, "demo.seed", at=utcnow(), details={"people": people, "seed": seed, "via": "cli"})
     session.commit()
     click.echo(f"Seeded {people} personnel.")
     print_logins(logins, DEMO_PASSWORD)
@@ -130,7 +131,7 @@ _CYCLE_OPTIONS = {"year": "--year", "due_date": "--due", "policy": "--policy", "
 @with_appcontext
 def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> None:
     """Open a training cycle for an audience."""
-    from lms.services.cycles import CycleError, audience_size, create_cycle
+    from lms.services.cycles import CycleError, audience_size, create_cycle, record_cycle_opened
 
     session = get_session()
     now = utcnow()
@@ -142,9 +143,10 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
     except CycleError as exc:
         session.rollback()
         _fail(f"{exc} ({_CYCLE_OPTIONS.get(exc.field, exc.field)})" if exc.field else str(exc))
+    members = audience_size(session, cycle.id)
+    record_cycle_opened(session, cycle, members=members, actor_id=None, ip=None, now=now, via="cli")
     session.commit()
     versions = ", ".join(f"{v.policy_id} (effective {v.effective.isoformat()})" for v in cycle.policy_versions)
-    members = audience_size(session, cycle.id)
     click.echo(f"Opened cycle {cycle.name}: {versions}; due {cycle.due_date.isoformat()}; "
                f"{members} members assigned.")
 

@@ -18,13 +18,13 @@ from flask import (
 )
 from flask_login import current_user
 
-from lms.auth import role_required
+from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, ReceiptCheckForm, VoidForm
 from lms.models import Acknowledgment, Receipt
 from lms.services import exports
 from lms.services import hr as hr_service
-from lms.services.accounts import password_matches
+from lms.services.accounts import SignInRules, count_reauthentication_failure, password_matches
 from lms.services.audit import record_event
 from lms.services.clock import local_date, local_iso
 from lms.services.overview import acknowledgments_per_version
@@ -264,7 +264,9 @@ def void(ack_id: int):
         _audit("hr.view_acknowledgment", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge)
         commit()
     elif existing is None:
-        if form.validate_on_submit() and _password_confirmed(form):
+        valid = form.validate_on_submit()
+        password_wrong = valid and not _password_confirmed(form)
+        if valid and not password_wrong:
             try:
                 void_acknowledgment(db, ack=ack, reason=form.reason.data, actor=current_user,
                                     ip=client_ip(), now=request_now())
@@ -279,6 +281,12 @@ def void(ack_id: int):
         # A refused void is audited like a refused signature: which fields failed, never their values.
         _audit("ack.void", f"acknowledgment:{ack.id}", outcome="failure",
                fields=sorted(f.name for f in form if f.errors))
+        # A wrong password here counts toward the HR member's lockout, as at signing.
+        locked = password_wrong and count_reauthentication_failure(
+            db, current_user._get_current_object(), action="ack.void", now=request_now(), ip=client_ip(),
+            rules=SignInRules.from_config(current_app.config))
         commit()
+        if locked:
+            return signed_out_locked()
     status = 400 if request.method == "POST" else 200
     return render_template("hr/void.html", ack=ack, void=existing, form=form), status

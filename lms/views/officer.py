@@ -33,6 +33,12 @@ def _own_assignment(assignment_id: int) -> Assignment:
     return assignment
 
 
+def _audit(action: str, target: str, **details) -> None:
+    """Record what the signed-in member did, from where, now."""
+    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+                 ip=client_ip(), details=details or None)
+
+
 def _progress(assignment: Assignment) -> progress_service.AssignmentProgress:
     return progress_service.progress_for(get_session(), assignment, today=today(),
                                          tz=current_app.config["TIMEZONE"])
@@ -95,7 +101,8 @@ def mark_read(assignment_id: int, lesson_id: int):
     if lesson is None or lesson.version_id != assignment.policy_version_id or lesson.retired:
         abort(404)
     try:
-        progress_service.mark_lesson_read(db, assignment, lesson, request_now())
+        if progress_service.mark_lesson_read(db, assignment, lesson, request_now()):
+            _audit("lesson.read", f"assignment:{assignment.id}", lesson=lesson.slug)
         commit()
     except IntegrityError:  # a double click recorded it a moment ago
         db.rollback()
@@ -128,7 +135,10 @@ def start_quiz(assignment_id: int):
         abort(400)
     db = get_session()
     try:
-        quiz_service.start_attempt(db, assignment, request_now())
+        already_open = quiz_service.open_attempt(db, assignment.id) is not None
+        attempt = quiz_service.start_attempt(db, assignment, request_now())
+        if not already_open:  # a reload returns to the open attempt; only a new draw is news
+            _audit("quiz.start", f"assignment:{assignment.id}", attempt=attempt.number)
         commit()
     except quiz_service.QuizError as exc:
         db.rollback()
@@ -153,6 +163,8 @@ def submit_quiz(assignment_id: int, attempt_id: int):
     answers = _answers_from_form()
     try:
         quiz_service.submit_attempt(db, attempt, answers, request_now())
+        _audit("quiz.submit", f"assignment:{assignment.id}", attempt=attempt.number, score=attempt.score,
+               passed=attempt.passed)
         commit()
     except quiz_service.AnswerError as exc:
         db.rollback()
