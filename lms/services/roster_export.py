@@ -199,15 +199,15 @@ def filters_details(filters: RosterFilters) -> dict:
             "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
 
 
-# The PDF's member rows: a tagged table, one row per member, the member's name as the row's header
-# cell (<th scope=row>) and the other columns in a second cell. WeasyPrint lays out and tags every
-# table cell as a box of its own, at about 1 ms a cell here: a cell per column (14,000 cells) took
-# ~10 s of CPU for 1,000 rows. So the second cell holds its columns as fixed-width text in a
-# monospaced font, under a header cell laid out the same way: 1,000 rows take about 2.5 s. The
-# header row repeats on every page. Values too long for their column wrap within it; the columns
-# that are often empty come last, so their padding is trimmed (every glyph drawn costs time).
-# Widths are in characters: 187 fit the width of landscape Letter at 6.5 pt (pdf.css), and all
-# columns together take 186.
+# The PDF's member rows: a tagged table with one row (TR) per member under a header row repeated on
+# every page. WeasyPrint lays out and tags every table cell as a box of its own, at about 1 ms a
+# cell here: a cell per column (14,000 cells) took ~10 s of CPU for 1,000 rows, and even a second
+# cell per row (the name as a row header) about doubled the time of the whole PDF, past 3 s. So each
+# member's row is one cell holding the columns as fixed-width text in a monospaced font, under a
+# header cell laid out the same way: 1,000 rows take about 1.5 times as long as the five members a
+# cell of before. Values too long for their column wrap within it; the columns that are often empty
+# come last, so their padding is trimmed (every glyph drawn costs time). Widths are in characters:
+# 187 fit the width of landscape Letter at 6.5 pt (pdf.css), and all columns together take 186.
 PDF_GAP = "  "
 #: (key, heading lines, width), in the order printed.
 PDF_COLUMNS: list[tuple[str, tuple[str, ...], int]] = [
@@ -270,21 +270,19 @@ def _pdf_cells(values) -> dict[str, str]:
     }
 
 
-def _pdf_rows(rows: Iterable, columns) -> Iterator[tuple[str, str]]:
-    """Each roster row as its two PDF cells: the member's name (the row's header) and the other
-    columns as fixed-width text, an exemption's reason on a line below, under the status."""
-    assert columns[0][0] == "name", "the name heads each row"
-    name_width, rest = columns[0][2], columns[1:]
-    widths = [width for _, _, width in rest]
-    keys = [key for key, _, _ in rest]
-    indent = " " * sum(width + len(PDF_GAP) for key, _, width in rest[:keys.index("status")])
+def _pdf_rows(rows: Iterable, columns) -> Iterator[str]:
+    """Each roster row as the text of its PDF table cell (an exemption's reason on a line below,
+    under the status)."""
+    widths = [width for _, _, width in columns]
+    keys = [key for key, _, _ in columns]
+    indent = " " * sum(width + len(PDF_GAP) for key, _, width in columns[:keys.index("status")])
     for row in rows:
         values = _as_mapping(row)
         cells = _pdf_cells(values)
         text = _side_by_side([_wrap(cells[key], width) for key, width in zip(keys, widths)], widths)
         if values["exemption_reason"]:
             text += "\n" + indent + f"Exemption: {_text(values['exemption_reason'])}"
-        yield "\n".join(_wrap(cells["name"], name_width)), text
+        yield text
 
 
 def _as_mapping(row) -> Mapping:
@@ -309,8 +307,7 @@ def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_
     columns = pdf_columns(show_policy=len({_as_mapping(row).get("policy") for row in rows}) > 1)
     units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
     html = render_template(
-        "roster.html", member_rows=_pdf_rows(rows, columns), header=pdf_header_text(columns[1:]),
-        name_heading=" ".join(columns[0][1]), title=title,
+        "roster.html", member_rows=_pdf_rows(rows, columns), header=pdf_header_text(columns), title=title,
         filters_text=filters_text, generated=generated_at.isoformat(timespec="seconds"),
         department=department, counts=[(STATUS_LABELS[s], counts.get(s, 0)) for s in STATUSES],
         total=sum(counts.values()), units=units,

@@ -254,6 +254,7 @@ class ReceiptCheck:
 
     @property
     def void(self) -> AcknowledgmentVoid | None:
+        """The void of the matched acknowledgment, if it was voided."""
         return self.match.void if self.match else None
 
 

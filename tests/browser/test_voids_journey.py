@@ -15,14 +15,19 @@ from tests.browser.test_pages import Walk, officer_signs
 REASON = "Signed under the wrong badge, HR ticket 4411"
 
 
-class _NoShots:
-    def take(self, *args, **kwargs) -> None:
-        """This journey's pages are not the screenshots of record."""
+class _TmpShots:
+    """This journey's pages are not the screenshots of record: they go to the test's folder."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def take(self, page, name: str, *, max_height: int | None = None) -> None:
+        page.screenshot(path=str(self.folder / f"{name}.png"), full_page=True)
 
 
 def test_a_void_shows_wherever_the_acknowledgment_does(page, axe, tmp_path):
     axe.watch(page)
-    walk = Walk(page, axe, _NoShots(), "desktop")
+    walk = Walk(page, axe, _TmpShots(tmp_path), "desktop")
     code = officer_signs(walk)
     today = datetime.now(ZoneInfo("America/Chicago")).date()
 
@@ -48,7 +53,7 @@ def test_a_void_shows_wherever_the_acknowledgment_does(page, axe, tmp_path):
     walk.click(page.get_by_role("navigation", name="Main").get_by_role("link", name="Records"))
     walk.click(page.get_by_role("link", name=re.compile(r"^Check a receipt file")))
     page.get_by_label("Receipt file (PDF)").set_input_files(receipt)
-    walk.click(page.get_by_role("button", name="Check the receipt"))
+    walk.click(page.get_by_role("button", name="Check the receipt"), "hr-check-receipt-voided")
     expect(page.get_by_role("heading", level=2)).to_contain_text(
         f"Voided: this receipt matches an acknowledgment voided on {today.isoformat()}")
     expect(page.locator("main")).to_contain_text(code)
