@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 
 from lms import migrate
 from lms.db import get_database, utcnow
+from lms.models import Member, PolicyVersion
+from lms.services.audit import record_event
 from lms.services.clock import local_date
 from lms.services.personnel_history import apply_due_changes
 from lms.services.versions import reassign_superseded
@@ -27,7 +29,17 @@ def init_database(app: Flask) -> list[PolicyPack]:
     migrate.upgrade(database.engine)
     now = utcnow()
     with database.sessionmaker() as session:
+        loaded = {tuple(row) for row in session.execute(select(PolicyVersion.policy_id, PolicyVersion.effective))}
         sync_content(session, packs)
+        # Versions added to a database that already held content are audited; the first load into
+        # an empty one is the installation itself, like the schema it follows.
+        for pack in packs if loaded else []:
+            for version in pack.versions:
+                if (pack.id, version.effective) not in loaded:
+                    record_event(session, "content.version_added", at=now, target=f"policy:{pack.id}",
+                                 details={"by": "system", "policy": pack.id, "title": pack.title,
+                                          "version": version.effective.isoformat(),
+                                          "text_sha256": version.text_sha256, "folder": pack.folder})
         # A version loaded with today's effective date (or reached since the last run) replaces
         # the one open cycles assigned; running init daily keeps cycles on the version in force.
         today = local_date(now, app.config["TIMEZONE"])

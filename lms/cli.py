@@ -133,6 +133,7 @@ def seed_demo_command(people: int, seed: int) -> None:
                        hash_method=current_app.config["PASSWORD_HASH_METHOD"],
                        department=current_app.config["DEPARTMENT_NAME"],
                        sealer=receipt_sealer(current_app.config, current_app.instance_path))
+    record_event(session, "demo.seed", at=utcnow(), details={"people": people, "seed": seed, "via": "cli"})
     session.commit()
     click.echo(f"Seeded {people} personnel.")
     print_logins(logins, DEMO_PASSWORD)
@@ -165,7 +166,7 @@ _CYCLE_OPTIONS = {"year": "--year", "due_date": "--due", "policy": "--policy", "
 @with_appcontext
 def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> None:
     """Open a training cycle for an audience."""
-    from lms.services.cycles import CycleError, audience_size, create_cycle
+    from lms.services.cycles import CycleError, audience_size, create_cycle, record_cycle_opened
 
     session = get_session()
     now = utcnow()
@@ -177,9 +178,10 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
     except CycleError as exc:
         session.rollback()
         _fail(f"{exc} ({_CYCLE_OPTIONS.get(exc.field, exc.field)})" if exc.field else str(exc))
+    members = audience_size(session, cycle.id)
+    record_cycle_opened(session, cycle, members=members, actor_id=None, ip=None, now=now, via="cli")
     session.commit()
     versions = ", ".join(f"{v.policy_id} (effective {v.effective.isoformat()})" for v in cycle.policy_versions)
-    members = audience_size(session, cycle.id)
     click.echo(f"Opened cycle {cycle.name}: {versions}; due {cycle.due_date.isoformat()}; "
                f"{members} members assigned.")
 
@@ -191,33 +193,34 @@ def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> Non
 @with_appcontext
 def verify_command(receipt_file) -> None:
     """Verify the whole acknowledgment chain and its anchors, or one receipt; exit 1 naming the
-    first bad record or anchor."""
-    from lms.services.verification import verify_chain, verify_receipt
+    first bad record or anchor.
+
+    With --receipt: exit 0 when the receipt's record stands, 1 when no record matches, 3 when its
+    acknowledgment was voided, 4 when the stored record was altered since signing, 5 when the
+    record stands but the file's PDF signature does not verify.
+    """
+    from lms.services.verification import check_receipt, verify_chain
 
     session = get_session()
     if receipt_file is not None:
         pdf_bytes = receipt_file.read()
-        match = verify_receipt(session, pdf_bytes)
         signature = _receipt_signature(pdf_bytes)
-        record_event(session, "receipt.verify", at=utcnow(),
-                     target=f"acknowledgment:{match.acknowledgment.id}" if match else None,
-                     outcome="success" if match and match.record_intact and signature.ok else "failure",
-                     details={"file": Path(receipt_file.name).name, "via": "cli", "signature": signature.status})
+        check = check_receipt(session, pdf_bytes, file_name=Path(receipt_file.name).name,
+                              actor_id=None, ip=None, now=utcnow(), via="cli", signature=signature)
         session.commit()
-        if match is None:
+        if check.match is None:
             click.echo(f"Receipt does not match any stored record: {receipt_file.name} is not a receipt "
                        "this system issued, or it was altered.")
-            _print_signature(signature)
-            sys.exit(1)
-        _print_receipt_match(match)
+        else:
+            _print_receipt_match(check.match)
         _print_signature(signature)
-        if not match.record_intact:
+        if check.outcome == "altered":
             click.echo("But the stored record no longer matches its own hash: it was altered after "
                        "signing. Run 'flask --app app lms verify' for the whole chain.")
-            sys.exit(1)
-        if not signature.ok:
-            sys.exit(1)
-        return
+        elif check.outcome == "voided":
+            click.echo(f"This acknowledgment was VOIDED on {check.void.voided_at:%Y-%m-%d}: it no longer counts "
+                       "as the member's acknowledgment of this policy version.")
+        sys.exit(check.exit_code)
     from lms.services.anchoring import verify_anchors
 
     report = verify_chain(session)
@@ -742,6 +745,11 @@ def restore_command(file: Path, force: bool) -> None:
         head = restore(get_database().engine, file, force=force)
     except BackupError as exc:
         _fail(str(exc))
+    # Recorded in the restored database: the restore is its latest change.
+    session = get_session()
+    record_event(session, "database.restore", at=utcnow(), details={"file": file.name, "via": "cli",
+                                                                    "forced": force, "chain_head": str(head)})
+    session.commit()
     click.echo(f"Restored {file}.")
     click.echo(f"Chain head: {head}")
     click.echo("Run 'flask --app app lms verify' to check the records, and 'flask --app app lms init' "

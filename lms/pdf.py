@@ -18,12 +18,14 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pydyf
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from lms.config import PROJECT_ROOT
+from lms.services.clock import local_date
 
 STATIC_DIR = (PROJECT_ROOT / "static").resolve()
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf"
@@ -51,7 +53,12 @@ def long_datetime(iso: str) -> str:
 
 _templates = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)),
                          autoescape=select_autoescape(["html"]))
-_templates.filters.update(long_date=long_date, long_datetime=long_datetime)
+def local_day(moment: datetime, tz: str) -> str:
+    """A UTC instant as the department's calendar day, ISO 8601."""
+    return local_date(moment, tz).isoformat()
+
+
+_templates.filters.update(long_date=long_date, long_datetime=long_datetime, local_day=local_day)
 
 
 class StaticOnlyFetcher(URLFetcher):
@@ -111,8 +118,62 @@ def render_document(html: str) -> Document:
 
 
 def write_pdf(document: Document) -> bytes:
-    """The tagged PDF of a laid-out document."""
-    return document.write_pdf(**PDF_OPTIONS)
+    """The tagged PDF of a laid-out document, its running headers and footers marked as artifacts."""
+    return document.write_pdf(finisher=mark_pagination_artifacts, **PDF_OPTIONS)
+
+
+def _object(pdf: pydyf.PDF, reference) -> object:
+    """The object a reference (``b"12 0 R"``) names; pydyf numbers objects by their list index."""
+    return pdf.objects[int(bytes(reference).split()[0])]
+
+
+def mark_pagination_artifacts(document: Document, pdf: pydyf.PDF) -> None:
+    """Turn the text of the ``@page`` margin boxes (running titles, "Page X of Y") into pagination
+    artifacts, as PDF/UA asks of page headers and footers.
+
+    WeasyPrint 70 gives that text marked-content ids like real content but leaves it out of the
+    structure tree (it could file it as an artifact only in PDF 2.0), so it was neither tagged nor
+    an artifact, and a screen reader met it nowhere or in the middle of the text. Here every marked
+    sequence whose structure element is not reachable from the tree's root becomes
+    ``/Artifact <</Type /Pagination>>``, and its entry in the parent tree is emptied.
+    """
+    root_reference = pdf.catalog.get("StructTreeRoot")
+    if root_reference is None:
+        return
+    root = _object(pdf, root_reference)
+    reachable: set[int] = set()
+    pending = [root]
+    while pending:
+        element = pending.pop()
+        kids = element.get("K")
+        for kid in kids if isinstance(kids, (list, pydyf.Array)) else [kids] if kids is not None else []:
+            if isinstance(kid, bytes) and kid.endswith(b" R"):
+                number = int(kid.split()[0])
+                child = pdf.objects[number]
+                if isinstance(child, pydyf.Dictionary) and number not in reachable:
+                    reachable.add(number)
+                    pending.append(child)
+    nums = _object(pdf, root["ParentTree"])["Nums"]
+    orphans: dict[int, set[int]] = {}
+    for page_index, references in zip(nums[::2], nums[1::2]):
+        if page_index >= len(document.pages) or not isinstance(references, (list, pydyf.Array)):
+            continue  # annotations come after the pages, one reference each
+        for mcid, reference in enumerate(references):
+            if reference != b"null" and int(bytes(reference).split()[0]) not in reachable:
+                orphans.setdefault(page_index, set()).add(mcid)
+                references[mcid] = b"null"
+    if not orphans:
+        return
+    kids = pdf.pages["Kids"]
+    for page_index, mcids in orphans.items():
+        page = pdf.objects[kids[3 * page_index]]
+        content = _object(pdf, page["Contents"])
+        ops = content.stream
+        for i, op in enumerate(ops):
+            if isinstance(op, pydyf.Dictionary) and op.get("MCID") in mcids and i and \
+                    isinstance(ops[i - 1], str) and ops[i - 1].startswith("/"):
+                ops[i - 1] = "/Artifact"
+                ops[i] = pydyf.Dictionary({"Type": "/Pagination"})
 
 
 def create_pdf(html: str) -> bytes:

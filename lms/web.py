@@ -93,6 +93,8 @@ def init_app(app: Flask) -> None:
     # Globals rather than a context processor, so imported macros see them too.
     app.jinja_env.globals.update(status_labels=STATUS_LABELS, department=app.config["DEPARTMENT_NAME"],
                                  this_url=this_url, correct_needed=correct_needed)
+    # A UTC instant as the department's calendar day (a void at 11 pm Chicago is that day's).
+    app.jinja_env.filters["local_day"] = lambda moment: local_date(moment, app.config["TIMEZONE"])
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
                         (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),

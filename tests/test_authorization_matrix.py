@@ -99,6 +99,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "hr.as_of": HR,
     "hr.evidence_pdf": HR,
     "hr.void": HR,
+    "hr.check_receipt_file": HR,
 
     "admin.home": ADMIN,
     "admin.members": ADMIN,

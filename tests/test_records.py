@@ -289,7 +289,7 @@ def test_verify_receipt_flags_a_record_altered_since(client, auth, db, runner, m
     handed_in.write_bytes(db.get(Receipt, ack.id).pdf)
     behind_the_apps_back(db, "UPDATE acknowledgment SET signed_at_local = '2001-01-01T00:00:00-06:00'")
     result = verify(runner, "--receipt", str(handed_in))
-    assert result.exit_code == 1
+    assert result.exit_code == 4
     assert "the stored record no longer matches its own hash" in result.output
 
 
@@ -316,10 +316,11 @@ def test_void_keeps_the_original_and_the_member_signs_again(client, auth, db, ru
     assert original.verification_code in client.get("/training/history").get_data(as_text=True)
     receipt = client.get(f"/training/receipts/{original.id}.pdf")
     assert receipt.status_code == 200
-    assert "Quiz passed — ready to sign" in client.get("/training/").get_data(as_text=True)
+    dashboard = client.get("/training/").get_data(as_text=True)
+    assert "Quiz passed — ready to sign" in dashboard and "wrong version was assigned" in dashboard
     (tmp_path / "old.pdf").write_bytes(receipt.data)
     result = verify(runner, "--receipt", str(tmp_path / "old.pdf"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # voided: neither a match that stands nor no match
     assert "Voided:            YES" in result.output and "wrong version was assigned" in result.output
 
     # Signing again writes a new record of the next generation, after the void in the chain.

@@ -3,6 +3,7 @@ to check (the view passes the choices in, so the forms never query the database)
 from datetime import date
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -85,3 +86,9 @@ class VoidForm(FlaskForm):
         Length(max=2000, message="Keep the reason under 2,000 characters.")])
     password = PasswordField("Your current password", validators=[
         DataRequired("Re-enter your password to void a record."), Length(max=256)])
+
+
+class ReceiptCheckForm(FlaskForm):
+    """A receipt PDF someone handed in, to match against the records."""
+
+    file = FileField("Receipt file (PDF)", validators=[FileRequired("Choose the receipt PDF to check.")])

@@ -6,6 +6,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lms.services.audit import record_event
+
 from lms.models import (
     Acknowledgment,
     AcknowledgmentVoid,
@@ -89,6 +91,18 @@ def create_cycle(session: Session, *, year: int, due_date: date, today: date, no
     )
     session.flush()
     return cycle
+
+
+def record_cycle_opened(session: Session, cycle: Cycle, *, members: int, actor_id: int | None,
+                        ip: str | None, now: datetime, via: str) -> None:
+    """Audit the opening of a cycle, the same from the web and the command line (actor None is the
+    operator at the server's command line)."""
+    record_event(session, "cycle.create", at=now, actor_id=actor_id, target=f"cycle:{cycle.year}", ip=ip,
+                 details={"year": cycle.year, "due_date": cycle.due_date.isoformat(), "grace_days": cycle.grace_days,
+                          "policies": [v.policy_id for v in cycle.policy_versions],
+                          "versions": [v.effective.isoformat() for v in cycle.policy_versions],
+                          "units": cycle.audience["units"], "ranks": cycle.audience["ranks"],
+                          "members": members, "via": via})
 
 
 def audience_size(session: Session, cycle_id: int) -> int:

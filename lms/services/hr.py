@@ -54,6 +54,9 @@ class AsOfEntry:
     ack: Acknowledgment | None = None
     #: A void of ``ack`` written after D (the record counted on D but no longer does).
     later_void: AcknowledgmentVoid | None = None
+    #: When nothing stood on D: the latest acknowledgment of that version signed by then but
+    #: already voided by then, with its void, so the "No" says why.
+    voided: tuple[Acknowledgment, AcknowledgmentVoid] | None = None
     #: The passed quiz attempt for that version submitted by the end of D, if any.
     attempt: QuizAttempt | None = None
     #: ``attempt.submitted_at`` in department time, ISO 8601 with offset.
@@ -156,7 +159,8 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
     department's time, the member had a standing acknowledgment of it and a passed quiz.
 
     An acknowledgment counts if it was signed by then and not voided by then; one voided later is
-    reported with that later void, because on D it still stood. Where several count, the earliest
+    reported with that later void, because on D it still stood. When none counts, the last one
+    voided by then is reported with its void, so the "No" says why. Where several count, the earliest
     one never voided is shown (else the earliest), so the answer says since when. The quiz shown is
     the attempt that acknowledgment rests on, or else the first passed attempt submitted by then.
     Returns None if there is no such member.
@@ -182,18 +186,21 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
     version_ids = [v.id for _, v in rows if v is not None]
 
     acks: dict[int, list[tuple[Acknowledgment, AcknowledgmentVoid | None]]] = {}
+    voided_by_then: dict[int, tuple[Acknowledgment, AcknowledgmentVoid]] = {}
     if version_ids:
-        standing = session.execute(
+        signed = session.execute(
             select(Acknowledgment, AcknowledgmentVoid)
             .outerjoin(AcknowledgmentVoid, AcknowledgmentVoid.acknowledgment_id == Acknowledgment.id)
             .where(Acknowledgment.member_id == member_id,
                    Acknowledgment.policy_version_id.in_(version_ids),
-                   Acknowledgment.signed_at < cutoff,
-                   or_(AcknowledgmentVoid.id.is_(None), AcknowledgmentVoid.voided_at >= cutoff))
+                   Acknowledgment.signed_at < cutoff)
             # Never-voided first, then the earliest signature.
             .order_by(AcknowledgmentVoid.id.is_not(None), Acknowledgment.signed_at, Acknowledgment.id))
-        for ack, void in standing:
-            acks.setdefault(ack.policy_version_id, []).append((ack, void))
+        for ack, void in signed:
+            if void is None or void.voided_at >= cutoff:
+                acks.setdefault(ack.policy_version_id, []).append((ack, void))
+            else:  # the later signature wins, so the answer names the last one voided
+                voided_by_then[ack.policy_version_id] = (ack, void)
     attempts: dict[int, list[QuizAttempt]] = {}
     if version_ids:
         passed = session.execute(
@@ -209,6 +216,8 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
         if version is not None:
             if acks.get(version.id):
                 entry.ack, entry.later_void = acks[version.id][0]
+            else:
+                entry.voided = voided_by_then.get(version.id)
             candidates = attempts.get(version.id, [])
             if entry.ack is not None:
                 entry.attempt = next((a for a in candidates if a.id == entry.ack.quiz_attempt_id), None)

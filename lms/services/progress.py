@@ -54,6 +54,8 @@ class AssignmentProgress:
     status: str
     #: The pack's attempts plus those a coordinator granted.
     attempts_allowed: int = 0
+    #: When no signature stands: the void of the latest one, which is why the member signs again.
+    voided: AcknowledgmentVoid | None = None
 
     @property
     def percent(self) -> int:
@@ -125,12 +127,22 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
         assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
         attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),
         passed_attempt=passed, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
-        acknowledgment=ack, status=status, attempts_allowed=attempts_allowed(session, assignment))
+        acknowledgment=ack, status=status, attempts_allowed=attempts_allowed(session, assignment),
+        voided=latest_void(session, assignment.id) if ack is None else None)
 
 
 def attempts_allowed(session: Session, assignment: Assignment) -> int:
     """The attempts an assignment allows: the content pack's limit plus every grant."""
     return assignment.policy_version.max_attempts + session.scalar(select(extra_attempts(assignment.id)))
+
+
+def latest_void(session: Session, assignment_id: int) -> AcknowledgmentVoid | None:
+    """The void of the assignment's latest voided signature, if any."""
+    return session.scalar(
+        select(AcknowledgmentVoid).join(Acknowledgment, Acknowledgment.id == AcknowledgmentVoid.acknowledgment_id)
+        .where(Acknowledgment.assignment_id == assignment_id)
+        .options(joinedload(AcknowledgmentVoid.acknowledgment))
+        .order_by(Acknowledgment.generation.desc()).limit(1))
 
 
 def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgment | None:

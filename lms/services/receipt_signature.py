@@ -510,6 +510,20 @@ def check_signature(pdf: bytes, *, trusted: tuple = (), tsa_trusted: tuple = ())
     return SignatureCheck("valid", **common)
 
 
+def check_signature_as_configured(pdf: bytes, config: Mapping[str, Any],
+                                  instance_path: str | os.PathLike) -> SignatureCheck:
+    """``check_signature`` against the department's configured certificate and LMS_TSA_CERT (a
+    misconfigured key leaves the department's certificate out: the verdict then names the signer
+    without calling it the department's)."""
+    try:
+        identity = signing_identity(config, instance_path)
+        trusted: tuple = (identity.certificate, *identity.chain)
+    except SigningConfigError:
+        trusted = ()
+    tsa_path = config.get("TSA_CERT")
+    return check_signature(pdf, trusted=trusted, tsa_trusted=load_certificates(tsa_path) if tsa_path else ())
+
+
 def load_certificates(path: str | os.PathLike) -> tuple:
     """Every certificate in a PEM or DER file, as asn1crypto certificates."""
     from pyhanko.keys import load_certs_from_pemder

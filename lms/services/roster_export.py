@@ -199,15 +199,16 @@ def filters_details(filters: RosterFilters) -> dict:
             "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
 
 
-# The PDF's member rows. WeasyPrint lays out every table cell as a box of its own, at about 0.7 ms
-# a cell: a table with a cell per column took ~10 s of CPU for 1,000 rows. So the columns are laid
-# out here as fixed-width text in a monospaced font, and the rows go PDF_ROWS_PER_CELL to a table
-# cell, ruled off below like a ledger: 1,000 rows take ~1.5 s. The header row still repeats on every
-# page. Values too long for their column wrap within it; the columns that are often empty come
-# last, so their padding is trimmed (every glyph drawn costs time). Widths are in characters: 187
-# fit the width of landscape Letter at 6.5 pt (pdf.css), and all columns together take 186.
+# The PDF's member rows: a tagged table with one row (TR) per member under a header row repeated on
+# every page. WeasyPrint lays out and tags every table cell as a box of its own, at about 1 ms a
+# cell here: a cell per column (14,000 cells) took ~10 s of CPU for 1,000 rows, and even a second
+# cell per row (the name as a row header) about doubled the time of the whole PDF, past 3 s. So each
+# member's row is one cell holding the columns as fixed-width text in a monospaced font, under a
+# header cell laid out the same way: 1,000 rows take about 1.5 times as long as the five members a
+# cell of before. Values too long for their column wrap within it; the columns that are often empty
+# come last, so their padding is trimmed (every glyph drawn costs time). Widths are in characters:
+# 187 fit the width of landscape Letter at 6.5 pt (pdf.css), and all columns together take 186.
 PDF_GAP = "  "
-PDF_ROWS_PER_CELL = 5
 #: (key, heading lines, width), in the order printed.
 PDF_COLUMNS: list[tuple[str, tuple[str, ...], int]] = [
     ("name", ("Name",), 23), ("badge", ("Badge",), 7), ("rank", ("Rank",), 16), ("unit", ("Unit",), 18),
@@ -270,7 +271,7 @@ def _pdf_cells(values) -> dict[str, str]:
 
 
 def _pdf_rows(rows: Iterable, columns) -> Iterator[str]:
-    """Each roster row as the text of one PDF table row (an exemption's reason on a line below,
+    """Each roster row as the text of its PDF table cell (an exemption's reason on a line below,
     under the status)."""
     widths = [width for _, _, width in columns]
     keys = [key for key, _, _ in columns]
@@ -282,13 +283,6 @@ def _pdf_rows(rows: Iterable, columns) -> Iterator[str]:
         if values["exemption_reason"]:
             text += "\n" + indent + f"Exemption: {_text(values['exemption_reason'])}"
         yield text
-
-
-def _groups(texts: Iterable[str], size: int) -> Iterator[str]:
-    """Texts joined ``size`` at a time, one group per table cell."""
-    iterator = iter(texts)
-    while group := list(islice(iterator, size)):
-        yield "\n".join(group)
 
 
 def _as_mapping(row) -> Mapping:
@@ -313,8 +307,7 @@ def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_
     columns = pdf_columns(show_policy=len({_as_mapping(row).get("policy") for row in rows}) > 1)
     units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
     html = render_template(
-        "roster.html", row_groups=_groups(_pdf_rows(rows, columns), PDF_ROWS_PER_CELL),
-        header=pdf_header_text(columns), title=title,
+        "roster.html", member_rows=_pdf_rows(rows, columns), header=pdf_header_text(columns), title=title,
         filters_text=filters_text, generated=generated_at.isoformat(timespec="seconds"),
         department=department, counts=[(STATUS_LABELS[s], counts.get(s, 0)) for s in STATUSES],
         total=sum(counts.values()), units=units,

@@ -4,11 +4,14 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from lms.models import Acknowledgment, AcknowledgmentVoid, ChainHead, Receipt
+from lms.services.audit import record_event
 from lms.services.content import sha256_hex
 from lms.services.records import GENESIS_HASH, canonical_acknowledgment, canonical_void, record_hash, void_of
 
@@ -227,3 +230,61 @@ def verify_receipt(session: Session, pdf_bytes: bytes) -> ReceiptMatch | None:
         return None
     intact = record_hash(ack.prev_hash, canonical_acknowledgment(ack, digest)) == ack.record_hash
     return ReceiptMatch(acknowledgment=ack, void=void_of(session, ack.id), record_intact=intact)
+
+
+#: What checking a receipt file can come to, and the exit code ``verify --receipt`` gives each
+#: (2 is click's own, for a command line it cannot read). Listed in the README.
+RECEIPT_EXIT_CODES = {"stands": 0, "no_match": 1, "voided": 3, "altered": 4, "signature_broken": 5}
+
+
+@dataclass(frozen=True)
+class ReceiptCheck:
+    """The answer to "is this receipt file one of our records, and does it still stand?", the same
+    for ``verify --receipt`` and HR's upload page."""
+
+    #: "stands", "voided", "altered" (the stored record no longer matches its hash), "no_match",
+    #: or "signature_broken" (the record stands, the file's PDF signature does not verify).
+    outcome: str
+    #: SHA-256 of the file checked.
+    sha256: str
+    match: ReceiptMatch | None
+    #: The file's PDF signature (lms.services.receipt_signature.SignatureCheck), when checked.
+    signature: Any = None
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of ``verify --receipt`` for this answer."""
+        return RECEIPT_EXIT_CODES[self.outcome]
+
+    @property
+    def void(self) -> AcknowledgmentVoid | None:
+        """The void of the matched acknowledgment, if it was voided."""
+        return self.match.void if self.match else None
+
+
+def check_receipt(session: Session, pdf_bytes: bytes, *, file_name: str | None, actor_id: int | None,
+                  ip: str | None, now: datetime, via: str, signature: Any = None) -> ReceiptCheck:
+    """Match a receipt file to its record and say whether it stands, audited as "receipt.verify";
+    ``signature`` is the file's PDF signature as checked by the caller, if it was.
+
+    A record altered since signing outranks a void: the record itself can no longer be trusted.
+    """
+    match = verify_receipt(session, pdf_bytes)
+    if match is None:
+        outcome = "no_match"
+    elif not match.record_intact:
+        outcome = "altered"
+    elif match.void is not None:
+        outcome = "voided"
+    elif signature is not None and signature.status not in ("valid", "unsigned"):
+        outcome = "signature_broken"
+    else:
+        outcome = "stands"
+    check = ReceiptCheck(outcome=outcome, sha256=sha256_hex(pdf_bytes), match=match, signature=signature)
+    record_event(session, "receipt.verify", at=now, actor_id=actor_id, ip=ip,
+                 target=f"acknowledgment:{match.acknowledgment.id}" if match else None,
+                 outcome="success" if outcome == "stands" else "failure",
+                 details={"file": file_name, "result": outcome, "sha256": check.sha256, "via": via,
+                          "signature": signature.status if signature is not None else None})
+    session.flush()
+    return check

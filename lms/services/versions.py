@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms.models import Assignment, Cycle, CyclePolicy, PolicyVersion
+from lms.services.audit import record_event
 from lms.services.content import PolicyPack, split_sections
 from lms.services.cycles import version_in_force
 
@@ -133,13 +134,20 @@ def reassign_superseded(session: Session, *, today: date, now: datetime) -> int:
             if current not in cycle.policy_versions:
                 session.add(CyclePolicy(cycle_id=cycle.id, policy_version_id=current.id))
             due = max(cycle.due_date, today + timedelta(days=cycle.grace_days))
-            old = session.scalars(select(Assignment).where(
+            old = list(session.scalars(select(Assignment).where(
                 Assignment.cycle_id == cycle.id, Assignment.policy_version_id == version.id,
-                Assignment.superseded_at.is_(None)))
+                Assignment.superseded_at.is_(None))))
             for assignment in old:
                 assignment.superseded_at = now
                 session.add(Assignment(cycle_id=cycle.id, member_id=assignment.member_id,
                                        policy_version_id=current.id, due_date=due, assigned_at=now))
                 made += 1
+            if old:
+                # No one asked for this: the calendar did, so the actor is the system.
+                record_event(session, "cycle.reassign", at=now, target=f"cycle:{cycle.year}",
+                             details={"by": "system", "policy": version.policy_id,
+                                      "from_version": version.effective.isoformat(),
+                                      "to_version": current.effective.isoformat(),
+                                      "assignments": len(old), "due_date": due.isoformat()})
     session.flush()
     return made

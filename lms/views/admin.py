@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from lms.auth import role_required
+from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm
 from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, PersonnelForm, RoleForm, role_choices
@@ -88,14 +88,22 @@ def _account_page(member: Member, status: int = 200, **forms):
 
 
 def _refused(action: str, member: Member, form_name: str, form, exc: accounts.AccountError):
-    """Put the refusal beside its field, audit it (the field, never what was typed), re-show the page."""
+    """Put the refusal beside its field, audit it (the field, never what was typed), re-show the page.
+
+    A wrong password re-entered here counts toward the administrator's own lockout, as at signing.
+    """
     db = get_session()
     db.rollback()
     field = getattr(form, exc.field, None) if exc.field else None
     (field.errors if field is not None else form.form_errors).append(str(exc))
     record_event(db, action, at=request_now(), actor_id=current_user.id, target=f"member:{member.id}",
                  ip=client_ip(), outcome="failure", details={"badge": member.badge, "field": exc.field})
+    locked = exc.field == "admin_password" and accounts.count_reauthentication_failure(
+        db, current_user._get_current_object(), action=action, now=request_now(), ip=client_ip(),
+        rules=accounts.SignInRules.from_config(current_app.config))
     commit()
+    if locked:
+        return signed_out_locked()
     return _account_page(member, 400, **{form_name: form})
 
 

@@ -57,6 +57,7 @@ from lms.services.cycles import (
     current_exemption,
     grant_exemption,
     lift_exemption,
+    record_cycle_opened,
 )
 from lms.services.overview import cycle_counts
 from lms.services.progress import STATUS_LABELS, STATUSES, progress_for
@@ -202,10 +203,8 @@ def new_cycle():
             form.year.errors.append(f"a cycle for {form.year.data} already exists")
         else:
             members = audience_size(db, cycle.id)
-            _audit("cycle.create", f"cycle:{cycle.year}", year=cycle.year, due_date=cycle.due_date.isoformat(),
-                   grace_days=cycle.grace_days, policies=[v.policy_id for v in cycle.policy_versions],
-                   versions=[v.effective.isoformat() for v in cycle.policy_versions],
-                   units=cycle.audience["units"], ranks=cycle.audience["ranks"], members=members)
+            record_cycle_opened(db, cycle, members=members, actor_id=current_user.id, ip=client_ip(),
+                                now=request_now(), via="web")
             commit()
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
                   f"due {cycle.due_date.isoformat()}.", "success")

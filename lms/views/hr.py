@@ -18,18 +18,20 @@ from flask import (
 )
 from flask_login import current_user
 
-from lms.auth import role_required
+from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.jobs import wake
-from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, VoidForm
+from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, ReceiptCheckForm, VoidForm
 from lms.models import Acknowledgment, Receipt
 from lms.services import export_jobs, exports
 from lms.services import hr as hr_service
-from lms.services.accounts import password_matches
+from lms.services.accounts import SignInRules, count_reauthentication_failure, password_matches
 from lms.services.audit import record_event
-from lms.services.clock import local_iso
+from lms.services.clock import local_date, local_iso
 from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
+from lms.services.receipt_signature import check_signature_as_configured
+from lms.services.verification import check_receipt
 from lms.views.export_pages import export_download, export_status
 from lms.web import attachment, client_ip, commit, request_now, today
 
@@ -40,6 +42,8 @@ hr_required = role_required("hr")
 SEARCH_LIMIT = 50
 #: Exports up to this size are built in memory, larger ones in a temporary file (see ``export``).
 EXPORT_SPOOL_BYTES = 8 * 1024 * 1024
+#: A receipt is tens of kB; a file larger than this is not one of ours and is not read whole.
+RECEIPT_CHECK_MAX_BYTES = 10 * 1024 * 1024
 
 
 def _audit(action: str, target: str | None = None, outcome: str = "success", **details) -> None:
@@ -95,13 +99,38 @@ def receipt(ack_id: int):
     if ack is None:
         abort(404)
     stored = db.get(Receipt, ack.id)
+    void = void_of(db, ack.id)
     _audit("hr.receipt_download", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge,
-           receipt_sha256=stored.sha256)
+           receipt_sha256=stored.sha256, voided=void is not None)
     commit()
     name = exports.receipt_file_name(ack.policy_ref, ack.policy_effective, ack.badge, ack.id)
-    return Response(stored.pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": attachment(name),
-                             "X-Receipt-SHA256": stored.sha256})
+    headers = {"Content-Disposition": attachment(name), "X-Receipt-SHA256": stored.sha256}
+    if void is not None:
+        headers["X-Acknowledgment-Voided"] = local_date(void.voided_at, current_app.config["TIMEZONE"]).isoformat()
+    return Response(stored.pdf, mimetype="application/pdf", headers=headers)
+
+
+@bp.route("/receipts/check", methods=["GET", "POST"])
+@hr_required
+def check_receipt_file():
+    """Upload a receipt someone handed in: whether it is a record, and whether that record stands
+    (the same answer and audit event as ``flask --app app lms verify --receipt``)."""
+    form = ReceiptCheckForm()
+    check = None
+    if form.validate_on_submit():
+        upload = form.file.data
+        data = upload.read(RECEIPT_CHECK_MAX_BYTES + 1)
+        if len(data) > RECEIPT_CHECK_MAX_BYTES:
+            form.file.errors.append(f"This file is larger than {RECEIPT_CHECK_MAX_BYTES // (1024 * 1024)} MB: "
+                                    "it is not a receipt of this department.")
+        else:
+            check = check_receipt(get_session(), data, file_name=(upload.filename or "")[:255] or None,
+                                  actor_id=current_user.id, ip=client_ip(), now=request_now(), via="web",
+                                  signature=check_signature_as_configured(data, current_app.config,
+                                                                          current_app.instance_path))
+            commit()
+    status = 400 if form.is_submitted() and form.errors else 200
+    return render_template("hr/check_receipt.html", form=form, check=check), status
 
 
 def _export_form(choices: exports.FilterChoices) -> ExportForm:
@@ -261,7 +290,9 @@ def void(ack_id: int):
         _audit("hr.view_acknowledgment", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge)
         commit()
     elif existing is None:
-        if form.validate_on_submit() and _password_confirmed(form):
+        valid = form.validate_on_submit()
+        password_wrong = valid and not _password_confirmed(form)
+        if valid and not password_wrong:
             try:
                 void_acknowledgment(db, ack=ack, reason=form.reason.data, actor=current_user,
                                     ip=client_ip(), now=request_now())
@@ -276,6 +307,12 @@ def void(ack_id: int):
         # A refused void is audited like a refused signature: which fields failed, never their values.
         _audit("ack.void", f"acknowledgment:{ack.id}", outcome="failure",
                fields=sorted(f.name for f in form if f.errors))
+        # A wrong password here counts toward the HR member's lockout, as at signing.
+        locked = password_wrong and count_reauthentication_failure(
+            db, current_user._get_current_object(), action="ack.void", now=request_now(), ip=client_ip(),
+            rules=SignInRules.from_config(current_app.config))
         commit()
+        if locked:
+            return signed_out_locked()
     status = 400 if request.method == "POST" else 200
     return render_template("hr/void.html", ack=ack, void=existing, form=form), status

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from lms.auth import role_required, session_seconds_left, signed_out_locked
@@ -15,6 +14,8 @@ from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import attempt_grants, training_contacts
 from lms.services.audit import record_event
+from lms.services.clock import local_date
+from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
 from lms.services.policy_text import render_policy
 from lms.services.versions import changes_since_previous
@@ -29,6 +30,7 @@ from lms.services.signing import (
 )
 from lms.services.validators import ascii_int
 from lms.web import attachment, client_ip, commit, request_now, today
+from lms.services.records import void_of
 
 bp = Blueprint("officer", __name__, url_prefix="/training")
 officer_required = role_required("officer")
@@ -40,6 +42,12 @@ def _own_assignment(assignment_id: int) -> Assignment:
     if assignment is None:
         abort(404)
     return assignment
+
+
+def _audit(action: str, target: str, **details) -> None:
+    """Record what the signed-in member did, from where, now."""
+    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+                 ip=client_ip(), details=details or None)
 
 
 def _progress(assignment: Assignment) -> progress_service.AssignmentProgress:
@@ -111,7 +119,8 @@ def mark_read(assignment_id: int, lesson_id: int):
     if lesson is None or lesson.version_id != assignment.policy_version_id or lesson.retired:
         abort(404)
     try:
-        progress_service.mark_lesson_read(db, assignment, lesson, request_now())
+        if progress_service.mark_lesson_read(db, assignment, lesson, request_now()):
+            _audit("lesson.read", f"assignment:{assignment.id}", lesson=lesson.slug)
         commit()
     except IntegrityError:  # a double click recorded it a moment ago
         db.rollback()
@@ -145,7 +154,10 @@ def start_quiz(assignment_id: int):
         abort(400)
     db = get_session()
     try:
-        quiz_service.start_attempt(db, assignment, request_now())
+        already_open = quiz_service.open_attempt(db, assignment.id) is not None
+        attempt = quiz_service.start_attempt(db, assignment, request_now())
+        if not already_open:  # a reload returns to the open attempt; only a new draw is news
+            _audit("quiz.start", f"assignment:{assignment.id}", attempt=attempt.number)
         commit()
     except quiz_service.QuizError as exc:
         db.rollback()
@@ -170,6 +182,8 @@ def submit_quiz(assignment_id: int, attempt_id: int):
     answers = _answers_from_form()
     try:
         quiz_service.submit_attempt(db, attempt, answers, request_now())
+        _audit("quiz.submit", f"assignment:{assignment.id}", attempt=attempt.number, score=attempt.score,
+               passed=attempt.passed)
         commit()
     except quiz_service.AnswerError as exc:
         db.rollback()
@@ -398,25 +412,31 @@ def signed(assignment_id: int):
 @bp.get("/history")
 @officer_required
 def history():
-    """Every acknowledgment the member has signed."""
-    acks = get_session().scalars(select(Acknowledgment).where(Acknowledgment.member_id == current_user.id)
-                                 .order_by(Acknowledgment.signed_at.desc()))
-    return render_template("officer/history.html", acks=list(acks))
+    """Every acknowledgment the member has signed, each voided one marked with why it was voided."""
+    record = member_record(get_session(), current_user.id)
+    return render_template("officer/history.html", entries=record.acknowledgments)
 
 
 @bp.get("/receipts/<int:ack_id>.pdf")
 @officer_required
 def receipt(ack_id: int):
-    """Download one's own receipt; any other member's id is a 404."""
+    """Download one's own receipt; any other member's id is a 404.
+
+    A voided one stays downloadable (it is the member's copy of what they signed, and a hearing may
+    ask for it), but its file name says VOIDED: the stored PDF itself is never changed.
+    """
     db = get_session()
     ack = db.get(Acknowledgment, ack_id)
     if ack is None or ack.member_id != current_user.id:
         abort(404)
     stored = db.get(Receipt, ack.id)
+    void = void_of(db, ack.id)
     record_event(db, "receipt.download", at=request_now(), actor_id=current_user.id,
-                 target=f"acknowledgment:{ack.id}", ip=client_ip())
+                 target=f"acknowledgment:{ack.id}", ip=client_ip(), details={"voided": void is not None})
     commit()
-    filename = f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}.pdf"
-    return Response(stored.pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": attachment(filename),
-                             "X-Receipt-SHA256": stored.sha256})
+    filename = (f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}"
+                f"{'-VOIDED' if void else ''}.pdf")
+    headers = {"Content-Disposition": attachment(filename), "X-Receipt-SHA256": stored.sha256}
+    if void is not None:
+        headers["X-Acknowledgment-Voided"] = local_date(void.voided_at, current_app.config["TIMEZONE"]).isoformat()
+    return Response(stored.pdf, mimetype="application/pdf", headers=headers)

@@ -1,0 +1,482 @@
+"""Every change leaves a trace: each state-changing route and each command writes an audit event
+naming who did it (or the system) and what changed.
+
+Both tables are checked against the application itself: a POST route or a CLI command with no row
+here fails the suite, naming it, so whoever adds one decides what it records. Then each row is run
+for real and the events written by that one request or command are read back.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+import pytest
+from sqlalchemy import func, select
+
+from lms import create_app
+from lms.cli import lms as lms_group
+from lms.db import get_database, utcnow
+from lms.models import Acknowledgment, AuditEvent, Cycle, Member, Receipt
+from lms.services.clock import local_date
+from lms.services.cycles import grant_exemption
+
+from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token
+from tests.helpers import answers_for, assignment_of, lesson_links, open_attempt, pass_quiz, read_all_lessons, sign
+from tests.helpers import start_quiz as start_quiz_page
+
+NEW_PASSWORD = "violet tractor harbour lamp"
+FIXTURE = Path(__file__).parent / "fixtures" / "content_versions"
+
+
+def _client(app, member=None):
+    client = app.test_client()
+    if member is not None:
+        response = client.post("/sign-in", data={"badge": member.badge, "password": PASSWORD,
+                                                  "csrf_token": csrf_token(client)})
+        assert response.status_code == 302, member.badge
+    return client
+
+
+def _last_event_id(db) -> int:
+    db.expire_all()
+    return db.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def _events_since(db, mark: int) -> list[AuditEvent]:
+    db.expire_all()
+    return list(db.scalars(select(AuditEvent).where(AuditEvent.id > mark).order_by(AuditEvent.id)))
+
+
+@dataclass
+class Step:
+    """One state change: ``prepare`` sets the scene (its events do not count), ``act`` makes the
+    change; the events ``act`` writes must include ``action`` by ``actor`` (a world key, or None
+    for the system), with details saying what changed."""
+
+    action: str
+    actor: str | None
+    act: object
+    prepare: object = None
+    #: Details the event must carry (key: value), beyond being non-empty.
+    details: dict = field(default_factory=dict)
+
+
+# --- the web ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def world(app, db, make_member, open_cycle):
+    """Officers (one per officer action), a coordinator, HR, an administrator and this year's cycle."""
+    w = SimpleNamespace(app=app, db=db)
+    w.officers = {name: make_member(first=name.capitalize(), last="Officer", badge=f"50{i}")
+                  for i, name in enumerate(("reader", "starter", "taker", "signer", "voided", "exempt",
+                                            "lifted", "reminded", "mover", "locked"))}
+    w.coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
+    w.hr = make_member(first="Pat", last="Lee", badge="900", roles=("hr",))
+    w.admin = make_member(first="Carmen", last="Reyes", badge="1005", roles=("admin",))
+    cycle = open_cycle()
+    w.year = cycle.year
+    db.get(Member, w.officers["reminded"].id).email = "reminded@example.org"
+    db.commit()
+    return w
+
+
+def _member(w, key: str) -> Member:
+    if key in ("coordinator", "hr", "admin"):
+        return getattr(w, key)
+    return w.officers[key]
+
+
+def _signed_ack(w, key: str) -> Acknowledgment:
+    officer = w.officers[key]
+    client = _client(w.app, officer)
+    assignment_id = assignment_of(w.db, officer).id
+    read_all_lessons(client, assignment_id)
+    pass_quiz(client, w.db, assignment_id)
+    assert sign(client, assignment_id, officer.full_name).status_code == 303
+    w.db.expire_all()
+    return w.db.scalars(select(Acknowledgment).where(Acknowledgment.member_id == officer.id)).one()
+
+
+def _post(client, url: str, data: dict | None = None, token_from: str | None = None, **kwargs):
+    token = csrf_token(client, token_from or url)
+    return client.post(url, data={"csrf_token": token, **(data or {})}, **kwargs)
+
+
+def _sign_in(w, s):
+    s.client = w.app.test_client()
+    token = csrf_token(s.client)
+    return s.client.post("/sign-in", data={"badge": w.officers["reader"].badge, "password": PASSWORD,
+                                           "csrf_token": token})
+
+
+def _prepare_officer(key):
+    def prepare(w, s):
+        s.client = _client(w.app, w.officers[key])
+        s.assignment = assignment_of(w.db, w.officers[key]).id
+    return prepare
+
+
+def _prepare_quiz(w, s):
+    _prepare_officer("taker")(w, s)
+    read_all_lessons(s.client, s.assignment)
+    start_quiz_page(s.client, s.assignment)
+    s.attempt = open_attempt(w.db, s.assignment)
+
+
+def _prepare_sign(w, s):
+    _prepare_officer("signer")(w, s)
+    read_all_lessons(s.client, s.assignment)
+    pass_quiz(s.client, w.db, s.assignment)
+
+
+def _prepare_as(key):
+    def prepare(w, s):
+        s.client = _client(w.app, _member(w, key))
+    return prepare
+
+
+def _prepare_lift(w, s):
+    officer = w.db.get(Member, w.officers["lifted"].id)
+    s.exemption = grant_exemption(w.db, cycle=w.db.scalars(select(Cycle)).one(), member=officer,
+                                  reason="Light duty until March", granted_by_id=w.coordinator.id, now=utcnow())
+    w.db.commit()
+    s.client = _client(w.app, w.coordinator)
+
+
+def _prepare_void(w, s):
+    s.ack = _signed_ack(w, "voided")
+    s.client = _client(w.app, w.hr)
+
+
+def _prepare_check(w, s):
+    s.pdf = w.db.get(Receipt, _signed_ack(w, "voided").id).pdf
+    s.client = _client(w.app, w.hr)
+
+
+PERSONNEL_CSV = (b"badge,first_name,last_name,email,rank,unit,shift,supervisor_badge,hire_date,status,role\n"
+                 b"777,Nia,Newhire,nia@example.org,Officer,Patrol North,Day,,2026-01-05,active,officer\n")
+
+
+def _prepare_apply(w, s):
+    s.client = _client(w.app, w.admin)
+    response = _post(s.client, "/admin/personnel/import", {"file": (io.BytesIO(PERSONNEL_CSV), "roster.csv")},
+                     content_type="multipart/form-data")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    s.preview = response.headers["Location"]
+
+
+def _prepare_grant(w, s):
+    officer = w.officers["starter"]
+    s.assignment = assignment_of(w.db, officer).id
+    s.member_url = f"/coordinator/cycles/{w.year}/members/{officer.id}"
+    s.grant_url = f"{s.member_url}/assignments/{s.assignment}/attempts"
+    s.prefix = f"grant{s.assignment}-"
+    s.client = _client(w.app, w.coordinator)
+
+
+def _prepare_failed_job(w, s):
+    from lms.models import Job
+
+    job = Job(kind="email", key="audit-trail-failed", payload={}, status="failed", attempts=5, max_attempts=5,
+              run_after=utcnow(), created_at=utcnow(), last_error="SMTPRecipientsRefused: 550 No such user")
+    w.db.add(job)
+    w.db.commit()
+    s.job_id = job.id
+    s.client = _client(w.app, w.admin)
+
+
+def _admin_url(w, s, action: str) -> str:
+    return f"/admin/members/{w.officers['mover'].id}/{action}"
+
+
+WEB_STEPS: dict[str, Step] = {
+    "auth.sign_in": Step("auth.sign_in", "reader", prepare=lambda w, s: None, act=_sign_in,
+                         details={"badge": "500"}),
+    "auth.sign_out": Step("auth.sign_out", "reader", prepare=_prepare_as("reader"),
+                          act=lambda w, s: _post(s.client, "/sign-out", token_from="/verify")),
+    "account.change_password": Step(
+        "account.password_change", "reader", prepare=_prepare_as("reader"),
+        act=lambda w, s: _post(s.client, "/account/password", {
+            "current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD})),
+    "officer.mark_read": Step(
+        "lesson.read", "reader", prepare=_prepare_officer("reader"),
+        act=lambda w, s: _post(s.client, lesson_links(s.client.get(f"/training/{s.assignment}").get_data(
+            as_text=True), s.assignment)[0] + "/read", token_from=f"/training/{s.assignment}")),
+    "officer.start_quiz": Step(
+        "quiz.start", "starter",
+        prepare=lambda w, s: (_prepare_officer("starter")(w, s), read_all_lessons(s.client, s.assignment)),
+        act=lambda w, s: _post(s.client, f"/training/{s.assignment}/quiz/start",
+                               token_from=f"/training/{s.assignment}/quiz"),
+        details={"attempt": 1}),
+    "officer.submit_quiz": Step(
+        "quiz.submit", "taker", prepare=_prepare_quiz,
+        act=lambda w, s: _post(s.client, f"/training/{s.assignment}/quiz/{s.attempt.id}",
+                               answers_for(w.db, s.attempt), token_from=f"/training/{s.assignment}/quiz"),
+        details={"attempt": 1, "score": 100, "passed": True}),
+    "officer.sign": Step("ack.sign", "signer", prepare=_prepare_sign,
+                         act=lambda w, s: sign(s.client, s.assignment, w.officers["signer"].full_name)),
+    "coordinator.new_cycle": Step(
+        "cycle.create", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: _post(s.client, "/coordinator/cycles/new", {
+            "year": w.year + 1, "due_date": f"{w.year + 1}-12-31", "policies": ["16.3"], "grace_days": 30}),
+        details={"via": "web", "policies": ["16.3"]}),
+    "coordinator.grant": Step(
+        "exemption.grant", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/members/{w.officers['exempt'].id}/exemption",
+                               {"reason": "Military leave until June"},
+                               token_from=f"/coordinator/cycles/{w.year}/members/{w.officers['exempt'].id}"),
+        details={"reason": "Military leave until June"}),
+    "coordinator.lift": Step(
+        "exemption.lift", "coordinator", prepare=_prepare_lift,
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/exemptions/{s.exemption.id}/lift",
+                               token_from=f"/coordinator/cycles/{w.year}/exemptions")),
+    "coordinator_tools.send_reminders": Step(
+        "reminder.queue", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/reminders", {"confirm": "y"})),
+    "coordinator_tools.save_schedule": Step(
+        "reminder.schedule", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.year}/reminders/schedule", data={
+            "schedule-csrf_token": csrf_token(s.client, f"/coordinator/cycles/{w.year}/reminders"),
+            "schedule-days_before": "14, 7, 1"}),
+        details={"days_before": [14, 7, 1]}),
+    "coordinator.grant_quiz_attempts": Step(
+        "quiz.grant_attempts", "coordinator", prepare=_prepare_grant,
+        act=lambda w, s: s.client.post(s.grant_url, data={
+            "csrf_token": csrf_token(s.client, s.member_url), s.prefix + "attempts": "2",
+            s.prefix + "reason": "Reviewed the lessons with her", s.prefix + "password": PASSWORD}),
+        details={"badge": "501"}),
+    "hr.export": Step("hr.export", "hr", prepare=_prepare_as("hr"),
+                      act=lambda w, s: _post(s.client, "/hr/export", {"policy": "", "version": "", "unit": ""}),
+                      details={"via": "web"}),
+    "hr.void": Step("ack.void", "hr", prepare=_prepare_void,
+                    act=lambda w, s: _post(s.client, f"/hr/acknowledgments/{s.ack.id}/void",
+                                           {"reason": "Signed under the wrong badge", "password": PASSWORD}),
+                    details={"reason": "Signed under the wrong badge"}),
+    "hr.check_receipt_file": Step(
+        "receipt.verify", "hr", prepare=_prepare_check,
+        act=lambda w, s: _post(s.client, "/hr/receipts/check", {"file": (io.BytesIO(s.pdf), "r.pdf")},
+                               content_type="multipart/form-data"),
+        details={"via": "web", "result": "stands"}),
+    "admin.unlock": Step("admin.unlock", "admin", prepare=_prepare_as("admin"),
+                         act=lambda w, s: _post(s.client, _admin_url(w, s, "unlock"),
+                                                token_from=_admin_url(w, s, "")[:-1])),
+    "admin.reset_password": Step(
+        "admin.reset_password", "admin", prepare=_prepare_as("admin"),
+        act=lambda w, s: _post(s.client, _admin_url(w, s, "reset-password"), {"reset-admin_password": PASSWORD},
+                               token_from=_admin_url(w, s, "")[:-1])),
+    "admin.grant_role": Step(
+        "admin.grant_role", "admin", prepare=_prepare_as("admin"),
+        act=lambda w, s: _post(s.client, _admin_url(w, s, "roles/grant"),
+                               {"grant-role": "coordinator", "grant-admin_password": PASSWORD},
+                               token_from=_admin_url(w, s, "")[:-1]),
+        details={"role": "coordinator"}),
+    "admin.revoke_role": Step(
+        "admin.revoke_role", "admin", prepare=_prepare_as("admin"),
+        act=lambda w, s: _post(s.client, _admin_url(w, s, "roles/revoke"),
+                               {"revoke-role": "officer", "revoke-admin_password": PASSWORD},
+                               token_from=_admin_url(w, s, "")[:-1]),
+        details={"role": "officer"}),
+    "admin.change_personnel": Step(
+        "admin.personnel_change", "admin", prepare=_prepare_as("admin"),
+        act=lambda w, s: s.client.post(_admin_url(w, s, "personnel"), data={
+            "csrf_token": csrf_token(s.client, _admin_url(w, s, "")[:-1]), "personnel-status": "active",
+            "personnel-unit": "Traffic", "personnel-shift": "Day", "personnel-rank": "Officer"}),
+        details={"badge": "508"}),
+    "admin_jobs.retry": Step(
+        "job.retry", "admin", prepare=_prepare_failed_job,
+        act=lambda w, s: _post(s.client, f"/admin/jobs/{s.job_id}/retry", token_from="/admin/jobs/")),
+    "admin_personnel.upload": Step(
+        "personnel.upload", "admin", prepare=_prepare_as("admin"),
+        act=lambda w, s: _post(s.client, "/admin/personnel/import",
+                               {"file": (io.BytesIO(PERSONNEL_CSV), "roster.csv")}, content_type="multipart/form-data"),
+        details={"filename": "roster.csv", "rows": 1}),
+    "admin_personnel.apply": Step("personnel.import", "admin", prepare=_prepare_apply,
+                                  act=lambda w, s: _post(s.client, s.preview + "/apply", token_from=s.preview),
+                                  details={"added": 1}),
+}
+
+
+#: POST routes that change no record of the department, so record nothing; each says why.
+NOT_RECORDS = {
+    # Keeps the signed-in session alive (the idle warning's "Stay signed in").
+    "auth.stay": "touches the session's last-seen time only",
+    # Autosave of a quiz answer as the member clicks: the submitted attempt is audited.
+    "officer.save_answers": "saves answers in progress; quiz.submit records the attempt",
+    # The identity provider's answer: verified, then handed to /sso/saml/finish, which signs in
+    # (auth.sign_in / auth.sso) or refuses (auth.sso failure).
+    "sso.saml_acs": "hands a verified assertion to the sign-in that audits it",
+}
+
+
+def _state_changing_endpoints(app) -> set[str]:
+    return {rule.endpoint for rule in app.url_map.iter_rules() if "POST" in rule.methods} - set(NOT_RECORDS)
+
+
+def test_every_state_changing_route_has_a_step(app):
+    endpoints = _state_changing_endpoints(app)
+    missing = sorted(endpoints - set(WEB_STEPS))
+    assert not missing, "POST routes with no audit step in tests/test_audit_trail.py: " + ", ".join(missing)
+    assert not set(WEB_STEPS) - endpoints, "steps for routes that no longer exist"
+
+
+@pytest.mark.parametrize("endpoint", sorted(WEB_STEPS))
+def test_every_state_changing_route_is_audited(world, endpoint):
+    step = WEB_STEPS[endpoint]
+    scene = SimpleNamespace()
+    step.prepare(world, scene)
+    mark = _last_event_id(world.db)
+    response = step.act(world, scene)
+    assert response.status_code in (200, 302, 303), (endpoint, response.status_code,
+                                                     response.get_data(as_text=True)[:2000])
+    events = [e for e in _events_since(world.db, mark) if e.action == step.action]
+    assert events, f"{endpoint} wrote no {step.action} event; it wrote " + \
+        ", ".join(e.action for e in _events_since(world.db, mark))
+    actor = _member(world, step.actor)
+    for event in events:
+        assert event.actor_id == actor.id and event.outcome == "success" and event.ip == "127.0.0.1", endpoint
+        assert event.details or event.target, f"{endpoint}: {step.action} says nothing of what changed"
+        for key, value in step.details.items():
+            assert event.details.get(key) == value, (endpoint, key, event.details)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
+    names = set()
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names |= _commands(command, prefix + (name,))
+        else:
+            names.add(" ".join(prefix + (name,)))
+    return names
+
+
+#: Commands that change nothing, so record nothing.
+READ_ONLY = {"content check", "jobs list"}
+#: Commands that run queued work: each job records its own events (reminder.send, job.retry, the
+#: periodic tasks' cycle.version_switch or chain.anchor…), tested in tests/test_jobs.py.
+RUNS_JOBS = {"worker", "jobs run", "jobs schedule"}
+
+
+def _cli_steps(tmp: Path, year: int, receipt: Path) -> dict[str, tuple[list[str], str, dict]]:
+    """Command -> (arguments, the action it must record, details it must carry). Run in this order
+    after ``seed-demo``, whose data the others use; ``init`` has a test of its own below."""
+    csv_file = tmp / "people.csv"
+    csv_file.write_bytes(PERSONNEL_CSV)
+    return {
+        "cycle create": (["cycle", "create", "--year", str(year + 1), "--due", f"{year + 1}-12-31"],
+                         "cycle.create", {"via": "cli", "year": year + 1}),
+        "verify": (["verify"], "chain.verify", {"via": "cli"}),
+        "verify --receipt": (["verify", "--receipt", str(receipt)], "receipt.verify",
+                             {"via": "cli", "result": "stands"}),
+        "import-personnel": (["import-personnel", str(csv_file)], "personnel.import", {"added": 1}),
+        "create-user": (["create-user", "--badge", "4242", "--first", "Ana", "--last", "Diaz",
+                         "--role", "coordinator"], "admin.create_user", {"via": "cli", "role": "coordinator"}),
+        "export-acks": (["export-acks", "--out", str(tmp / "acks.zip")], "hr.export", {"via": "cli"}),
+        "roster": (["roster", "--cycle", str(year), "--format", "csv", "--out", str(tmp / "roster.csv")],
+                   "roster.export", {"via": "cli", "format": "csv"}),
+        "anchor": (["anchor"], "chain.anchor", {}),
+        "backup": (["backup", "--out", str(tmp / "backup.db")], "database.backup", {"via": "cli"}),
+        "jobs retry": (["jobs", "retry", "JOB"], "job.retry", {}),
+        "restore": (["restore", str(tmp / "backup.db"), "--force"], "database.restore", {"via": "cli", "forced": True}),
+    }
+
+
+def test_every_command_is_audited(app, runner, db, tmp_path):
+    result = runner.invoke(args=["lms", "seed-demo", "--people", "4", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    [seeded] = [e for e in _events_since(db, 0) if e.action == "demo.seed"]
+    assert seeded.actor_id is None and seeded.details == {"people": 4, "seed": 7, "via": "cli"}
+
+    year = local_date(utcnow(), app.config["TIMEZONE"]).year
+    receipt = tmp_path / "receipt.pdf"
+    receipt.write_bytes(db.scalars(select(Receipt.pdf).limit(1)).first())
+    steps = _cli_steps(tmp_path, year, receipt)
+    covered = {name.split(" --")[0] for name in steps} | READ_ONLY | RUNS_JOBS | {"seed-demo", "init", "grant-attempts"}
+    missing = sorted(_commands(lms_group) - covered)
+    assert not missing, "commands with no audit step in tests/test_audit_trail.py: " + ", ".join(missing)
+
+    for name, (args, action, details) in steps.items():
+        if args[:2] == ["jobs", "retry"]:
+            args = ["jobs", "retry", str(_failed_job(db))]
+        mark = _last_event_id(db)
+        result = runner.invoke(args=["lms", *args])
+        assert result.exit_code == 0, (name, result.output)
+        if name == "restore":  # the database is the backup now: its newest event is the restore
+            mark = _last_event_id(db) - 1
+        events = [e for e in _events_since(db, mark) if e.action == action]
+        assert events, f"{name} wrote no {action} event"
+        for event in events:
+            # The operator at the server's command line, not a signed-in member.
+            assert event.actor_id is None, name
+            for key, value in details.items():
+                assert event.details.get(key) == value, (name, key, event.details)
+
+    mark = _last_event_id(db)
+    assert runner.invoke(args=["lms", "content", "check"]).exit_code == 0
+    assert _events_since(db, mark) == []
+
+
+def _failed_job(db) -> int:
+    from lms.models import Job
+
+    job = Job(kind="email", key="audit-trail-cli-failed", payload={}, status="failed", attempts=5, max_attempts=5,
+              run_after=utcnow(), created_at=utcnow(), last_error="SMTPRecipientsRefused: 550 No such user")
+    db.add(job)
+    db.commit()
+    return job.id
+
+
+def test_a_grant_of_attempts_from_the_command_line_names_the_coordinator(app, runner, db, make_member, open_cycle):
+    """grant-attempts acts for the coordinator --by names (their password on standard input)."""
+    officer = make_member(first="Alex", last="Rivera", badge="501")
+    coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
+    cycle = open_cycle()
+    mark = _last_event_id(db)
+    result = runner.invoke(args=["lms", "grant-attempts", "--cycle", str(cycle.year), "--badge", officer.badge,
+                                 "--attempts", "1", "--reason", "Asked in person", "--by", coordinator.badge],
+                           input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    [event] = [e for e in _events_since(db, mark) if e.action == "quiz.grant_attempts"]
+    assert event.actor_id == coordinator.id and event.details["badge"] == "501" and event.details["attempts"] == 1
+
+
+def test_init_moving_cycles_onto_a_new_version_is_audited_as_the_system(app, db, make_member, tmp_path):
+    """A later version arrives in content/ and the daily ``init`` moves the open cycle onto it."""
+    content = tmp_path / "content"
+    shutil.copytree(FIXTURE, content)
+    later = tmp_path / "later"
+    shutil.move(content / "99.1-portable-radios" / "versions" / "2024-01-01", later)
+    radios = create_app({**TEST_CONFIG, "DATABASE_URL": app.config["DATABASE_URL"],
+                         "INSTANCE_PATH": app.instance_path, "CONTENT_DIR": str(content)})
+    try:
+        runner = radios.test_cli_runner()
+        assert runner.invoke(args=["lms", "init"]).exit_code == 0
+        make_member(first="Alex", last="Rivera", badge="501")
+        year = date.today().year + 2
+        result = runner.invoke(args=["lms", "cycle", "create", "--year", str(year), "--due", f"{year}-01-31",
+                                     "--policy", "99.1"])
+        assert result.exit_code == 0, result.output
+        mark = _last_event_id(db)
+        shutil.move(later, content / "99.1-portable-radios" / "versions" / "2024-01-01")
+        assert runner.invoke(args=["lms", "init"]).exit_code == 0
+        events = {e.action: e for e in _events_since(db, mark)}
+        added, moved = events["content.version_added"], events["cycle.reassign"]
+        assert added.actor_id is None and added.details["by"] == "system"
+        assert (added.details["policy"], added.details["version"]) == ("99.1", "2024-01-01")
+        assert moved.actor_id is None and moved.target == f"cycle:{year}"
+        assert moved.details == {"by": "system", "policy": "99.1", "from_version": "2020-01-01",
+                                 "to_version": "2024-01-01", "assignments": 1,
+                                 "due_date": moved.details["due_date"]}
+        assert date.fromisoformat(moved.details["due_date"]) >= date.today() + timedelta(days=30)
+        # A second init moves nothing and records nothing.
+        mark = _last_event_id(db)
+        assert runner.invoke(args=["lms", "init"]).exit_code == 0
+        assert _events_since(db, mark) == []
+    finally:
+        get_database(radios).dispose()
