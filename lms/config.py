@@ -47,8 +47,13 @@ class Defaults:
     #: until an administrator unlocks it.
     LOCKOUT_THRESHOLD = 5
     LOCKOUT_MINUTES = 30
-    #: Failed sign-ins from one IP address within the window before that address is refused (429).
-    SIGN_IN_IP_MAX_FAILURES = 20
+    #: Failed sign-ins of one badge from one IP address within the window before that badge is
+    #: refused from that address (429). Counting the pair, not the address, keeps a station or a
+    #: fleet of patrol cars behind one NAT gateway from locking each other out.
+    SIGN_IN_ACCOUNT_IP_MAX_FAILURES = 10
+    #: Failed sign-ins of any badges from one address within the window before the whole address
+    #: is refused (429): a ceiling only a scripted attack reaches.
+    SIGN_IN_IP_MAX_FAILURES = 300
     SIGN_IN_IP_WINDOW_MINUTES = 15
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
