@@ -35,13 +35,15 @@ def create_app(config: dict | None = None) -> Flask:
     from lms.views import admin, admin_audit, admin_jobs, admin_personnel, coordinator, coordinator_tools, hr, officer, public
     from lms.views import auth as auth_views
     from lms.views import account as account_views
+    from lms.views import admin_invitations, invitations
 
     db.init_app(app)
     auth.init_app(app)
     web.init_app(app)
     jobs.init_app(app)
     for blueprint in (auth_views.bp, officer.bp, coordinator.bp, coordinator_tools.bp, hr.bp, admin.bp,
-                      admin_personnel.bp, admin_audit.bp, admin_jobs.bp, public.bp, account_views.bp):
+                      admin_personnel.bp, admin_audit.bp, admin_jobs.bp, public.bp, account_views.bp,
+                      admin_invitations.bp, invitations.bp):
         app.register_blueprint(blueprint)
     app.cli.add_command(cli.lms)
     return app

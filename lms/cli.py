@@ -219,8 +219,11 @@ def _print_receipt_match(match) -> None:
               help="The file lists everyone: report members missing from it.")
 @click.option("--separate-missing", is_flag=True,
               help="With --full-roster: mark the members missing from the file separated.")
+@click.option("--invite", "send_invitations", is_flag=True,
+              help="E-mail every member of the file who has no password yet a link to set one.")
 @with_appcontext
-def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool) -> None:
+def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool,
+                     send_invitations: bool) -> None:
     """Upsert personnel from CSV by badge: all rows or none."""
     from lms.services.personnel import PersonnelImportError, apply_import, plan_import
 
@@ -251,16 +254,29 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
     if dry_run:
         click.echo("Dry run: nothing was written.")
         return
+    now = utcnow()
     if not plan.has_changes and not (separate_missing and plan.missing):
         click.echo("No changes: the roster already matches this file.")
-        return
-    now = utcnow()
-    counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
-                          now=now, today=local_date(now, current_app.config["TIMEZONE"]),
-                          source=f"cli:{file.name}")
+    else:
+        counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
+                              now=now, today=local_date(now, current_app.config["TIMEZONE"]),
+                              source=f"cli:{file.name}")
+        click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
+                   f"{counts['separated']} separated.")
+    if send_invitations:
+        from lms.jobs import wake
+        from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
+
+        # In the import's transaction: the roster and the invitation e-mails commit together.
+        invited = invite(session, members_to_invite_from_import(session, [row.badge for row in plan.rows]),
+                         now=now, by_id=None, ip=None, settings=InvitationSettings.from_config(current_app.config),
+                         skip_open=True)
+        click.echo(f"Invitations queued for {len(invited.sent)} member(s).")
+        for member, why in invited.skipped:
+            click.echo(f"  not invited: {member.badge} {member.full_name}: {why}")
     session.commit()
-    click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
-               f"{counts['separated']} separated.")
+    if send_invitations and invited.sent:
+        wake(current_app)
 
 
 @lms.command("create-user")

@@ -76,6 +76,8 @@ class Defaults:
 
     #: The address members use to reach Roll Call: e-mails link to it (no trailing slash needed).
     PUBLIC_URL = "http://127.0.0.1:5000"
+    #: Days an invitation link (to set the first password) works before it expires.
+    INVITATION_DAYS = 7
 
     #: Background jobs (docs/jobs.md). None: Huey keeps its queue in instance/jobs.sqlite3 (one
     #: machine); "redis://host:6379/0": Redis, for workers on several machines.

@@ -49,3 +49,13 @@ class MemberLookupForm(FlaskForm):
         csrf = False
 
     q = StringField("Badge number or name", validators=[Length(max=100)])
+
+
+class FirstPasswordForm(FlaskForm):
+    """The password a member chooses from their invitation."""
+
+    new_password = PasswordField("Choose a password", validators=[
+        DataRequired("Enter a password."), Length(max=_MAX)])
+    confirm_password = PasswordField("The same password again", validators=[
+        DataRequired("Enter the password again."),
+        EqualTo("new_password", "The two passwords are not the same.")])

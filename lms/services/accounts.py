@@ -127,6 +127,14 @@ def _set_password(member: Member, password: str, *, now: datetime, hash_method: 
     member.locked_until = None
 
 
+def set_first_password(member: Member, password: str, *, now: datetime, hash_method: str) -> None:
+    """Set the password a member chose themselves (from an invitation): the policy applies, and
+    any lock or failure count from before is cleared."""
+    check_password_policy(password, badge=member.badge, first_name=member.first_name,
+                          last_name=member.last_name)
+    _set_password(member, password, now=now, hash_method=hash_method, must_change=False)
+
+
 def temporary_password() -> str:
     """A random password to hand over once: 16 characters in four groups (about 79 bits)."""
     groups = ("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))

@@ -1,0 +1,69 @@
+"""How local members prove who they are beyond a password: invitations to set the first
+password, and second factors (TOTP and its recovery codes)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms.db import Base, UTCDateTime
+from lms.models.people import Member
+
+
+class Invitation(Base):
+    """A one-time, expiring link e-mailed to a member so they set their own password."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: SHA-256 (hex) of the token in the link; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The link stops working then (INVITATION_DAYS after it was sent).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the member set their password with it; a used link never works again.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When a newer invitation to the same member replaced it: only the latest link works.
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The administrator who sent it; None from the command line.
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+
+    member: Mapped[Member] = relationship(foreign_keys=[member_id])
+
+    def state(self, now: datetime) -> str:
+        """open, used, replaced or expired."""
+        if self.used_at is not None:
+            return "used"
+        if self.replaced_at is not None:
+            return "replaced"
+        return "open" if self.expires_at > now else "expired"
+
+
+class TotpFactor(Base):
+    """A member's authenticator app (RFC 6238 TOTP); one per member."""
+
+    __tablename__ = "totp_factor"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)
+    #: Base32 secret shared with the authenticator app; needed in the clear to check codes.
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Set once the member typed a first right code; until then the factor does not count.
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The 30-second time step of the last code accepted: a code is never accepted twice.
+    last_step: Mapped[int | None]
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor when the phone is lost."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: SHA-256 (hex) of the code (about 80 random bits, so a fast hash is enough).
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
