@@ -55,6 +55,9 @@ class Defaults:
     #: is refused (429): a ceiling only a scripted attack reaches.
     SIGN_IN_IP_MAX_FAILURES = 300
     SIGN_IN_IP_WINDOW_MINUTES = 15
+    #: Roles whose members must use a second factor (an authenticator app): comma-separated, ""
+    #: for none. They are sent to enrol after the password step and reach nothing else until then.
+    MFA_REQUIRED_ROLES = "admin,hr"
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None  # the session lifetime bounds the token instead
     #: Requests larger than this are refused with 413; the personnel CSV is the largest upload.

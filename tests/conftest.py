@@ -28,6 +28,9 @@ TEST_CONFIG = {
     # Cheap scrypt so hundreds of sign-ins stay fast; production uses n=2**15.
     "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     "SEED_DEMO_ON_FIRST_RUN": False,
+    # Off for the suite, whose administrators and HR sign in with a password alone;
+    # tests/test_second_factor.py turns it on.
+    "MFA_REQUIRED_ROLES": "",
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
 CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]

@@ -59,3 +59,9 @@ class FirstPasswordForm(FlaskForm):
     confirm_password = PasswordField("The same password again", validators=[
         DataRequired("Enter the password again."),
         EqualTo("new_password", "The two passwords are not the same.")])
+
+
+class SecondFactorForm(FlaskForm):
+    """A code from the authenticator app, or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=40)])

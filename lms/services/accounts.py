@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from lms.models import ROLES, AuditEvent, Member, MemberRole
+from lms.models import ROLES, AuditEvent, Member, MemberRole, TotpFactor
 from lms.services.audit import record_event
 from lms.services.sessions import revoke_member_sessions
 
@@ -303,11 +303,18 @@ def authenticate(session: Session, badge: str, password: str, *, now: datetime, 
         return _refuse(session, member, "wrong_password", now, ip)
     if not member.is_active:
         return _refuse(session, member, "inactive", now, ip)
-    member.failed_sign_ins = 0
+    if not _has_second_factor(session, member):
+        # With a second factor the count resets only once that is passed too: otherwise the
+        # password alone would reset it between rounds of guessed codes.
+        member.failed_sign_ins = 0
     record_event(session, "auth.sign_in", at=now, actor_id=member.id, target=f"member:{member.id}", ip=ip,
                  details={"badge": member.badge})
     session.flush()
     return SignInResult(member, "ok")
+
+
+def _has_second_factor(session: Session, member: Member) -> bool:
+    return session.scalar(select(TotpFactor.confirmed_at).where(TotpFactor.member_id == member.id)) is not None
 
 
 def _refuse(session: Session, member: Member | None, reason: str, now: datetime, ip: str | None, *,
@@ -338,6 +345,14 @@ def _count_failure(session: Session, member: Member, now: datetime, ip: str | No
     record_event(session, "auth.lockout", at=now, target=f"member:{member.id}", ip=ip,
                  details={"badge": member.badge, "failed_sign_ins": failures,
                           "locked_until": None if until == LOCKED_UNTIL_UNLOCKED else until.isoformat()})
+
+
+def count_failed_attempt(session: Session, member: Member, *, now: datetime, ip: str | None,
+                         rules: SignInRules = SignInRules()) -> bool:
+    """Count one failed proof of identity toward lockout (a wrong second-factor code counts as a
+    wrong password does); returns whether the account is now locked."""
+    _count_failure(session, member, now, ip, rules)
+    return member.is_locked(now)
 
 
 def count_reauthentication_failure(session: Session, member: Member, *, action: str, now: datetime,

@@ -13,6 +13,7 @@ from lms.services.accounts import LOCKED_UNTIL_UNLOCKED, SignInRules, authentica
 from lms.services.audit import record_event
 from lms.services.clock import local_words
 from lms.services.sessions import revoke_session, revoke_token, start_session
+from lms.views.second_factor import begin_second_step, needs_second_step
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("auth", __name__)
@@ -63,6 +64,9 @@ def sign_in():
                 form.form_errors.append(THROTTLED)
                 return render_template("auth/sign_in.html", form=form, rules=rules), 429
             form.password.errors.append(_refusal(result))
+        elif needs_second_step(result.member):
+            commit()
+            return begin_second_step(result.member, _safe_next())
         else:
             old_token = session.get(TOKEN_KEY)
             if old_token:  # signing in over a live session: that one ends
