@@ -74,12 +74,14 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(instance: Path, log: Path, timeout: float = 90) -> LiveServer:
-    """Start ``python app.py`` on a free port and wait until it answers."""
+def start_server(instance: Path, log: Path, timeout: float = 90, env: dict[str, str] | None = None) -> LiveServer:
+    """Start ``python app.py`` on a free port and wait until it answers; ``env`` adds settings.
+    E-mails link to the server itself (LMS_PUBLIC_URL)."""
     port = _free_port()
     handle = log.open("wb")
+    environment = {**_server_env(instance), "LMS_PUBLIC_URL": f"http://127.0.0.1:{port}", **(env or {})}
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT,
-                               env=_server_env(instance), stdout=handle, stderr=subprocess.STDOUT)
+                               env=environment, stdout=handle, stderr=subprocess.STDOUT)
     handle.close()
     server = LiveServer(f"http://127.0.0.1:{port}", instance, process, log)
     deadline = time.monotonic() + timeout
