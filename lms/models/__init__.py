@@ -1,6 +1,6 @@
 """All models, imported here so metadata and Alembic see every table."""
 from lms.models.audit import AuditEvent
-from lms.models.identity import Invitation, RecoveryCode, TotpFactor
+from lms.models.identity import Invitation, PasskeyCredential, RecoveryCode, TotpFactor
 from lms.models.imports import PersonnelUpload
 from lms.models.jobs import JOB_STATUSES, Job, ReminderSchedule, WorkerHeartbeat
 from lms.models.people import MEMBER_STATUSES, ROLES, Member, MemberRole, SignInSession
@@ -21,7 +21,7 @@ from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptItem", "AuditEvent", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelUpload",
+    "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelUpload",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder", "ReminderSchedule", "SignInSession",
     "TotpFactor", "WorkerHeartbeat",
 ]

@@ -1,10 +1,10 @@
 """How local members prove who they are beyond a password: invitations to set the first
-password, and second factors (TOTP and its recovery codes)."""
+password, and second factors (TOTP, passkeys, and recovery codes)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import Base, UTCDateTime
@@ -67,3 +67,22 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PasskeyCredential(Base):
+    """A passkey (WebAuthn credential) a member registered as a second factor."""
+
+    __tablename__ = "passkey_credential"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), index=True)
+    #: The authenticator's credential id, base64url.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    #: COSE public key the authenticator's signatures are checked with.
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The authenticator's signature counter; a counter that goes back suggests a cloned key.
+    sign_count: Mapped[int] = mapped_column(default=0)
+    #: What the member calls it ("Work laptop").
+    name: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

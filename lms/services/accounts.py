@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from lms.models import ROLES, AuditEvent, Member, MemberRole, TotpFactor
+from lms.models import ROLES, AuditEvent, Member, MemberRole, PasskeyCredential, TotpFactor
 from lms.services.audit import record_event
 from lms.services.sessions import revoke_member_sessions
 
@@ -314,7 +314,9 @@ def authenticate(session: Session, badge: str, password: str, *, now: datetime, 
 
 
 def _has_second_factor(session: Session, member: Member) -> bool:
-    return session.scalar(select(TotpFactor.confirmed_at).where(TotpFactor.member_id == member.id)) is not None
+    return (session.scalar(select(TotpFactor.confirmed_at).where(TotpFactor.member_id == member.id)) is not None
+            or session.scalar(select(PasskeyCredential.id).where(PasskeyCredential.member_id == member.id)
+                              .limit(1)) is not None)
 
 
 def _refuse(session: Session, member: Member | None, reason: str, now: datetime, ip: str | None, *,

@@ -13,7 +13,7 @@ import pyotp
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from lms.models import ROLES, Member, RecoveryCode, TotpFactor
+from lms.models import ROLES, Member, PasskeyCredential, RecoveryCode, TotpFactor
 from lms.services.accounts import SignInRules, count_failed_attempt
 from lms.services.audit import record_event
 
@@ -56,9 +56,12 @@ def totp_of(session: Session, member_id: int) -> TotpFactor | None:
 
 
 def is_enrolled(session: Session, member_id: int) -> bool:
-    """Whether the member has a confirmed second factor."""
+    """Whether the member has a second factor: a confirmed authenticator app or a passkey."""
     factor = totp_of(session, member_id)
-    return factor is not None and factor.confirmed_at is not None
+    if factor is not None and factor.confirmed_at is not None:
+        return True
+    return session.scalar(select(PasskeyCredential.id).where(PasskeyCredential.member_id == member_id)
+                          .limit(1)) is not None
 
 
 def start_totp(session: Session, member: Member, *, now: datetime) -> TotpFactor:
@@ -141,6 +144,16 @@ def confirm_totp(session: Session, member: Member, code: str, *, now: datetime, 
     record_event(session, "account.mfa_enrol", at=now, actor_id=member.id, target=f"member:{member.id}", ip=ip,
                  details={"badge": member.badge, "factor": "totp", "recovery_codes": len(codes)})
     session.flush()
+    return codes
+
+
+def replace_recovery_codes(session: Session, member: Member, *, now: datetime, ip: str | None) -> list[str]:
+    """New recovery codes for an enrolled member (the old ones stop working); audited."""
+    if not is_enrolled(session, member.id):
+        raise SecondFactorError("Set up an authenticator app or a passkey first.")
+    codes = new_recovery_codes(session, member, now=now)
+    record_event(session, "account.recovery_codes", at=now, actor_id=member.id, target=f"member:{member.id}",
+                 ip=ip, details={"badge": member.badge, "recovery_codes": len(codes)})
     return codes
 
 

@@ -2,18 +2,21 @@
 authenticator app (with recovery codes shown once)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import segno
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_login import current_user, login_required, login_user
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from lms.auth import TOKEN_KEY, home_endpoint
 from lms.db import get_session
 from lms.forms import ActionForm
 from lms.forms.accounts import SecondFactorForm
 from lms.models import Member
+from lms.services import passkeys
 from lms.services import second_factor as mfa
 from lms.services.accounts import SignInRules
 from lms.services.sessions import revoke_token, start_session
@@ -27,6 +30,7 @@ PENDING = ("mfa_member_id", "mfa_started", "mfa_next")
 PENDING_MINUTES = 5
 #: What a member who must enrol may still reach.
 OPEN_WHILE_ENROLLING = {"second_factor.enrol", "second_factor.start_totp", "second_factor.confirm_totp",
+                        "second_factor.passkey_options", "second_factor.register_passkey",
                         "auth.sign_out", "auth.sign_in", "static", "public.verify", "account.change_password"}
 
 
@@ -94,20 +98,69 @@ def verify():
                 return redirect(url_for("auth.sign_in"), 303)
             form.code.errors.append("That code is not right, or was used already. Enter the code your app shows now.")
         else:
-            next_url = session.get("mfa_next")
-            _, token = start_session(db, member, now=now, ip=client_ip(),
-                                     user_agent=request.headers.get("User-Agent"))
-            commit()
-            session.clear()
-            session[TOKEN_KEY] = token
-            login_user(member, fresh=True)
+            target = _finish_sign_in(member, now)
             if used == "recovery_code":
                 left = mfa.unused_recovery_codes(db, member.id)
                 flash(f"You used a recovery code; {left} left. Make new ones from your account page "
                       "if you are running out.", "info")
-            return redirect(next_url or url_for(home_endpoint(member)), 303)
+            return redirect(target, 303)
     status = 400 if form.errors else 200
-    return render_template("auth/second_factor.html", form=form), status
+    db = get_session()
+    factor = mfa.totp_of(db, member.id)
+    return render_template("auth/second_factor.html", form=form,
+                           has_totp=factor is not None and factor.confirmed_at is not None,
+                           has_passkey=bool(passkeys.passkeys_of(db, member.id))), status
+
+
+def _finish_sign_in(member: Member, now) -> str:
+    """Both steps passed: the session starts (as after a password alone); where to go next."""
+    db = get_session()
+    next_url = session.get("mfa_next")
+    _, token = start_session(db, member, now=now, ip=client_ip(), user_agent=request.headers.get("User-Agent"))
+    commit()
+    session.clear()
+    session[TOKEN_KEY] = token
+    login_user(member, fresh=True)
+    return next_url or url_for(home_endpoint(member))
+
+
+def _challenge(key: str) -> bytes | None:
+    value = session.pop(key, None)
+    return base64url_to_bytes(value) if value else None
+
+
+@bp.post("/sign-in/second-factor/passkey/options")
+def passkey_sign_in_options():
+    """The challenge for the pending member's passkeys (JSON)."""
+    member = _pending_member()
+    if member is None:
+        return jsonify(error="Sign in again: the second step was not completed in time."), 400
+    options, challenge = passkeys.authentication_options(get_session(), member,
+                                                         passkeys.RelyingParty.from_config(current_app.config))
+    session["passkey_sign_in_challenge"] = bytes_to_base64url(challenge)
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/sign-in/second-factor/passkey")
+def passkey_sign_in():
+    """The authenticator's answer; on success the session starts (JSON: where to go)."""
+    member = _pending_member()
+    challenge = _challenge("passkey_sign_in_challenge")
+    body = request.get_json(silent=True) or {}
+    if member is None or challenge is None or not isinstance(body.get("credential"), dict):
+        return jsonify(error="Sign in again: the second step was not completed in time."), 400
+    db = get_session()
+    now = request_now()
+    if not passkeys.authenticate(db, member, json.dumps(body["credential"]), challenge=challenge,
+                                 rp=passkeys.RelyingParty.from_config(current_app.config), now=now, ip=client_ip(),
+                                 rules=SignInRules.from_config(current_app.config)):
+        locked = member.is_locked(now)
+        commit()
+        if locked:
+            session.clear()
+            return jsonify(redirect=url_for("auth.sign_in")), 400
+        return jsonify(error="That passkey was not accepted. Try again, or use a code."), 400
+    return jsonify(redirect=_finish_sign_in(member, now))
 
 
 def _enrol_page(factor=None, form=None, status: int = 200):
@@ -119,6 +172,8 @@ def _enrol_page(factor=None, form=None, status: int = 200):
         uri = mfa.provisioning_uri(factor, member, current_app.config["DEPARTMENT_NAME"])
         qr = segno.make(uri, error="m").svg_data_uri(scale=5, dark="#000", light="#fff")
     return render_template("account/second_factor.html", factor=factor, qr=qr, uri=uri,
+                           passkeys=passkeys.passkeys_of(db, member.id),
+                           enrolled=mfa.is_enrolled(db, member.id),
                            required=mfa.is_required(member, required_roles()),
                            codes_left=mfa.unused_recovery_codes(db, member.id),
                            form=form or SecondFactorForm(formdata=None), action=ActionForm(formdata=None)), status
@@ -145,6 +200,60 @@ def start_totp():
     return redirect(url_for(".enrol"), 303)
 
 
+@bp.post("/account/second-factor/passkey/options")
+@login_required
+def passkey_options():
+    """The challenge to register a new passkey (JSON)."""
+    options, challenge = passkeys.registration_options(get_session(), current_user._get_current_object(),
+                                                       passkeys.RelyingParty.from_config(current_app.config))
+    session["passkey_register_challenge"] = bytes_to_base64url(challenge)
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/account/second-factor/passkey")
+@login_required
+def register_passkey():
+    """The authenticator's new credential; kept once checked (JSON: where to go)."""
+    challenge = _challenge("passkey_register_challenge")
+    body = request.get_json(silent=True) or {}
+    if challenge is None or not isinstance(body.get("credential"), dict):
+        return jsonify(error="Start again: press the button to add a passkey."), 400
+    db = get_session()
+    try:
+        passkeys.register(db, current_user._get_current_object(), json.dumps(body["credential"]),
+                          challenge=challenge, rp=passkeys.RelyingParty.from_config(current_app.config),
+                          name=str(body.get("name") or "Passkey"), now=request_now(), ip=client_ip())
+    except passkeys.PasskeyError as exc:
+        commit()  # the failure is audited
+        return jsonify(error=str(exc)), 400
+    commit()
+    flash("Passkey added. Sign-in asks for it after your password.", "success")
+    return jsonify(redirect=url_for(".enrol"))
+
+
+@bp.post("/account/second-factor/recovery-codes")
+@login_required
+def recovery_codes():
+    """New recovery codes, shown once; the old ones stop working."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        codes = mfa.replace_recovery_codes(get_session(), current_user._get_current_object(), now=request_now(),
+                                           ip=client_ip())
+    except mfa.SecondFactorError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for(".enrol"), 303)
+    commit()
+    return _codes_page(codes)
+
+
+def _codes_page(codes: list[str]):
+    response = current_app.make_response(render_template("account/recovery_codes.html", codes=codes,
+                                                         home=url_for(home_endpoint(current_user))))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.post("/account/second-factor/totp/confirm")
 @login_required
 def confirm_totp():
@@ -161,10 +270,7 @@ def confirm_totp():
         form.code.errors.append(str(exc))
         return _enrol_page(form=form, status=400)
     commit()
-    response = current_app.make_response(render_template("account/recovery_codes.html", codes=codes,
-                                                         home=url_for(home_endpoint(current_user))))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _codes_page(codes)
 
 
 def init_gate(app) -> None:

@@ -1,4 +1,4 @@
-"""local accounts: invitations to set the first password, TOTP second factor and recovery codes
+"""local accounts: invitations to set the first password, second factors (TOTP, passkeys) and recovery codes
 
 Revision ID: 0017
 Revises: 0014
@@ -51,9 +51,25 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_code'))
     )
     op.create_index(op.f('ix_recovery_code_member_id'), 'recovery_code', ['member_id'], unique=False)
+    op.create_table('passkey_credential',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('credential_id', sa.String(length=1400), nullable=False),
+    sa.Column('public_key', sa.LargeBinary(), nullable=False),
+    sa.Column('sign_count', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('created_at', lms.db.UTCDateTime(), nullable=False),
+    sa.Column('last_used_at', lms.db.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], name=op.f('fk_passkey_credential_member_id_member')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_passkey_credential')),
+    sa.UniqueConstraint('credential_id', name=op.f('uq_passkey_credential_credential_id'))
+    )
+    op.create_index(op.f('ix_passkey_credential_member_id'), 'passkey_credential', ['member_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_passkey_credential_member_id'), table_name='passkey_credential')
+    op.drop_table('passkey_credential')
     op.drop_index(op.f('ix_recovery_code_member_id'), table_name='recovery_code')
     op.drop_table('recovery_code')
     op.drop_table('totp_factor')
