@@ -74,16 +74,18 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(instance: Path, log: Path, timeout: float = 90, env: dict[str, str] | None = None) -> LiveServer:
+def start_server(instance: Path, log: Path, timeout: float = 90, env: dict[str, str] | None = None,
+                 host_name: str = "127.0.0.1") -> LiveServer:
     """Start ``python app.py`` on a free port and wait until it answers; ``env`` adds settings.
-    E-mails link to the server itself (LMS_PUBLIC_URL)."""
+    E-mails link to the server itself (LMS_PUBLIC_URL) under ``host_name`` ("localhost" for
+    passkeys: WebAuthn refuses IP addresses as relying parties)."""
     port = _free_port()
     handle = log.open("wb")
-    environment = {**_server_env(instance), "LMS_PUBLIC_URL": f"http://127.0.0.1:{port}", **(env or {})}
+    environment = {**_server_env(instance), "LMS_PUBLIC_URL": f"http://{host_name}:{port}", **(env or {})}
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT,
                                env=environment, stdout=handle, stderr=subprocess.STDOUT)
     handle.close()
-    server = LiveServer(f"http://127.0.0.1:{port}", instance, process, log)
+    server = LiveServer(f"http://{host_name}:{port}", instance, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

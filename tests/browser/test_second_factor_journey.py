@@ -30,6 +30,26 @@ def mfa_page(request, browser, mfa_server, tmp_path):
     yield from _open_page(request, browser, mfa_server, tmp_path, viewport=DESKTOP)
 
 
+@pytest.fixture
+def passkey_page(request, browser, seeded_instance, tmp_path):
+    """A page on a server reached as http://localhost (a passkey's relying party must be a domain),
+    with Chromium's virtual authenticator standing in for the member's phone or laptop."""
+    instance = tmp_path / "instance"
+    shutil.copytree(seeded_instance, instance)
+    server = start_server(instance, tmp_path / "server.log", env={"LMS_MFA_REQUIRED_ROLES": "admin,hr"},
+                          host_name="localhost")
+    try:
+        for page in _open_page(request, browser, server, tmp_path, viewport=DESKTOP):
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("WebAuthn.enable")
+            added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+                "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+                "hasUserVerification": True, "isUserVerified": True}})
+            yield page, cdp, added["authenticatorId"]
+    finally:
+        server.stop()
+
+
 def test_administrator_enrols_an_authenticator_app_then_signs_in_with_a_code(mfa_page, axe):
     """Journey: the administrator signs in with the password, is kept on the enrolment page,
     scans (here: reads) the key, confirms a code, keeps the recovery codes, and reaches the
@@ -87,3 +107,36 @@ def test_an_officer_signs_in_with_a_password_alone(mfa_page, axe):
     expect(page.get_by_role("heading", level=1, name="Second factor")).not_to_be_visible()
     expect(page.get_by_role("link", name="My training")).to_be_visible()
     axe.check(page)
+
+
+def test_hr_enrols_a_passkey_then_signs_in_with_it(passkey_page, axe):
+    """Journey: HR signs in with the password, adds a passkey from the enrolment page (the virtual
+    authenticator answers the browser's prompt), makes recovery codes, and signs in again with the
+    password and then the passkey."""
+    page, cdp, authenticator = passkey_page
+    axe.watch(page)
+    sign_in(page, "1004", axe=axe)
+    expect(page.get_by_text("Your role requires a second factor")).to_be_visible()
+    axe.check(page)
+    page.get_by_label("Name for the new passkey").fill("Records office PC")
+    page.get_by_role("button", name="Add a passkey").click()
+    expect(page.get_by_text("Passkey added.")).to_be_visible()
+    expect(page.get_by_text("Records office PC, added")).to_be_visible()
+    axe.check(page)
+    credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert len(credentials) == 1
+    page.get_by_role("button", name="Make new recovery codes").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    axe.check(page)
+    page.get_by_role("link", name="Continue").click()
+    expect(page.get_by_role("heading", level=1, name="Records")).to_be_visible()
+    axe.check(page)
+
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, "1004")
+    expect(page.get_by_role("heading", level=1, name="Second step of sign-in")).to_be_visible()
+    axe.check(page)
+    page.get_by_role("button", name="Use a passkey").click()
+    expect(page.get_by_role("heading", level=1, name="Records")).to_be_visible()
+    credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert credentials[0]["signCount"] >= 2  # registration and sign-in both signed
