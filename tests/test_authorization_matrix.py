@@ -56,6 +56,12 @@ EXPECTED: dict[str, dict[str, str]] = {
     "second_factor.enrol": SIGNED_IN,
     "second_factor.start_totp": SIGNED_IN,
     "second_factor.confirm_totp": SIGNED_IN,
+    "second_factor.passkey_options": SIGNED_IN,
+    "second_factor.register_passkey": SIGNED_IN,
+    "second_factor.recovery_codes": SIGNED_IN,
+    # JSON steps of a pending sign-in: without one, a 400 saying to sign in again.
+    "second_factor.passkey_sign_in_options": EVERYONE,
+    "second_factor.passkey_sign_in": EVERYONE,
 
     "officer.dashboard": OFFICER,
     "officer.history": OFFICER,

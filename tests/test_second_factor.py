@@ -158,3 +158,39 @@ def test_the_default_requires_admin_and_hr(tmp_path):
 
     assert required_roles(Defaults.MFA_REQUIRED_ROLES) == {"admin", "hr"}
     assert required_roles("") == frozenset()
+
+
+def _json_post(client, path: str, body: dict):
+    return client.post(path, json=body, headers={"X-CSRFToken": csrf_token(client)})
+
+
+def test_passkey_options_name_the_relying_party_from_public_url(app, client, make_member):
+    app.config.update(PUBLIC_URL="https://rollcall.elgin.example")
+    member = make_member()
+    _sign_in(client, member.badge)
+    options = _json_post(client, "/account/second-factor/passkey/options", {}).get_json()
+    assert options["rp"] == {"id": "rollcall.elgin.example", "name": "Roll Call (Elgin Police Department)"}
+    assert options["user"]["name"] == member.badge and options["challenge"]
+
+
+def test_a_forged_passkey_answer_is_refused_audited_and_counted(app, client, db, make_member):
+    member = make_member()
+    _sign_in(client, member.badge)
+    _enrol(client)
+    # Registration without a challenge first, or with garbage: refused.
+    assert _json_post(client, "/account/second-factor/passkey", {"credential": {"id": "x"}}).status_code == 400
+    _json_post(client, "/account/second-factor/passkey/options", {})
+    refused = _json_post(client, "/account/second-factor/passkey", {"credential": {"id": "x", "response": {}}})
+    assert refused.status_code == 400 and "could not be registered" in refused.get_json()["error"]
+
+    browser = app.test_client()
+    _sign_in(browser, member.badge)
+    assert _json_post(browser, "/sign-in/second-factor/passkey/options", {}).status_code == 200
+    forged = _json_post(browser, "/sign-in/second-factor/passkey",
+                        {"credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}})
+    assert forged.status_code == 400 and "not accepted" in forged.get_json()["error"]
+    assert browser.get("/training/").status_code == 302  # no session
+    db.expire_all()
+    assert db.get(Member, member.id).failed_sign_ins == 1
+    failure = _events(db, "auth.second_factor")[-1]
+    assert failure.outcome == "failure" and failure.details["factor"] == "passkey"

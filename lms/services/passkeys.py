@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from webauthn import (generate_authentication_options, generate_registration_options, options_to_json,
                       verify_authentication_response, verify_registration_response)
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
                                       ResidentKeyRequirement, UserVerificationRequirement)
 
@@ -70,7 +70,7 @@ def register(session: Session, member: Member, response: str, *, challenge: byte
     try:
         verified = verify_registration_response(credential=response, expected_challenge=challenge,
                                                 expected_rp_id=rp.rp_id, expected_origin=rp.origin)
-    except (InvalidRegistrationResponse, ValueError, KeyError, json.JSONDecodeError) as exc:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
         record_event(session, "account.mfa_enrol", at=now, actor_id=member.id, target=f"member:{member.id}",
                      ip=ip, outcome="failure", details={"badge": member.badge, "factor": "passkey",
                                                         "error": str(exc)[:200]})
@@ -107,7 +107,7 @@ def authenticate(session: Session, member: Member, response: str, *, challenge: 
         verified = verify_authentication_response(
             credential=response, expected_challenge=challenge, expected_rp_id=rp.rp_id, expected_origin=rp.origin,
             credential_public_key=credential.public_key, credential_current_sign_count=credential.sign_count)
-    except (PasskeyError, InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
+    except (PasskeyError, WebAuthnException, ValueError, KeyError, TypeError) as exc:
         record_event(session, "auth.second_factor", at=now, target=f"member:{member.id}", ip=ip, outcome="failure",
                      details={"badge": member.badge, "factor": "passkey", "error": str(exc)[:200]})
         count_failed_attempt(session, member, now=now, ip=ip, rules=rules)
