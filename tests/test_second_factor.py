@@ -194,3 +194,17 @@ def test_a_forged_passkey_answer_is_refused_audited_and_counted(app, client, db,
     assert db.get(Member, member.id).failed_sign_ins == 1
     failure = _events(db, "auth.second_factor")[-1]
     assert failure.outcome == "failure" and failure.details["factor"] == "passkey"
+
+
+def test_the_migration_matches_the_identity_models(app):
+    """Migration 0017 builds exactly what the models declare for invitations and second factors."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from lms.db import Base, get_database
+
+    with get_database(app).engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, Base.metadata)
+    tables = ("'invitation'", "'totp_factor'", "'recovery_code'", "'passkey_credential'")
+    assert [d for d in diffs if any(name in repr(d) for name in tables)] == []
