@@ -44,7 +44,7 @@ def _refusal(result) -> str:
         if result.locked_until == LOCKED_UNTIL_UNLOCKED:
             return "Your account is locked after too many failed attempts; ask an administrator to unlock it."
         until = local_words(result.locked_until, current_app.config["TIMEZONE"])
-        return (f"Your account is locked after too many failed attempts until {until}. "
+        return (f"Your account is locked until {until} after too many failed attempts. "
                 "Try again then, or ask an administrator to unlock it.")
     return SIGN_IN_REFUSED
 
