@@ -110,6 +110,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin.member_account": ADMIN,
     "admin.unlock": ADMIN,
     "admin.reset_password": ADMIN,
+    "admin.reset_second_factor": ADMIN,
     "admin.grant_role": ADMIN,
     "admin.revoke_role": ADMIN,
     "admin_audit.log": ADMIN,

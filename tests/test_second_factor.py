@@ -208,3 +208,28 @@ def test_the_migration_matches_the_identity_models(app):
         diffs = compare_metadata(context, Base.metadata)
     tables = ("'invitation'", "'totp_factor'", "'recovery_code'", "'passkey_credential'")
     assert [d for d in diffs if any(name in repr(d) for name in tables)] == []
+
+
+def test_an_administrator_resets_a_lost_second_factor(app, client, db, make_member):
+    member = make_member(badge="640")
+    _sign_in(client, member.badge)
+    _enrol(client)
+    admin = make_member(first="Ada", last="Minter", roles=("admin",), badge="9001")
+    boss = app.test_client()
+    _sign_in(boss, admin.badge)
+    page = boss.get(f"/admin/members/{member.id}").get_data(as_text=True)
+    assert "Reset second factor" in page
+    token = csrf_token(boss, f"/admin/members/{member.id}")
+    wrong = boss.post(f"/admin/members/{member.id}/second-factor/reset",
+                      data={"mfa-csrf_token": token, "mfa-admin_password": "not my password at all"})
+    assert wrong.status_code == 400 and db.get(TotpFactor, member.id) is not None
+    done = boss.post(f"/admin/members/{member.id}/second-factor/reset",
+                     data={"mfa-csrf_token": token, "mfa-admin_password": PASSWORD})
+    assert done.status_code == 303
+    db.expire_all()
+    assert db.get(TotpFactor, member.id) is None
+    assert not db.scalars(select(RecoveryCode).where(RecoveryCode.member_id == member.id)).all()
+    assert client.get("/training/").status_code == 302  # their session ended
+    assert _sign_in(app.test_client(), member.badge).headers["Location"].endswith("/training/")
+    event = _events(db, "admin.reset_second_factor")[-1]
+    assert event.outcome == "success" and event.actor_id == admin.id and event.details["removed"]["totp"] == 1

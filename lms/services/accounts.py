@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from lms.models import ROLES, AuditEvent, Member, MemberRole, PasskeyCredential, TotpFactor
+from lms.models import ROLES, AuditEvent, Member, MemberRole, PasskeyCredential, RecoveryCode, TotpFactor
 from lms.services.audit import record_event
 from lms.services.sessions import revoke_member_sessions
 
@@ -429,6 +429,28 @@ def reset_password(session: Session, member: Member, *, admin: Member, admin_pas
                  ip=ip, details={"badge": member.badge, "sessions_ended": ended})
     session.flush()
     return password
+
+
+def has_second_factor(session: Session, member: Member) -> bool:
+    """Whether the member has an authenticator app or a passkey."""
+    return _has_second_factor(session, member)
+
+
+def reset_second_factor(session: Session, member: Member, *, admin: Member, admin_password: str, now: datetime,
+                        ip: str | None) -> None:
+    """Remove the member's authenticator app, passkeys and recovery codes (a lost phone and lost
+    codes) and end their sessions; the administrator re-enters their password. A member of a role
+    that requires a second factor enrols again at next sign-in."""
+    _confirm_admin(admin, admin_password)
+    if member.id == admin.id:
+        raise AccountError("Another administrator must reset your own second factor.")
+    removed = {}
+    for name, model in (("totp", TotpFactor), ("passkeys", PasskeyCredential), ("recovery_codes", RecoveryCode)):
+        removed[name] = session.execute(delete(model).where(model.member_id == member.id)).rowcount
+    ended = revoke_member_sessions(session, member.id, now=now, reason="mfa_reset")
+    record_event(session, "admin.reset_second_factor", at=now, actor_id=admin.id, target=f"member:{member.id}",
+                 ip=ip, details={"badge": member.badge, "removed": removed, "sessions_ended": ended})
+    session.flush()
 
 
 def active_admin_count(session: Session) -> int:
