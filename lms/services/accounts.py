@@ -303,12 +303,16 @@ def authenticate(session: Session, badge: str, password: str, *, now: datetime, 
         return _refuse(session, member, "wrong_password", now, ip)
     if not member.is_active:
         return _refuse(session, member, "inactive", now, ip)
-    if not _has_second_factor(session, member):
-        # With a second factor the count resets only once that is passed too: otherwise the
-        # password alone would reset it between rounds of guessed codes.
+    details = {"badge": member.badge}
+    if _has_second_factor(session, member):
+        # The password was the first step; auth.second_factor records the second. The failure
+        # count resets only once that is passed too: otherwise the password alone would reset it
+        # between rounds of guessed codes.
+        details["second_factor"] = "pending"
+    else:
         member.failed_sign_ins = 0
     record_event(session, "auth.sign_in", at=now, actor_id=member.id, target=f"member:{member.id}", ip=ip,
-                 details={"badge": member.badge})
+                 details=details)
     session.flush()
     return SignInResult(member, "ok")
 

@@ -17,7 +17,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from lms.models import Invitation, Member, SignInSession
-from lms.services.accounts import AccountError, set_first_password
+from lms.services.accounts import set_first_password
 from lms.services.audit import record_event
 from lms.services.clock import local_words
 from lms.services.mail import Audit, queue_email
@@ -197,11 +197,6 @@ def members_by_id(session: Session, ids: Sequence[int]) -> list[Member]:
     return list(session.scalars(select(Member).where(Member.id.in_(ids))
                                 .order_by(Member.last_name, Member.first_name, Member.badge)))
 
-
-__all__ = ["AccountError", "InvitationError", "InvitationRow", "InvitationSettings", "Invited", "accept",
-           "build_message", "invitation_overview", "invite", "latest_invitation", "members_by_id",
-           "members_to_invite_from_import",
-           "open_invitation", "token_digest"]
 
 
 def members_to_invite_from_import(session: Session, badges: Sequence[str]) -> list[Member]:

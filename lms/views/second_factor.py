@@ -285,5 +285,3 @@ def init_gate(app) -> None:
             return redirect(url_for("second_factor.enrol"))
         return None
 
-
-__all__ = ["begin_second_step", "bp", "init_gate", "needs_second_step"]
