@@ -361,10 +361,14 @@ def _print_receipt_match(match) -> None:
 @click.option("--effective", type=_DATE,
               help="The date the file's changes of status, unit, shift, rank and supervisor take effect, "
                    "YYYY-MM-DD (default: today, department time).")
+@click.option("--invite", "send_invitations", is_flag=True,
+              help="E-mail every member of the file who has no password yet a link to set one.")
 @with_appcontext
-def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool, effective) -> None:
+def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_missing: bool, effective,
+                     send_invitations: bool) -> None:
     """Upsert personnel from CSV by badge: all rows or none. Changes of status, unit, shift, rank
-    and supervisor are appended to each member's history with their effective date."""
+    and supervisor are appended to each member's history with their effective date; --invite
+    e-mails new members a one-time link to set their password."""
     from lms.services.personnel import PersonnelImportError, apply_import, plan_import
 
     if separate_missing and not full_roster:
@@ -404,14 +408,28 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
     if dry_run:
         click.echo("Dry run: nothing was written.")
         return
+    now = utcnow()
     if not plan.has_changes and not (separate_missing and plan.missing):
         click.echo("No changes: the roster already matches this file.")
-        return
-    counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
-                          now=now, today=today, source=f"cli:{file.name}")
+    else:
+        counts = apply_import(session, plan, separate_missing=separate_missing, actor_id=None, ip=None,
+                              now=now, today=today, source=f"cli:{file.name}")
+        click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
+                   f"{counts['separated']} separated.")
+    if send_invitations:
+        from lms.jobs import wake
+        from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
+
+        # In the import's transaction: the roster and the invitation e-mails commit together.
+        invited = invite(session, members_to_invite_from_import(session, [row.badge for row in plan.rows]),
+                         now=now, by_id=None, ip=None, settings=InvitationSettings.from_config(current_app.config),
+                         skip_open=True)
+        click.echo(f"Invitations queued for {len(invited.sent)} member(s).")
+        for member, why in invited.skipped:
+            click.echo(f"  not invited: {member.badge} {member.full_name}: {why}")
     session.commit()
-    click.echo(f"Imported: {counts['added']} added, {counts['changed']} changed, "
-               f"{counts['separated']} separated.")
+    if send_invitations and invited.sent:
+        wake(current_app)
 
 
 @lms.command("create-user")

@@ -159,9 +159,18 @@ class Defaults:
     #: until an administrator unlocks it.
     LOCKOUT_THRESHOLD: Annotated[int, AtLeast(1)] = 5
     LOCKOUT_MINUTES: Annotated[int, AtLeast(0)] = 30
-    #: Failed sign-ins from one IP address within the window before that address is refused (429).
-    SIGN_IN_IP_MAX_FAILURES: Annotated[int, AtLeast(1)] = 20
+    #: Failed sign-ins of one badge from one IP address within the window before that badge is
+    #: refused from that address (429). Counting the pair, not the address, keeps a station or a
+    #: fleet of patrol cars behind one NAT gateway from locking each other out.
+    SIGN_IN_ACCOUNT_IP_MAX_FAILURES: Annotated[int, AtLeast(1)] = 10
+    #: Failed sign-ins of any badges from one address within the window before the whole address
+    #: is refused (429): a ceiling only a scripted attack reaches.
+    SIGN_IN_IP_MAX_FAILURES: Annotated[int, AtLeast(1)] = 300
     SIGN_IN_IP_WINDOW_MINUTES: Annotated[int, AtLeast(1)] = 15
+    #: Roles whose members must use a second factor (an authenticator app or a passkey) when they
+    #: sign in with a password: comma-separated, "" for none. They are sent to enrol after the
+    #: password step and reach nothing else until then.
+    MFA_REQUIRED_ROLES = "admin,hr"
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT: int | None = None  # the session lifetime bounds the token instead
     #: Requests larger than this are refused with 413; the personnel CSV is the largest upload.
@@ -203,6 +212,8 @@ class Defaults:
     TSA_TIMEOUT: Annotated[int, AtLeast(1)] = 10
     #: PEM file of the timestamp authority's certificate or its CA, to report its tokens trusted.
     TSA_CERT: str | None = None
+    #: Days an invitation link (to set the first password) works before it expires.
+    INVITATION_DAYS: Annotated[int, AtLeast(1)] = 7
 
     #: Background jobs (docs/jobs.md). None: Huey keeps its queue in instance/jobs.sqlite3 (one
     #: machine); "redis://host:6379/0": Redis, for workers on several machines.

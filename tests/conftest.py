@@ -30,6 +30,9 @@ TEST_CONFIG = {
     "SEED_DEMO_ON_FIRST_RUN": False,
     # No worker runs beside most tests; tests/test_health.py turns the worker check on.
     "READYZ_WORKER": False,
+    # Off for the suite, whose administrators and HR sign in with a password alone;
+    # tests/test_second_factor.py turns it on.
+    "MFA_REQUIRED_ROLES": "",
     "CONTENT_DIR": str(PROJECT_ROOT / "content"),
 }
 CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]

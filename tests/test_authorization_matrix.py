@@ -21,7 +21,7 @@ from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 ROLES = ("anonymous", "officer", "coordinator", "hr", "admin")
 
 # What a request may come to:
-OK = "ok"          # the view ran: 2xx, a redirect other than to sign-in, or its own 400/409
+OK = "ok"          # the view ran: 2xx, a redirect other than to sign-in, or its own 400/409/410
 LOGIN = "login"    # redirected to sign in
 DENIED = "403"
 HIDDEN = "404"     # allowed in, but the object is someone else's
@@ -54,6 +54,19 @@ EXPECTED: dict[str, dict[str, str]] = {
     # (tests/test_sso.py and tests/browser/test_sso_journey.py cover them configured).
     **{f"sso.{name}": {role: HIDDEN for role in ROLES}
        for name in ("oidc_start", "oidc_callback", "saml_start", "saml_acs", "saml_finish", "saml_metadata")},
+    # An invitation link is the visitor's proof; a made-up token gets its own 410 page.
+    "invitation.set_password": EVERYONE,
+    # The second step of sign-in exists only after a right password; without one, back to sign-in.
+    "second_factor.verify": {role: LOGIN for role in ROLES},
+    "second_factor.enrol": SIGNED_IN,
+    "second_factor.start_totp": SIGNED_IN,
+    "second_factor.confirm_totp": SIGNED_IN,
+    "second_factor.passkey_options": SIGNED_IN,
+    "second_factor.register_passkey": SIGNED_IN,
+    "second_factor.recovery_codes": SIGNED_IN,
+    # JSON steps of a pending sign-in: without one, a 400 saying to sign in again.
+    "second_factor.passkey_sign_in_options": EVERYONE,
+    "second_factor.passkey_sign_in": EVERYONE,
 
     "officer.dashboard": OFFICER,
     "officer.history": OFFICER,
@@ -106,6 +119,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin.member_account": ADMIN,
     "admin.unlock": ADMIN,
     "admin.reset_password": ADMIN,
+    "admin.reset_second_factor": ADMIN,
     "admin.grant_role": ADMIN,
     "admin.revoke_role": ADMIN,
     "admin.change_personnel": ADMIN,
@@ -114,6 +128,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin_personnel.upload": ADMIN,
     "admin_personnel.preview": ADMIN,
     "admin_personnel.apply": ADMIN,
+    "admin_invitations.overview": ADMIN,
+    "admin_invitations.send": ADMIN,
 }
 
 
@@ -158,7 +174,7 @@ def world(app, client, auth, db, make_member, open_cycle):
     values = {
         "year": cycle.year, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
         "attempt_id": attempt.id, "ack_id": ack.id, "exemption_id": exemption.id, "upload_id": upload.id,
-        "kind": "csv", "filename": "css/app.css", "job_id": job_id,
+        "kind": "csv", "filename": "css/app.css", "job_id": job_id, "token": "not-a-real-token",
     }
     return {"values": values, "members": members}
 
@@ -178,7 +194,7 @@ def _outcome(response) -> str:
         return LOGIN
     if response.status_code in (403, 404):
         return str(response.status_code)
-    if response.status_code < 300 or response.status_code in (301, 302, 303, 400, 409):
+    if response.status_code < 300 or response.status_code in (301, 302, 303, 400, 409, 410):
         return OK
     return f"unexpected {response.status_code}"
 

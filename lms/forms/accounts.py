@@ -62,3 +62,19 @@ class PersonnelForm(FlaskForm):
     rank = SelectField("Rank", validate_choice=False)
     supervisor = StringField("Supervisor's badge", validators=[Optional(), Length(max=20)])
     effective = IsoDateField("Takes effect on (optional)", validators=[Optional()])
+
+
+class FirstPasswordForm(FlaskForm):
+    """The password a member chooses from their invitation."""
+
+    new_password = PasswordField("Choose a password", validators=[
+        DataRequired("Enter a password."), Length(max=_MAX)])
+    confirm_password = PasswordField("The same password again", validators=[
+        DataRequired("Enter the password again."),
+        EqualTo("new_password", "The two passwords are not the same.")])
+
+
+class SecondFactorForm(FlaskForm):
+    """A code from the authenticator app, or a recovery code."""
+
+    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=40)])

@@ -17,3 +17,5 @@ class PersonnelUploadForm(FlaskForm):
 
 class PersonnelApplyForm(FlaskForm):
     separate_missing = BooleanField("Mark the members missing from the file as separated")
+    invite = BooleanField("Invite new members by e-mail to set their password (and members in the file "
+                          "who have no password yet)")

@@ -1,6 +1,7 @@
 """All models, imported here so metadata and Alembic see every table."""
 from lms.models.anchors import ChainAnchor
 from lms.models.audit import AuditEvent
+from lms.models.identity import Invitation, PasskeyCredential, RecoveryCode, TotpFactor
 from lms.models.imports import PersonnelUpload
 from lms.models.jobs import JOB_STATUSES, Job, ReminderSchedule, WorkerHeartbeat
 from lms.models.people import (
@@ -31,7 +32,7 @@ from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PersonnelChange", "PersonnelUpload",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
-    "WorkerHeartbeat",
+    "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
+    "TotpFactor", "WorkerHeartbeat",
 ]

@@ -116,7 +116,8 @@ class SignInSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: When the session was ended; None while it is live.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: Why it ended: sign_out, idle, expired, password_reset, password_change, signed_in_again.
+    #: Why it ended: sign_out, idle, expired, password_reset, password_change, signed_in_again,
+    #: mfa_reset.
     revoked_reason: Mapped[str | None] = mapped_column(String(20))
     #: Where the sign-in came from.
     ip: Mapped[str | None] = mapped_column(String(64))

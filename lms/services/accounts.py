@@ -3,21 +3,22 @@ throttling), and the administrator's account actions (unlock, reset, roles)."""
 from __future__ import annotations
 
 import functools
-
+import hashlib
+import hmac
 import secrets
 import string
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from lms.models import ROLES, AuditEvent, Member, MemberRole
+from lms.models import ROLES, AuditEvent, Member, MemberRole, PasskeyCredential, RecoveryCode, TotpFactor
 from lms.services.audit import record_event
 from lms.services.personnel_history import record_changes, record_initial
 from lms.services.sessions import revoke_member_sessions
@@ -127,6 +128,14 @@ def _set_password(member: Member, password: str, *, now: datetime, hash_method: 
     member.locked_until = None
 
 
+def set_first_password(member: Member, password: str, *, now: datetime, hash_method: str) -> None:
+    """Set the password a member chose themselves (from an invitation): the policy applies, and
+    any lock or failure count from before is cleared."""
+    check_password_policy(password, badge=member.badge, first_name=member.first_name,
+                          last_name=member.last_name)
+    _set_password(member, password, now=now, hash_method=hash_method, must_change=False)
+
+
 def temporary_password() -> str:
     """A random password to hand over once: 16 characters in four groups (about 79 bits)."""
     groups = ("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))
@@ -200,20 +209,32 @@ def create_or_grant(session: Session, *, badge: str, first_name: str, last_name:
 @dataclass(frozen=True)
 class SignInRules:
     """Lockout and throttling limits (config: LOCKOUT_THRESHOLD, LOCKOUT_MINUTES,
-    SIGN_IN_IP_MAX_FAILURES, SIGN_IN_IP_WINDOW_MINUTES)."""
+    SIGN_IN_ACCOUNT_IP_MAX_FAILURES, SIGN_IN_IP_MAX_FAILURES, SIGN_IN_IP_WINDOW_MINUTES).
+
+    Throttling counts failures of one badge from one address: a whole station or fleet of patrol
+    cars behind one NAT gateway shares an address, so a per-address limit low enough to slow a
+    guesser would lock out everyone behind it. The per-address ceiling stays, set high enough
+    that only a scripted attack reaches it."""
 
     lockout_threshold: int = 5
     #: 0 locks until an administrator unlocks.
     lockout_minutes: int = 30
-    ip_max_failures: int = 20
+    #: Failures of one badge from one address within the window before that pair is refused.
+    account_ip_max_failures: int = 10
+    #: Failures of any badges from one address within the window before the address is refused.
+    ip_max_failures: int = 300
     ip_window_minutes: int = 15
+    #: Keys the hash under which failures of unknown badges are counted (SECRET_KEY).
+    key: str = field(default="", repr=False)
 
     @classmethod
     def from_config(cls, config: Mapping) -> SignInRules:
         return cls(lockout_threshold=int(config.get("LOCKOUT_THRESHOLD", 5)),
                    lockout_minutes=int(config.get("LOCKOUT_MINUTES", 30)),
-                   ip_max_failures=int(config.get("SIGN_IN_IP_MAX_FAILURES", 20)),
-                   ip_window_minutes=int(config.get("SIGN_IN_IP_WINDOW_MINUTES", 15)))
+                   account_ip_max_failures=int(config.get("SIGN_IN_ACCOUNT_IP_MAX_FAILURES", 10)),
+                   ip_max_failures=int(config.get("SIGN_IN_IP_MAX_FAILURES", 300)),
+                   ip_window_minutes=int(config.get("SIGN_IN_IP_WINDOW_MINUTES", 15)),
+                   key=str(config.get("SECRET_KEY") or ""))
 
 
 @dataclass(frozen=True)
@@ -223,64 +244,109 @@ class SignInResult:
 
     member: Member | None
     reason: str  # ok, throttled, unknown_badge, wrong_password, locked, inactive, no_password
+    #: Set only when the right password was given for a locked account: the member may be told
+    #: until when (LOCKED_UNTIL_UNLOCKED: until an administrator unlocks it).
+    locked_until: datetime | None = None
 
     @property
     def throttled(self) -> bool:
         return self.reason == "throttled"
 
 
-def recent_failures_from(session: Session, ip: str, *, since: datetime) -> int:
-    """Failed sign-ins from ``ip`` since ``since``, counted in the audit log (index on action, ip, at)."""
-    return session.scalar(select(func.count()).select_from(AuditEvent).where(
+def recent_failures_from(session: Session, ip: str, *, since: datetime, target: str | None = None) -> int:
+    """Failed sign-ins from ``ip`` since ``since`` (of one ``target`` when given), counted in the
+    audit log (index on action, ip, at)."""
+    query = select(func.count()).select_from(AuditEvent).where(
         AuditEvent.action == "auth.sign_in", AuditEvent.ip == ip, AuditEvent.at > since,
-        AuditEvent.outcome == "failure")) or 0
+        AuditEvent.outcome == "failure")
+    if target is not None:
+        query = query.where(AuditEvent.target == target)
+    return session.scalar(query) or 0
+
+
+def attempt_target(member: Member | None, badge: str, key: str) -> str:
+    """What failures of one badge are counted under: the member, or for a badge nobody holds a
+    keyed hash of what was typed. Counting unknown badges too keeps the throttle from telling
+    which badges exist; keyed, because the typed text is sometimes a password in the wrong box."""
+    if member is not None:
+        return f"member:{member.id}"
+    typed = unicodedata.normalize("NFKC", badge or "").strip().casefold()
+    digest = hmac.new(key.encode(), typed.encode(), hashlib.sha256).hexdigest()[:24]
+    return f"attempt:{digest}"
 
 
 def authenticate(session: Session, badge: str, password: str, *, now: datetime, ip: str | None,
                  rules: SignInRules = SignInRules()) -> SignInResult:
-    """Check a sign-in attempt and audit it: throttled per IP, refused while the account is
-    locked, locking it at the threshold of consecutive failures, resetting the count on success.
+    """Check a sign-in attempt and audit it: throttled per badge and address and under a
+    per-address ceiling, refused while the account is locked, locking it at the threshold of
+    consecutive failures, resetting the count on success.
 
     Lockout state lives in the member row, so it holds across workers and servers.
     """
-    if ip and recent_failures_from(session, ip, since=now - timedelta(minutes=rules.ip_window_minutes)) \
-            >= rules.ip_max_failures:
+    since = now - timedelta(minutes=rules.ip_window_minutes)
+    if ip and recent_failures_from(session, ip, since=since) >= rules.ip_max_failures:
         # The password is not even checked: throttling exists to stop guessing.
         record_event(session, "auth.throttle", at=now, ip=ip, outcome="failure",
-                     details={"window_minutes": rules.ip_window_minutes})
+                     details={"window_minutes": rules.ip_window_minutes, "scope": "address"})
         return SignInResult(None, "throttled")
     member = find_member(session, badge) if badge and badge.strip() else None
+    target = attempt_target(member, badge, rules.key)
+    if ip and recent_failures_from(session, ip, since=since, target=target) >= rules.account_ip_max_failures:
+        record_event(session, "auth.throttle", at=now, ip=ip, outcome="failure", target=target,
+                     details={"window_minutes": rules.ip_window_minutes, "scope": "badge and address"})
+        return SignInResult(None, "throttled")
     if member is None:
         check_password_hash(_dummy_hash(), password)
-        # The typed badge is not kept: people type their password into the wrong box.
-        return _refuse(session, None, "unknown_badge", now, ip)
+        # The typed badge is not kept (people type their password into the wrong box), only its
+        # keyed hash, so that its failures count toward the throttle as a real badge's do.
+        return _refuse(session, None, "unknown_badge", now, ip, target=target)
     if member.locked_until is not None and not member.is_locked(now):
         member.failed_sign_ins, member.locked_until = 0, None
         record_event(session, "auth.unlock", at=now, target=f"member:{member.id}", ip=ip,
                      details={"badge": member.badge, "by": "lock expired"})
     matches = password_matches(member, password)  # always hashed, so timing says nothing
     if member.is_locked(now):
-        return _refuse(session, member, "locked", now, ip)
+        # Only someone who knows the password learns that the account is locked, and until when.
+        result = _refuse(session, member, "locked", now, ip, password_right=matches)
+        if matches and member.is_active:
+            return SignInResult(None, "locked", locked_until=member.locked_until)
+        return result
     if member.password_hash is None:
-        return _refuse(session, member, "no_password", now, ip)
+        return _refuse(session, member, "no_password" if member.is_active else "inactive", now, ip)
     if not matches:
         _count_failure(session, member, now, ip, rules)
         return _refuse(session, member, "wrong_password", now, ip)
     if not member.is_active:
         return _refuse(session, member, "inactive", now, ip)
-    member.failed_sign_ins = 0
+    details = {"badge": member.badge}
+    if _has_second_factor(session, member):
+        # The password was the first step; auth.second_factor records the second. The failure
+        # count resets only once that is passed too: otherwise the password alone would reset it
+        # between rounds of guessed codes.
+        details["second_factor"] = "pending"
+    else:
+        member.failed_sign_ins = 0
     record_event(session, "auth.sign_in", at=now, actor_id=member.id, target=f"member:{member.id}", ip=ip,
-                 details={"badge": member.badge})
+                 details=details)
     session.flush()
     return SignInResult(member, "ok")
 
 
-def _refuse(session: Session, member: Member | None, reason: str, now: datetime, ip: str | None) -> SignInResult:
-    details = {"reason": reason}
+def _has_second_factor(session: Session, member: Member) -> bool:
+    return (session.scalar(select(TotpFactor.confirmed_at).where(TotpFactor.member_id == member.id)) is not None
+            or session.scalar(select(PasskeyCredential.id).where(PasskeyCredential.member_id == member.id)
+                              .limit(1)) is not None)
+
+
+def _refuse(session: Session, member: Member | None, reason: str, now: datetime, ip: str | None, *,
+            target: str | None = None, password_right: bool | None = None) -> SignInResult:
+    details: dict = {"reason": reason}
     if member is not None:
         details["badge"] = member.badge
-    record_event(session, "auth.sign_in", at=now, target=f"member:{member.id}" if member else None, ip=ip,
-                 outcome="failure", details=details)
+        target = f"member:{member.id}"
+    if password_right:
+        details["password_right"] = True
+    record_event(session, "auth.sign_in", at=now, target=target, ip=ip, outcome="failure", details=details)
     session.flush()
     return SignInResult(None, reason)
 
@@ -300,6 +366,14 @@ def _count_failure(session: Session, member: Member, now: datetime, ip: str | No
     record_event(session, "auth.lockout", at=now, target=f"member:{member.id}", ip=ip,
                  details={"badge": member.badge, "failed_sign_ins": failures,
                           "locked_until": None if until == LOCKED_UNTIL_UNLOCKED else until.isoformat()})
+
+
+def count_failed_attempt(session: Session, member: Member, *, now: datetime, ip: str | None,
+                         rules: SignInRules = SignInRules()) -> bool:
+    """Count one failed proof of identity toward lockout (a wrong second-factor code counts as a
+    wrong password does); returns whether the account is now locked."""
+    _count_failure(session, member, now, ip, rules)
+    return member.is_locked(now)
 
 
 def count_reauthentication_failure(session: Session, member: Member, *, action: str, now: datetime,
@@ -374,6 +448,28 @@ def reset_password(session: Session, member: Member, *, admin: Member, admin_pas
                  ip=ip, details={"badge": member.badge, "sessions_ended": ended})
     session.flush()
     return password
+
+
+def has_second_factor(session: Session, member: Member) -> bool:
+    """Whether the member has an authenticator app or a passkey."""
+    return _has_second_factor(session, member)
+
+
+def reset_second_factor(session: Session, member: Member, *, admin: Member, admin_password: str, now: datetime,
+                        ip: str | None) -> None:
+    """Remove the member's authenticator app, passkeys and recovery codes (a lost phone and lost
+    codes) and end their sessions; the administrator re-enters their password. A member of a role
+    that requires a second factor enrols again at next sign-in."""
+    _confirm_admin(admin, admin_password)
+    if member.id == admin.id:
+        raise AccountError("Another administrator must reset your own second factor.")
+    removed = {}
+    for name, model in (("totp", TotpFactor), ("passkeys", PasskeyCredential), ("recovery_codes", RecoveryCode)):
+        removed[name] = session.execute(delete(model).where(model.member_id == member.id)).rowcount
+    ended = revoke_member_sessions(session, member.id, now=now, reason="mfa_reset")
+    record_event(session, "admin.reset_second_factor", at=now, actor_id=admin.id, target=f"member:{member.id}",
+                 ip=ip, details={"badge": member.badge, "removed": removed, "sessions_ended": ended})
+    session.flush()
 
 
 def active_admin_count(session: Session) -> int:

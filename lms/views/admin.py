@@ -66,6 +66,7 @@ def _account_forms(member: Member, **given) -> dict:
     forms = {
         "unlock_form": ActionForm(prefix="unlock", formdata=None),
         "reset_form": AdminPasswordForm(prefix="reset", formdata=None),
+        "mfa_form": AdminPasswordForm(prefix="mfa", formdata=None),
         "grant_form": RoleForm(prefix="grant", formdata=None),
         "revoke_form": RoleForm(prefix="revoke", formdata=None),
         "personnel_form": _personnel_form(member),
@@ -84,6 +85,7 @@ def _account_page(member: Member, status: int = 200, **forms):
         sessions=live_sessions(db, member.id, now=now, limits=SessionLimits.from_config(current_app.config)),
         events=accounts.account_events(db, member.id), local=_local_time,
         history=member_history(db, member.id),
+        second_factor=accounts.has_second_factor(db, member),
         **_account_forms(member, **forms)), status
 
 
@@ -127,6 +129,24 @@ def members():
 def member_account(member_id: int):
     """A member's account: lock state, roles, live sessions and recent sign-in history."""
     return _account_page(_member_or_404(member_id))
+
+
+@bp.post("/members/<int:member_id>/second-factor/reset")
+@admin_required
+def reset_second_factor(member_id: int):
+    """Remove a member's second factors and recovery codes (lost phone and codes); sessions end."""
+    member = _member_or_404(member_id)
+    form = AdminPasswordForm(prefix="mfa")
+    if not form.validate_on_submit():
+        return _account_page(member, 400, mfa_form=form)
+    try:
+        accounts.reset_second_factor(get_session(), member, admin=current_user._get_current_object(),
+                                     admin_password=form.admin_password.data, now=request_now(), ip=client_ip())
+    except accounts.AccountError as exc:
+        return _refused("admin.reset_second_factor", member, "mfa_form", form, exc)
+    commit()
+    flash(f"The second factor of {member.full_name} is removed; they can set up a new one.", "success")
+    return redirect(url_for(".member_account", member_id=member.id), 303)
 
 
 @bp.post("/members/<int:member_id>/unlock")

@@ -9,7 +9,9 @@ from lms.db import get_session
 from lms.forms.personnel import PersonnelApplyForm, PersonnelUploadForm
 from lms.models import PersonnelUpload
 from lms.services.audit import record_event
+from lms.jobs import wake
 from lms.services.clock import local_date
+from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads
 from lms.services.personnel_history import effective_problem
 from lms.web import client_ip, commit, request_now
@@ -109,7 +111,18 @@ def apply(upload_id: int):
     counts = apply_import(db, plan, separate_missing=separate, actor_id=current_user.id,
                           ip=client_ip(), now=now, today=_today(), source=f"web:{upload.filename}")
     upload.applied_at = now
+    invited = None
+    if form.invite.data:
+        # In the import's transaction: the roster and the invitation e-mails commit together.
+        invited = invite(db, members_to_invite_from_import(db, [row.badge for row in plan.rows]), now=now,
+                         by_id=current_user.id, ip=client_ip(),
+                         settings=InvitationSettings.from_config(current_app.config), skip_open=True)
     commit()
-    flash(f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
-          f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.", "success")
+    message = (f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
+               f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.")
+    if invited is not None:
+        wake(current_app._get_current_object())
+        message += (f" Invitations sent to {len(invited.sent)} member(s); "
+                    f"{len(invited.skipped)} could not be invited (see Invitations).")
+    flash(message, "success")
     return redirect(url_for(".upload"))

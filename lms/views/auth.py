@@ -9,9 +9,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint, same_site_referrer
 from lms.db import get_session
 from lms.forms import ActionForm, SignInForm
-from lms.services.accounts import SignInRules, authenticate
+from lms.services.accounts import LOCKED_UNTIL_UNLOCKED, SignInRules, authenticate
 from lms.services.audit import record_event
+from lms.services.clock import local_words
 from lms.services.sessions import SessionLimits, revoke_session, revoke_token, start_session, stay_signed_in
+from lms.views.second_factor import begin_second_step, needs_second_step
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("auth", __name__)
@@ -28,6 +30,23 @@ def index():
 # One answer for every refusal, so it never tells whether a badge exists or an account is locked.
 SIGN_IN_REFUSED = "Badge number or password is not right."
 THROTTLED = "Too many attempts, try again later."
+#: Only for a member with no password yet: the badge exists, which the issue accepts so that
+#: invited members are not told their password is wrong (the refusal is audited).
+NO_PASSWORD = "This account has no password yet; use the invitation e-mail or ask an administrator."
+
+
+def _refusal(result) -> str:
+    """What the person signing in is told. A locked account is named only to someone who typed
+    its right password."""
+    if result.reason == "no_password":
+        return NO_PASSWORD
+    if result.reason == "locked" and result.locked_until is not None:
+        if result.locked_until == LOCKED_UNTIL_UNLOCKED:
+            return "Your account is locked after too many failed attempts; ask an administrator to unlock it."
+        until = local_words(result.locked_until, current_app.config["TIMEZONE"])
+        return (f"Your account is locked until {until} after too many failed attempts. "
+                "Try again then, or ask an administrator to unlock it.")
+    return SIGN_IN_REFUSED
 
 
 LOCAL_SIGN_IN_OFF = ("Sign-in with a badge number and password is turned off here: use the department "
@@ -60,7 +79,10 @@ def sign_in():
             if result.throttled:
                 form.form_errors.append(THROTTLED)
                 return page(429)
-            form.password.errors.append(SIGN_IN_REFUSED)
+            form.password.errors.append(_refusal(result))
+        elif needs_second_step(result.member):
+            commit()
+            return begin_second_step(result.member, _safe_next())
         else:
             old_token = session.get(TOKEN_KEY)
             if old_token:  # signing in over a live session: that one ends

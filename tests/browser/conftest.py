@@ -48,6 +48,9 @@ def _server_env(instance: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "LMS_TEST_DATABASE_URL") and not k.startswith("LMS_")}
     env["LMS_INSTANCE_PATH"] = str(instance)
+    # The demo's administrator and HR sign in with a password alone in the journeys; the second
+    # factor's own journey (test_second_factor_journey.py) starts a server that requires it.
+    env["LMS_MFA_REQUIRED_ROLES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -72,16 +75,20 @@ class LiveServer:
 
 
 def start_server(instance: Path, log: Path, timeout: float = 90, *, port: int | None = None,
-                 settings: dict[str, str] | None = None) -> LiveServer:
+                 settings: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 host_name: str = "127.0.0.1") -> LiveServer:
     """Start ``python app.py`` on a free port (or ``port``) and wait until it answers; ``settings``
-    are extra environment variables (``LMS_*``), as an administrator would set them."""
+    (or ``env``) are extra environment variables (``LMS_*``), as an administrator would set them.
+    E-mails link to the server itself (LMS_PUBLIC_URL) under ``host_name`` ("localhost" for
+    passkeys: WebAuthn refuses IP addresses as relying parties)."""
     port = port or free_port()
     handle = log.open("wb")
+    environment = {**_server_env(instance), "LMS_PUBLIC_URL": f"http://{host_name}:{port}",
+                   **(settings or {}), **(env or {})}
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT,
-                               env={**_server_env(instance), **(settings or {})}, stdout=handle,
-                               stderr=subprocess.STDOUT)
+                               env=environment, stdout=handle, stderr=subprocess.STDOUT)
     handle.close()
-    server = LiveServer(f"http://127.0.0.1:{port}", instance, process, log)
+    server = LiveServer(f"http://{host_name}:{port}", instance, process, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
