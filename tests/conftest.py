@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from lms import create_app
 from lms.bootstrap import init_database
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.db import get_database, utcnow
 from lms.services.accounts import create_or_grant
 from lms.services.clock import local_date
@@ -28,7 +28,7 @@ TEST_CONFIG = {
     # Cheap scrypt so hundreds of sign-ins stay fast; production uses n=2**15.
     "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
     "SEED_DEMO_ON_FIRST_RUN": False,
-    "CONTENT_DIR": str(PROJECT_ROOT / "content"),
+    "CONTENT_DIR": str(PACKAGE_DIR / "content"),
 }
 CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]
 # Content is loaded once per run on PostgreSQL; a test that changes it is detected by this
