@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from lms.config import PROJECT_ROOT, load_settings
+from lms.config import PACKAGE_DIR, PROJECT_ROOT, load_settings
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -23,8 +23,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     logs.configure(settings.LOG_FORMAT, settings.LOG_LEVEL)
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True,
-                template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "static"))
+                template_folder=str(PACKAGE_DIR / "templates"),
+                static_folder=str(PACKAGE_DIR / "static"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     values = settings.as_config()
     if values.get("PUBLIC_URL"):

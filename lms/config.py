@@ -113,7 +113,7 @@ class Defaults:
     #: Signs session cookies; None keeps a random one in instance/secret_key. Always a string.
     SECRET_KEY: str | None = None
     #: Folder holding one sub-folder per policy (the package's own content pack by default).
-    CONTENT_DIR = str(PROJECT_ROOT / "content")
+    CONTENT_DIR = str(PACKAGE_DIR / "content")
     #: The department's local time zone: receipts show local time beside UTC.
     TIMEZONE: Annotated[str, TimeZoneName()] = "America/Chicago"
     DEPARTMENT_NAME = "Elgin Police Department"

@@ -5,13 +5,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the project's migrations folder."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(PACKAGE_DIR / "migrations"))
     return cfg
 
 

@@ -24,11 +24,11 @@ from weasyprint import CSS, HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.services.clock import local_date
 
-STATIC_DIR = (PROJECT_ROOT / "static").resolve()
-TEMPLATE_DIR = PROJECT_ROOT / "templates" / "pdf"
+STATIC_DIR = (PACKAGE_DIR / "static").resolve()
+TEMPLATE_DIR = PACKAGE_DIR / "templates" / "pdf"
 STYLESHEET = STATIC_DIR / "css" / "pdf.css"
 #: Tagged PDF/UA-1, so screen readers can read receipts; costs a few ms per receipt.
 PDF_OPTIONS = {"pdf_tags": True, "pdf_variant": "pdf/ua-1"}

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from lms import create_app
 from lms.bootstrap import init_database
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.db import get_database, utcnow
 from lms.services.accounts import create_or_grant
 from lms.services.clock import local_date
@@ -33,7 +33,7 @@ TEST_CONFIG = {
     # Off for the suite, whose administrators and HR sign in with a password alone;
     # tests/test_second_factor.py turns it on.
     "MFA_REQUIRED_ROLES": "",
-    "CONTENT_DIR": str(PROJECT_ROOT / "content"),
+    "CONTENT_DIR": str(PACKAGE_DIR / "content"),
 }
 CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "policy"]
 # Content is loaded once per run on PostgreSQL; a test that changes it is detected by this

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lms import create_app
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.db import get_database
 from lms.models import Lesson, PolicyVersion, Question, QuestionOption
 from lms.services.content import ContentError, load_packs
@@ -19,7 +19,7 @@ from lms.services.quiz_cues import measure
 
 from tests.conftest import TEST_CONFIG
 
-CONTENT = PROJECT_ROOT / "content"
+CONTENT = PACKAGE_DIR / "content"
 PACK = Path("16.3-social-media")
 VERSION = PACK / "versions" / "2013-11-26"
 # The content guide's topic table: each topic and the paragraphs it is about.

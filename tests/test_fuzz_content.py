@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR, PROJECT_ROOT
 
 #: The loader does not depend on the database; a few hundred broken packs per run cover its paths.
 EXAMPLES = int(os.environ.get("LMS_FUZZ_CONTENT_EXAMPLES", "100"))
 PACKS = {
-    "16.3": PROJECT_ROOT / "content",
+    "16.3": PACKAGE_DIR / "content",
     "99.1": PROJECT_ROOT / "tests" / "fixtures" / "content_versions",
 }
 

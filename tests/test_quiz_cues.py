@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lms import create_app
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.db import get_database
 from lms.services.content import OptionPack, QuestionPack, load_packs
 from lms.services.quiz import draw_questions
@@ -131,7 +131,7 @@ def test_a_bad_threshold_is_named_with_its_line(check, tmp_path, value, message)
 
 
 def test_the_shipped_bank_passes_its_own_thresholds(check):
-    result = check(PROJECT_ROOT / "content", "--json")
+    result = check(PACKAGE_DIR / "content", "--json")
 
     assert result.exit_code == 0, result.output
     (version,) = json.loads(result.stdout)["policies"][0]["versions"]
@@ -240,7 +240,7 @@ def test_every_draw_covers_each_topics_minimum(data):
 
 
 def test_shipped_draw_asks_about_every_part_of_the_policy():
-    (version,) = load_packs(PROJECT_ROOT / "content")[0].versions
+    (version,) = load_packs(PACKAGE_DIR / "content")[0].versions
     assert version.minimum_per_topic["department-use"] >= 1
     assert version.minimum_per_topic["internal-communications"] >= 1
     bank = [SimpleNamespace(id=q.key, topic=q.topic) for q in version.questions]

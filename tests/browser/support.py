@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.services.content import load_packs
 
 AXE_JS = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
@@ -127,7 +127,7 @@ def sign_in(page, badge: str, password: str = DEMO_PASSWORD, axe: AxeAudit | Non
 def answer_key() -> dict[tuple[str, str], frozenset[str]]:
     """(scenario, prompt) → the texts of the correct options, for every question in content/."""
     key = {}
-    for pack in load_packs(PROJECT_ROOT / "content"):
+    for pack in load_packs(PACKAGE_DIR / "content"):
         for version in pack.versions:
             for question in version.questions:
                 key[(" ".join(question.scenario.split()), " ".join(question.prompt.split()))] = frozenset(

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text, update
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.db import get_database
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
 from lms.models.assignment_state import STATE_COLUMNS, refresh_assignment_state
@@ -249,7 +249,7 @@ def test_a_rolled_back_change_leaves_the_stored_progress_as_it_was(db, one):
 
 
 def _migration(name: str):
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "migrations" / "versions" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, PACKAGE_DIR / "migrations" / "versions" / f"{name}.py")
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     return migration

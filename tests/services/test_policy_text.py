@@ -8,14 +8,14 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lms.config import PROJECT_ROOT
+from lms.config import PACKAGE_DIR
 from lms.services.content import normalise_text, sha256_hex
 from lms.services.policy_text import parse_policy, render_policy
 
 from tests.conftest import PASSWORD
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons
 
-POLICY_16_3 = sorted((PROJECT_ROOT / "content").glob("*16.3*/versions/*/policy.txt"))[0]
+POLICY_16_3 = sorted((PACKAGE_DIR / "content").glob("*16.3*/versions/*/policy.txt"))[0]
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "content_versions" / "99.1-portable-radios"
 LABEL = re.compile(r"^\s*(?:[A-Z]|\d{1,2})\.\s+")
 
