@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, current_app, g, has_request_context, render_template, request
+from flask import Flask, abort, current_app, g, has_request_context, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
@@ -21,7 +21,7 @@ from lms.services.clock import local_date
 from lms.services.links import is_loopback
 from lms.services.progress import STATUS_LABELS
 from lms.services.quiz import correct_needed
-from lms.services.validators import MAX_ID
+from lms.services.validators import MAX_ID, text_problem
 
 csrf = CSRFProtect()
 
@@ -49,9 +49,21 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def _refuse_control_characters():
+    """Refuse, before any view runs, a form or query value holding a control character (NUL, ESC,
+    a lone CR…; line breaks are allowed in form fields): no field of Roll Call means one, PostgreSQL
+    refuses NUL outright, and CR/LF in a name or an e-mail would inject mail headers."""
+    for source, values in (("query", request.args), ("form", request.form)):
+        for name, value in values.items(multi=True):
+            problem = text_problem(name) or text_problem(value, multiline=source == "form")
+            if problem:
+                abort(400, description=f"The field {name[:40]!r} {problem}. Nothing was changed.")
+
+
 def init_app(app: Flask) -> None:
     # Before any blueprint registers, so every ``<int:…>`` rule is built with it.
     app.url_map.converters["int"] = IdConverter
+    app.before_request(_refuse_control_characters)
     csrf.init_app(app)
     app.session_interface = SessionInterface()
     if app.config.get("PREFERRED_URL_SCHEME") == "https":

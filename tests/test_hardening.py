@@ -334,3 +334,25 @@ def test_uploaded_personnel_files_are_removed_after_the_keep_period(app, client,
                 data={"csrf_token": token, "file": (io.BytesIO(b"not,a,roster\n"), "x.csv")})
     db.expire_all()
     assert db.get(PersonnelUpload, recent_id) is None
+
+
+# --- control characters in any form or query value ----------------------------------------------------
+
+@pytest.mark.parametrize("reason", ["Military\x00 leave", "Military\x1b leave", "Military\r leave"])
+def test_a_control_character_in_any_field_is_a_clear_400_that_writes_nothing(client, auth, db, make_member,
+                                                                             open_cycle, reason):
+    """NUL in a free-text field reached PostgreSQL and failed there (500); it is refused at the door."""
+    coordinator = make_member(first="Ren", last="Ok", badge="96", roles=("coordinator",))
+    officer = make_member(first="Alex", last="Rivera", badge="501")
+    cycle = open_cycle()
+    auth.sign_in(coordinator.badge)
+    url = f"/coordinator/cycles/{cycle.year}/members/{officer.id}"
+    response = client.post(f"{url}/exemption", data={"csrf_token": csrf_token(client, url), "reason": reason})
+    assert response.status_code == 400
+    assert "contains a control character" in response.get_data(as_text=True)
+    assert db.scalar(select(func.count(Exemption.id))) == 0
+    assert client.get("/coordinator/?q=a\x00b").status_code == 400
+    # Line breaks typed into a text area are not control characters there.
+    fine = client.post(f"{url}/exemption", data={"csrf_token": csrf_token(client, url),
+                                                 "reason": "Military leave\r\nuntil June"})
+    assert fine.status_code in (302, 303)
