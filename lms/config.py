@@ -148,11 +148,11 @@ class Defaults:
     #: The browser cookie's lifetime (seconds in the environment).
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     #: Server-side sessions end after this long without a request, and this long after sign-in.
-    SESSION_IDLE_MINUTES: Annotated[float, AtLeast(1)] = 30
+    SESSION_IDLE_MINUTES: Annotated[float, AtLeast(0.1)] = 30
     SESSION_ABSOLUTE_HOURS: Annotated[float, AtLeast(1)] = 12
     #: Minutes before the idle sign-out that a page warns and offers to stay signed in (WCAG
     #: 2.2.1); capped below SESSION_IDLE_MINUTES.
-    SESSION_WARNING_MINUTES = 2
+    SESSION_WARNING_MINUTES: Annotated[float, AtLeast(0)] = 2
     #: A session's last_seen_at is written at most this often (seconds).
     SESSION_TOUCH_SECONDS: Annotated[float, AtLeast(0)] = 60
     #: Consecutive failed sign-ins that lock an account, and for how long; 0 minutes locks it

@@ -48,7 +48,7 @@ def test_environment_values_are_parsed_by_their_declared_type(tmp_path):
     ("TIMEZONE", "Central", "LMS_TIMEZONE: expected an IANA time zone name such as America/Chicago, got 'Central'"),
     ("MAIL_TRANSPORT", "pigeon", "LMS_MAIL_TRANSPORT: expected one of outbox, smtp, got 'pigeon'"),
     ("LOG_FORMAT", "xml", "LMS_LOG_FORMAT: expected one of text, json, got 'xml'"),
-    ("SESSION_IDLE_MINUTES", "nan", "LMS_SESSION_IDLE_MINUTES: expected a number ≥ 1, got 'nan'"),
+    ("SESSION_IDLE_MINUTES", "nan", "LMS_SESSION_IDLE_MINUTES: expected a number ≥ 0.1, got 'nan'"),
     ("PERMANENT_SESSION_LIFETIME", "12h", "LMS_PERMANENT_SESSION_LIFETIME: expected a whole number of seconds ≥ 1, got '12h'"),
 ])
 def test_a_bad_value_names_the_variable_and_what_it_expects(tmp_path, variable, value, message):

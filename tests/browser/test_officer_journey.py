@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Error as PlaywrightError, Locator, Page, expect
 
 from tests.browser.support import DEMO_PASSWORD, AxeAudit, QuizQuestion, choices, read_quiz
 
@@ -95,8 +95,20 @@ class Keyboard(Hands):
 
     def look_around(self) -> None:
         # A page that put the focus somewhere itself (an error summary) is checked by the journey.
-        if self.page.evaluate("() => document.activeElement === document.body"):
+        if self._focus_on_body():
             self.skip_to_main()
+
+    def _focus_on_body(self) -> bool:
+        """Whether nothing has the focus, asked once the page in front has loaded (a key press
+        that submitted a form may still be navigating when the journey looks)."""
+        for _ in range(3):
+            self.page.wait_for_load_state()
+            try:
+                return self.page.evaluate("() => document.activeElement === document.body")
+            except PlaywrightError as exc:
+                if "Execution context was destroyed" not in str(exc):
+                    raise
+        raise AssertionError("the page kept navigating while the journey waited for it")
 
     def skip_to_main(self) -> None:
         """The first Tab stop is a visible skip link, and it moves the focus to the main content."""
