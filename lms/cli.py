@@ -19,7 +19,26 @@ from lms.services.clock import local_date
 # YAML, the content and personnel rules) before it starts (docs/performance.md).
 
 
-_DATE = click.DateTime(formats=["%Y-%m-%d"])
+class _Date(click.DateTime):
+    """A YYYY-MM-DD date within the years a department's records can mean (the rule the web
+    forms and the personnel import apply: lms.services.validators.date_problem)."""
+
+    name = "date"
+
+    def __init__(self) -> None:
+        super().__init__(formats=["%Y-%m-%d"])
+
+    def convert(self, value, param, ctx):
+        moment = super().convert(value, param, ctx)
+        from lms.services.validators import date_problem
+
+        problem = date_problem(moment.date())
+        if problem:
+            self.fail(problem, param, ctx)
+        return moment
+
+
+_DATE = _Date()
 
 
 @click.group("lms")
@@ -157,7 +176,7 @@ _CYCLE_OPTIONS = {"year": "--year", "due_date": "--due", "policy": "--policy", "
 
 @cycle_group.command("create")
 @click.option("--year", required=True, type=int)
-@click.option("--due", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Due date, YYYY-MM-DD.")
+@click.option("--due", required=True, type=_DATE, help="Due date, YYYY-MM-DD.")
 @click.option("--policy", "policies", multiple=True, help="Policy id; repeat for several (default: all).")
 @click.option("--unit", "units", multiple=True, help="Limit the audience to a unit; repeatable.")
 @click.option("--rank", "ranks", multiple=True, help="Limit the audience to a rank; repeatable.")

@@ -356,3 +356,27 @@ def test_a_control_character_in_any_field_is_a_clear_400_that_writes_nothing(cli
     fine = client.post(f"{url}/exemption", data={"csrf_token": csrf_token(client, url),
                                                  "reason": "Military leave\r\nuntil June"})
     assert fine.status_code in (302, 303)
+
+
+@pytest.mark.parametrize("args", [
+    ["cycle", "create", "--year", "2030", "--due", "9999-12-31"],
+    ["roster", "--cycle", "2030", "--as-of", "0001-01-01", "--format", "csv", "--out", "x.csv"],
+    ["export-acks", "--since", "9999-12-31", "--out", "x.zip"],
+    ["import-personnel", "people.csv", "--effective", "9999-01-01"],
+])
+def test_command_line_dates_have_the_same_bounds_as_the_forms(runner, tmp_path, args):
+    (tmp_path / "people.csv").write_text(HEADER)
+    args = [str(tmp_path / a) if a in ("x.csv", "x.zip", "people.csv") else a for a in args]
+    result = runner.invoke(args=["lms", *args])
+    assert result.exit_code == 2 and "is outside the years 1900–2199" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("year", ["٢٠٣٠", "2⁰30", "20300000000000000000"])
+def test_a_cycle_year_in_other_digits_is_refused(client, auth, db, make_member, year):
+    coordinator = make_member(first="Ren", last="Ok", badge="96", roles=("coordinator",))
+    auth.sign_in(coordinator.badge)
+    token = csrf_token(client, "/coordinator/cycles/new")
+    response = client.post("/coordinator/cycles/new", data={"csrf_token": token, "year": year,
+                                                           "due_date": "2030-12-31", "grace_days": "30"})
+    assert response.status_code == 400 and db.scalar(select(func.count(Cycle.id))) == 0

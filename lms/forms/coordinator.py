@@ -16,9 +16,21 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from lms.forms.hr import IsoDateField
+from lms.services.validators import ascii_int
 
 #: Roster sort directions, as they appear in the URL.
 DIRECTIONS = [("asc", "Ascending"), ("desc", "Descending")]
+
+
+class WholeNumberField(IntegerField):
+    """A whole number written in ASCII digits (``int`` also takes "٣" and other scripts' digits),
+    at most 9 of them: no count or year here is larger, and a longer one overflows the database."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and valuelist[0].strip() and ascii_int(valuelist[0].strip(), low=0, high=999_999_999) is None:
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+        super().process_formdata(valuelist)
 
 
 class CheckboxesField(SelectMultipleField):
@@ -39,12 +51,12 @@ def _unknown(noun: str) -> str:
 class CycleForm(FlaskForm):
     """Open a training cycle."""
 
-    year = IntegerField("Year", validators=[InputRequired("Enter the cycle's year, e.g. 2027.")])
+    year = WholeNumberField("Year", validators=[InputRequired("Enter the cycle's year, e.g. 2027.")])
     due_date = IsoDateField("Due date", validators=[InputRequired("Enter the due date as YYYY-MM-DD.")])
     policies = CheckboxesField("Policies", invalid_choice_message=_unknown("policy"))
     units = CheckboxesField("Units", invalid_choice_message=_unknown("unit"))
     ranks = CheckboxesField("Ranks", invalid_choice_message=_unknown("rank"))
-    grace_days = IntegerField("Grace days for late joiners", default=30,
+    grace_days = WholeNumberField("Grace days for late joiners", default=30,
                               validators=[InputRequired("Enter a number of days, e.g. 30.")])
 
 
@@ -68,7 +80,7 @@ class RosterForm(FlaskForm):
     as_of = IsoDateField("As of the end of", validators=[Optional()])
     sort = SelectField("Sort by", default="last_name", invalid_choice_message="Sort by one of the listed columns.")
     dir = SelectField("Order", default="asc", invalid_choice_message="Choose ascending or descending.")
-    page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, message="Pages start at 1.")])
+    page = WholeNumberField("Page", default=1, validators=[Optional(), NumberRange(min=1, message="Pages start at 1.")])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,7 +100,7 @@ class AttemptGrantForm(FlaskForm):
     """Grant a member extra quiz attempts on one of their assignments, confirmed by password.
     Made with ``prefix=grant_prefix(assignment_id)``: a member page has one per assignment."""
 
-    attempts = IntegerField("Extra attempts", default=1, validators=[
+    attempts = WholeNumberField("Extra attempts", default=1, validators=[
         InputRequired("Enter how many attempts to grant, e.g. 1."),
         NumberRange(min=1, max=10, message="Grant from 1 to 10 attempts.")])
     reason = TextAreaField("Reason", validators=[
