@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from lms.models import TRACKED_FIELDS, Member, PersonnelChange
+from lms.services.validators import date_problem, text_problem
 
 
 @dataclass(frozen=True)
@@ -256,9 +257,10 @@ class PersonnelChangeError(ValueError):
 
 
 def effective_problem(effective: date, today: date) -> str | None:
-    """Why ``effective`` cannot be a change's effective date, or None: it must fall between 1900 and
-    ten years ahead (further is a typing mistake, not a plan)."""
-    if not date(1900, 1, 1) <= effective <= date(today.year + 10, 12, 31):
+    """Why ``effective`` cannot be a change's effective date, or None: within the years any date may
+    be (validators.date_problem), and no more than ten years ahead (further is a typing mistake,
+    not a plan)."""
+    if date_problem(effective) or effective > date(today.year + 10, 12, 31):
         return (f"{effective.isoformat()} is not a plausible effective date: give one between 1900-01-01 "
                 f"and {today.year + 10}-12-31")
     return None
@@ -276,10 +278,9 @@ def edit_personnel(session: Session, member: Member, *, status: str, unit: str |
 
     def text(value: str | None, limit: int, name: str) -> str | None:
         value = " ".join((value or "").split()) or None
-        if value is not None and len(value) > limit:
-            raise PersonnelChangeError(f"{name} must be at most {limit} characters", name)
-        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise PersonnelChangeError(f"{name} must not hold control characters", name)
+        problem = text_problem(value, max_length=limit) if value is not None else None
+        if problem:
+            raise PersonnelChangeError(f"{name}: {problem}", name)
         return value
 
     if status not in MEMBER_STATUSES:
