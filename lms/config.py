@@ -314,7 +314,8 @@ class SettingsError(ValueError):
 
 
 #: Environment variables that are not settings but are read elsewhere (start-up, tests).
-NOT_SETTINGS = {"LMS_INSTANCE_PATH", "LMS_TEST_DATABASE_URL"}
+NOT_SETTINGS = {"LMS_INSTANCE_PATH", "LMS_TEST_DATABASE_URL", "LMS_TEST_REDIS_URL", "LMS_FUZZ_EXAMPLES",
+                "LMS_FUZZ_CONTENT_EXAMPLES"}
 
 
 def load_settings(instance_path: Path, environ: Mapping[str, str] | None = None,
