@@ -135,8 +135,11 @@ def live_server(seeded_instance, tmp_path) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path):
+    """Chromium, for one test module. Playwright's sync API keeps an asyncio loop running in this
+    thread while it is open; closing it after each module lets the tests that follow call code
+    that runs its own loop (pyHanko signs and validates receipts with ``asyncio.run``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
