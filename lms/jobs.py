@@ -405,6 +405,10 @@ def _make_huey(app: Flask):
     from huey import SqliteHuey
 
     filename = url[len("sqlite:///"):] if url else str(Path(app.instance_path) / "jobs.sqlite3")
+    # Readable by its owner only, like the main database (SQLite gives its -wal/-shm the same mode).
+    if Path(filename).parent.is_dir():
+        os.close(os.open(filename, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.chmod(filename, 0o600)
     return SqliteHuey(name, filename=filename, results=False, utc=True)
 
 
