@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from lms.config import PROJECT_ROOT
-from tests.browser.conftest import DESKTOP, LiveServer, free_port, start_server
+from tests.browser.conftest import DESKTOP, LiveServer, free_port, start_server, stop_process
 
 IDP_DIR = PROJECT_ROOT / "tests" / "idp"
 CLIENT_ID = "rollcall"
@@ -36,13 +36,7 @@ class IdentityProvider:
     process: subprocess.Popen
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def _start_node(args: list[str], log: Path, port: int) -> IdentityProvider:
