@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -197,6 +198,13 @@ def csrf_token(client, path: str = "/sign-in") -> str:
     match = CSRF_RE.search(html)
     assert match, f"no csrf_token on {path}"
     return match.group(1)
+
+
+def wrong_code_for(totp) -> str:
+    """A six-digit code the app shows at no step near now (a fixed one would match, once in a while)."""
+    now = time.time()
+    valid = {totp.at(now + drift) for drift in range(-90, 91, 30)}
+    return next(code for code in ("000000", "111111", "222222") if code not in valid)
 
 
 class AuthActions:

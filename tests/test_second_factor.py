@@ -13,7 +13,7 @@ from lms import create_app
 from lms.db import utcnow
 from lms.models import AuditEvent, Member, RecoveryCode, TotpFactor
 
-from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token
+from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token, wrong_code_for
 
 SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
 CODES_RE = re.compile(r"<li><code>([a-z2-9-]{19})</code></li>")
@@ -62,7 +62,8 @@ def test_an_administrator_must_enrol_before_reaching_anything(app, client, db, m
     assert "Your role requires a second factor" in page
     # A wrong first code does not enrol.
     client.post("/account/second-factor/totp", data={"csrf_token": csrf_token(client)})
-    wrong = _code(client, "/account/second-factor/totp/confirm", "000000")
+    pending = pyotp.TOTP(SECRET_RE.search(client.get("/account/second-factor").get_data(as_text=True)).group(1))
+    wrong = _code(client, "/account/second-factor/totp/confirm", wrong_code_for(pending))
     assert wrong.status_code == 400 and "That code is not right" in wrong.get_data(as_text=True)
     totp, codes = _enrol(client)
     assert client.get("/admin/").status_code == 200
@@ -94,7 +95,7 @@ def test_sign_in_asks_for_the_code_and_never_accepts_one_twice(app, client, db, 
     response = _sign_in(browser, hr.badge)
     assert response.status_code == 302 and response.headers["Location"].endswith("/sign-in/second-factor")
     assert browser.get("/hr/").status_code == 302  # no session before the second step
-    assert _code(browser, "/sign-in/second-factor", "123456").status_code == 400
+    assert _code(browser, "/sign-in/second-factor", wrong_code_for(totp)).status_code == 400
     # The code of the next 30-second step (accepted: clocks drift); the enrolment used this one's.
     code = totp.at(time.time() + 30)
     response = _code(browser, "/sign-in/second-factor", code)
@@ -123,12 +124,12 @@ def test_sign_in_asks_for_the_code_and_never_accepts_one_twice(app, client, db, 
 def test_wrong_codes_lock_the_account_and_the_password_does_not_reset_the_count(app, client, db, make_member):
     member = make_member()
     _sign_in(client, member.badge)
-    _enrol(client)
+    totp, _ = _enrol(client)
     attacker = app.test_client()
     for round_ in range(2):  # the right password between rounds must not reset the count
         assert _sign_in(attacker, member.badge).status_code == 302
         for _ in range(3 if round_ == 0 else 2):
-            response = _code(attacker, "/sign-in/second-factor", "000000")
+            response = _code(attacker, "/sign-in/second-factor", wrong_code_for(totp))
     assert response.status_code == 303 and response.headers["Location"].endswith("/sign-in")
     db.expire_all()
     assert db.get(Member, member.id).is_locked(utcnow())

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import DESKTOP, _open_page, start_server
 from tests.browser.support import sign_in
+from tests.conftest import wrong_code_for
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_administrator_enrols_an_authenticator_app_then_signs_in_with_a_code(mfa
     expect(page.get_by_role("img", name="QR code to add Roll Call to an authenticator app")).to_be_visible()
     axe.check(page)
     totp = pyotp.TOTP(page.locator("#totp-secret").inner_text())
-    page.get_by_label("Code").fill("000000")
+    page.get_by_label("Code").fill(wrong_code_for(totp))
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("alert")).to_contain_text("That code is not right")
     axe.check(page)
