@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from lms.db import utcnow
-from lms.models import Assignment, AuditEvent, Member, PersonnelChange
+from lms.models import Assignment, AuditEvent, DueDateChange, Member, PersonnelChange
 from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
 from lms.services.hr import as_of as hr_as_of
@@ -540,3 +540,30 @@ def test_implausible_dates_and_control_characters_are_refused(app, db, runner, t
                           supervisor="602", effective="2100-01-01")
     assert late.status_code == 400 and "not a plausible effective date" in late.get_data(as_text=True)
     assert changes_count(db) == count
+
+
+# --- due dates that move keep the one that stood before -------------------------------------------
+
+def test_a_return_from_leave_moves_the_due_date_from_that_day_on(app, db, runner, tmp_path):
+    today = today_of(app)
+    import_file(runner, tmp_path, personnel_csv(), "--effective", (today - timedelta(days=100)).isoformat())
+    opened = today - timedelta(days=60)
+    create_cycle(db, year=today.year, due_date=today + timedelta(days=5), today=opened,
+                 now=local_moment(app, opened, 9))
+    db.commit()
+    import_file(runner, tmp_path, personnel_csv({"612": {"status": "leave"}}), "--effective",
+                (today - timedelta(days=30)).isoformat(), name="leave.csv")
+    before_return = snapshot(app, db, runner, tmp_path, today.year, today - timedelta(days=45), today)
+    assert by_badge(before_return["all"])["612"][14] == today + timedelta(days=5)
+
+    import_file(runner, tmp_path, personnel_csv(), name="back.csv")  # back today: 30 days' grace
+    moved = db.scalars(select(DueDateChange).join(Assignment).join(Member).where(Member.badge == "612")).all()
+    assert [(c.due_before, c.due_after, c.effective_on, c.reason) for c in moved] == [
+        (today + timedelta(days=5), today + timedelta(days=30), today, "return_from_leave")]
+    # Before the return, every view of the roster still shows the due date of then, row for row.
+    assert snapshot(app, db, runner, tmp_path, today.year, today - timedelta(days=45), today) == before_return
+    for as_of in (None, today):
+        rows = by_badge(all_rows(app, db, RosterFilters(year=today.year, as_of=as_of), today))
+        assert rows["612"][14] == today + timedelta(days=30)
+    # Others kept theirs.
+    assert by_badge(all_rows(app, db, RosterFilters(year=today.year), today))["611"][14] == today + timedelta(days=5)

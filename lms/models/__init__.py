@@ -22,6 +22,7 @@ from lms.models.training import (
     AttemptItem,
     Cycle,
     CyclePolicy,
+    DueDateChange,
     Exemption,
     LessonProgress,
     QuizAttempt,
@@ -32,7 +33,7 @@ from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
     "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
+    "CyclePolicy", "DueDateChange", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
     "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
     "TotpFactor", "WorkerHeartbeat",
 ]

@@ -92,6 +92,27 @@ class Assignment(Base):
     policy_version: Mapped[PolicyVersion] = relationship()
 
 
+class DueDateChange(Base):
+    """A member's due date moved for one assignment (a return from leave, an edited cycle): the
+    date before and after, and the day it took effect, so a roster "as of" an earlier day uses
+    the due date that stood then."""
+
+    __tablename__ = "due_date_change"
+    __table_args__ = (Index("ix_due_date_change_assignment_effective", "assignment_id", "effective_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"))
+    #: The due date until the change took effect.
+    due_before: Mapped[date]
+    #: The due date from ``effective_on`` on (the assignment's ``due_date`` holds the latest).
+    due_after: Mapped[date]
+    #: The department's local day from which the new due date applies.
+    effective_on: Mapped[date]
+    #: Why: "return_from_leave", "cycle_edit".
+    reason: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class LessonProgress(Base):
     """A lesson a member has read for an assignment."""
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lms.services.audit import record_event
+from lms.services.due_dates import move_due_date
 
 from lms.models import (
     Acknowledgment,
@@ -147,7 +148,8 @@ def return_from_leave(session: Session, member: Member, *, today: date, now: dat
             Assignment.member_id == member.id, Cycle.due_date >= today,
             Assignment.superseded_at.is_(None), Assignment.id.not_in(signed))):
         grace_due = today + timedelta(days=assignment.cycle.grace_days)
-        assignment.due_date = max(assignment.due_date, grace_due)
+        move_due_date(session, assignment, max(assignment.due_date, grace_due), effective_on=today, now=now,
+                      reason="return_from_leave")
     session.flush()
     sync_audience(session, today=today, now=now)
 

@@ -31,6 +31,7 @@ from lms.models import (
     PolicyVersion,
     QuizAttempt,
 )
+from lms.services.due_dates import due_date_as_of
 from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
 from lms.services.progress import STATUSES
 
@@ -150,7 +151,7 @@ def _cycle_id(filters: RosterFilters):
 
 def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_best, quiz_attempts,
                      exemption_reason, signed_on, extra_attempts, people: PeopleColumns = CURRENT,
-                     people_source=None) -> Select:
+                     people_source=None, due_date=Assignment.due_date) -> Select:
     """The roster's labelled columns over a cycle's assignments, their members and versions, from
     the given expressions for the parts the stored and the computed roster work out differently.
     ``people`` gives the members' rank, unit and shift (``people_source``, if given, is joined
@@ -168,7 +169,7 @@ def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_b
             func.coalesce(live_lessons.c.n, 0).label("lessons_total"),
             quiz_best.label("quiz_best_score"), quiz_attempts.label("quiz_attempts"),
             ack.signed_at_local.label("acknowledged_at"), ack.policy_effective.label("policy_version"),
-            Assignment.due_date.label("due_date"), exemption_reason.label("exemption_reason"),
+            due_date.label("due_date"), exemption_reason.label("exemption_reason"),
             Member.id.label("member_id"), Assignment.id.label("assignment_id"),
             PolicyVersion.policy_id.label("policy"), signed_on.label("signed_on"),
             # Not a contract column: the page shows it beside the attempts used.
@@ -356,12 +357,14 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     # ISO date strings compare correctly on both databases; the local date of signing is the
     # first ten characters of the recorded local time.
     signed_on = func.substr(ack.signed_at_local, 1, 10)
-    due = cast(Assignment.due_date, String)
+    # As of a date, the due date that stood then (a return from leave may have moved it since).
+    due_date = due_date_as_of(filters.as_of) if filters.as_of is not None else Assignment.due_date
+    due = cast(due_date, String)
     status = case(
         (exemptions.c.reason.is_not(None), "exempt"),
         (and_(ack.id.is_not(None), signed_on <= due), "complete"),
         (ack.id.is_not(None), "complete_late"),
-        (Assignment.due_date < today, "overdue"),
+        (due_date < today, "overdue"),
         else_=progress_status,
     )
     query = (
@@ -369,7 +372,7 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
                          lessons_completed=lessons_completed, quiz_best=quiz_best,
                          quiz_attempts=quiz_attempts, exemption_reason=exemptions.c.reason,
                          signed_on=signed_on, extra_attempts=granted, people=people,
-                         people_source=people_source)
+                         people_source=people_source, due_date=due_date)
         .outerjoin(ack, and_(ack.assignment_id == Assignment.id, ack.cycle_id == cycle_id,
                              ack.id.not_in(voided), before(ack.signed_at)))
         .outerjoin(exemptions, exemptions.c.member_id == Assignment.member_id)
