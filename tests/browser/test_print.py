@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from lms.config import PROJECT_ROOT
-from tests.browser.support import Screenshots, sign_in
+from tests.browser.support import Screenshots, annual_cycle_path, sign_in
 from tests.browser.test_pages import Walk, officer_signs
 
 LETTER_PORTRAIT = b"/MediaBox [0 0 612 792]"
@@ -46,7 +46,7 @@ def test_roster_prints_landscape_without_the_controls(page, axe):
     axe.watch(page)
     sign_in(page, "1003", axe=axe)
     axe.check(page)
-    page.goto("/coordinator/cycles/2026/roster")
+    page.goto(f"{annual_cycle_path(page)}/roster")
     axe.check(page)
     pdf = printed(page)
 
