@@ -14,7 +14,7 @@ def test_reminders_are_queued_and_the_worker_beside_the_server_sends_them(page, 
     axe.watch(page)
     sign_in(page, "1003", axe=axe)
     axe.check(page)
-    page.goto(f"{annual_cycle_path(page)}/reminders")
+    page.goto(f"{annual_cycle_path(page, axe)}/reminders")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Reminders")
     axe.check(page)
 
