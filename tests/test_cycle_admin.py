@@ -111,8 +111,11 @@ def test_close_stops_signatures_and_keeps_the_roster(app, client, auth, db, make
     [event] = _events(db, "cycle.close")
     assert event.actor_id == coordinator.id and event.details["before"] == {"closed_at": None}
     assert event.details["name"] == cycle.name and event.details["year"] == cycle.year
-    # Closed: editing is refused, and the officer can read but not sign.
+    # Closed: editing and reminders are refused, and the officer can read but not sign.
     assert client.get(f"/coordinator/cycles/{cycle.id}/edit").status_code == 303
+    reminded = _post(client, f"/coordinator/cycles/{cycle.id}/reminders", {"confirm": "y"})
+    assert reminded.status_code == 302 and _events(db, "reminder.queue") == []
+    assert "no reminders go out" in client.get(reminded.headers["Location"]).get_data(as_text=True)
     auth.sign_out()
     auth.sign_in(officer.badge)
     assignment = assignment_of(db, officer)

@@ -129,6 +129,10 @@ def reminders(cycle_id: int):
 def send_reminders(cycle_id: int):
     """Queue the reminders the preview lists (recomputed now) for the worker, and return at once."""
     cycle = cycle_or_404(cycle_id)
+    if cycle.closed_at is not None:
+        flash(f"The {cycle.name} cycle is closed: it takes no more signatures, so no reminders go out for it.",
+              "error")
+        return redirect(url_for(".reminders", cycle_id=cycle.id))
     form = SendRemindersForm()
     if not form.validate_on_submit():
         return _preview(cycle, form, 400)
