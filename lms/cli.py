@@ -170,39 +170,172 @@ def cycle_group() -> None:
     """Training cycles."""
 
 
-# The option that carries each input create_cycle can blame; the service's names are not the CLI's.
-_CYCLE_OPTIONS = {"year": "--year", "due_date": "--due", "policy": "--policy", "grace_days": "--grace-days"}
+# The option that carries each input the cycle service can blame; the service's names are not the CLI's.
+_CYCLE_OPTIONS = {"year": "--year", "name": "--name", "due_date": "--due", "policy": "--policy",
+                  "grace_days": "--grace-days", "units": "--unit", "ranks": "--rank", "shifts": "--shift",
+                  "cycle": "--cycle"}
+
+
+def _cycle_fail(exc) -> None:
+    """Exit 1 with a CycleError's message and the option at fault."""
+    get_session().rollback()
+    _fail(f"{exc} ({_CYCLE_OPTIONS.get(exc.field, exc.field)})" if exc.field else str(exc))
+
+
+def _find_cycle(ref: str):
+    """The cycle ``--cycle`` names (a name, an id, or a year that has one cycle), or exit 1 listing
+    the cycles."""
+    from lms.services.cycles import CycleError, find_cycle
+
+    try:
+        return find_cycle(get_session(), ref)
+    except CycleError as exc:
+        _cycle_fail(exc)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+_CYCLE_REF_HELP = "The cycle: its name, its id, or its year when the year has one cycle."
 
 
 @cycle_group.command("create")
 @click.option("--year", required=True, type=int)
+@click.option("--name", help="The cycle's name, unique across years (default \"YEAR annual\" for a year's "
+                             "first cycle; required after).")
 @click.option("--due", required=True, type=_DATE, help="Due date, YYYY-MM-DD.")
 @click.option("--policy", "policies", multiple=True, help="Policy id; repeat for several (default: all).")
 @click.option("--unit", "units", multiple=True, help="Limit the audience to a unit; repeatable.")
 @click.option("--rank", "ranks", multiple=True, help="Limit the audience to a rank; repeatable.")
+@click.option("--shift", "shifts", multiple=True, help="Limit the audience to a shift; repeatable.")
 @click.option("--grace-days", default=30, show_default=True, type=int,
               help="Days a member who joins the audience late has to complete.")
+@click.option("--dry-run", is_flag=True, help="Check and print how many members it would assign; open nothing.")
 @with_appcontext
-def cycle_create(year: int, due, policies, units, ranks, grace_days: int) -> None:
+def cycle_create(year: int, name, due, policies, units, ranks, shifts, grace_days: int, dry_run: bool) -> None:
     """Open a training cycle for an audience."""
-    from lms.services.cycles import CycleError, audience_size, create_cycle, record_cycle_opened
+    from lms.services.cycles import CycleError, audience_size, create_cycle, plan_cycle, record_cycle_opened
 
     session = get_session()
     now = utcnow()
+    values = dict(year=year, name=name, due_date=due.date(), today=local_date(now, current_app.config["TIMEZONE"]),
+                  policy_ids=list(policies), units=list(units), ranks=list(ranks), shifts=list(shifts),
+                  grace_days=grace_days)
     try:
-        cycle = create_cycle(session, year=year, due_date=due.date(),
-                             today=local_date(now, current_app.config["TIMEZONE"]), now=now,
-                             policy_ids=list(policies), units=list(units), ranks=list(ranks),
-                             grace_days=grace_days)
+        if dry_run:
+            plan = plan_cycle(session, **values)
+            session.rollback()
+            click.echo(f"Would open cycle {plan.name}: {_plural(plan.members, 'member')} assigned, due "
+                       f"{plan.due_date.isoformat()} (dry run: nothing opened).")
+            return
+        cycle = create_cycle(session, now=now, **values)
     except CycleError as exc:
-        session.rollback()
-        _fail(f"{exc} ({_CYCLE_OPTIONS.get(exc.field, exc.field)})" if exc.field else str(exc))
+        _cycle_fail(exc)
     members = audience_size(session, cycle.id)
     record_cycle_opened(session, cycle, members=members, actor_id=None, ip=None, now=now, via="cli")
     session.commit()
     versions = ", ".join(f"{v.policy_id} (effective {v.effective.isoformat()})" for v in cycle.policy_versions)
     click.echo(f"Opened cycle {cycle.name}: {versions}; due {cycle.due_date.isoformat()}; "
                f"{members} members assigned.")
+    click.echo(f"Its id is {cycle.id}; --cycle takes the id or the name.")
+
+
+@cycle_group.command("list")
+@with_appcontext
+def cycle_list() -> None:
+    """Every cycle: id, year, name, due date, whether closed, members assigned."""
+    from sqlalchemy import select
+
+    from lms.models import Cycle
+    from lms.services.cycles import audience_size
+
+    session = get_session()
+    cycles = list(session.scalars(select(Cycle).order_by(Cycle.year, Cycle.id)))
+    if not cycles:
+        click.echo("No cycles yet.")
+    for cycle in cycles:
+        state = "closed" if cycle.closed_at else "open"
+        click.echo(f"{cycle.id:>5}  {cycle.year}  {cycle.name:<30}  due {cycle.due_date.isoformat()}  {state:<6}  "
+                   f"{_plural(audience_size(session, cycle.id), 'member')}")
+
+
+@cycle_group.command("edit")
+@click.option("--cycle", "ref", required=True, help=_CYCLE_REF_HELP)
+@click.option("--name", help="A new name, unique across years.")
+@click.option("--due", type=_DATE, help="A new due date, YYYY-MM-DD.")
+@click.option("--grace-days", type=int, help="New grace days for late joiners.")
+@click.option("--unit", "units", multiple=True, help="The audience's units (replaces them); repeatable.")
+@click.option("--rank", "ranks", multiple=True, help="The audience's ranks (replaces them); repeatable.")
+@click.option("--shift", "shifts", multiple=True, help="The audience's shifts (replaces them); repeatable.")
+@click.option("--everyone", is_flag=True, help="Clear the audience's filters: every active member.")
+@click.option("--dry-run", is_flag=True, help="Check and print what would change; change nothing.")
+@with_appcontext
+def cycle_edit(ref: str, name, due, grace_days, units, ranks, shifts, everyone: bool, dry_run: bool) -> None:
+    """Change a cycle's name, due date, grace days or audience. A new audience is synced at once:
+    members it takes in are assigned; members it leaves out lose only assignments they had not
+    started; nothing signed is ever removed."""
+    from lms.services.cycles import CycleError, edit_cycle, plan_edit
+
+    if everyone and (units or ranks or shifts):
+        _fail("--everyone clears the audience; leave out --unit, --rank and --shift with it")
+    session = get_session()
+    cycle = _find_cycle(ref)
+    now = utcnow()
+    audience = {key: [] if everyone else list(cycle.audience.get(key) or []) for key in ("units", "ranks", "shifts")}
+    for key, given in (("units", units), ("ranks", ranks), ("shifts", shifts)):
+        if given:
+            audience[key] = list(given)
+    values = dict(name=cycle.name if name is None else name, due_date=due.date() if due else cycle.due_date,
+                  grace_days=cycle.grace_days if grace_days is None else grace_days,
+                  today=local_date(now, current_app.config["TIMEZONE"]), **audience)
+    try:
+        if dry_run:
+            change = plan_edit(session, cycle, **values)
+            session.rollback()
+        else:
+            change = edit_cycle(session, cycle, now=now, actor_id=None, ip=None, via="cli", **values)
+    except CycleError as exc:
+        _cycle_fail(exc)
+    if not dry_run:
+        session.commit()
+    changed = "; ".join(f"{key} {before} -> {after}" for key, (before, after) in change.changes.items()) or "nothing"
+    click.echo(f"{'Would change' if dry_run else 'Changed'} cycle {change.name} (id {cycle.id}): {changed}. "
+               f"{_plural(change.members, 'member')} in the audience; {change.added} added, {change.removed} removed, "
+               f"{change.kept} kept (started or signed)" + (" (dry run: nothing changed)." if dry_run else "."))
+
+
+@cycle_group.command("close")
+@click.option("--cycle", "ref", required=True, help=_CYCLE_REF_HELP)
+@with_appcontext
+def cycle_close(ref: str) -> None:
+    """Close a cycle: no new signatures; it stays readable and in the rosters."""
+    from lms.services.cycles import CycleError, close_cycle
+
+    cycle = _find_cycle(ref)
+    try:
+        close_cycle(get_session(), cycle, now=utcnow(), actor_id=None, ip=None, via="cli")
+    except CycleError as exc:
+        _cycle_fail(exc)
+    get_session().commit()
+    click.echo(f"Closed cycle {cycle.name} (id {cycle.id}): no new signatures; its roster stays.")
+
+
+@cycle_group.command("delete")
+@click.option("--cycle", "ref", required=True, help=_CYCLE_REF_HELP)
+@with_appcontext
+def cycle_delete(ref: str) -> None:
+    """Delete a cycle nobody has started (otherwise close it)."""
+    from lms.services.cycles import CycleError, delete_cycle
+
+    cycle = _find_cycle(ref)
+    name, cycle_id = cycle.name, cycle.id
+    try:
+        delete_cycle(get_session(), cycle, now=utcnow(), actor_id=None, ip=None, via="cli")
+    except CycleError as exc:
+        _cycle_fail(exc)
+    get_session().commit()
+    click.echo(f"Deleted cycle {name} (id {cycle_id}).")
 
 
 @lms.command("verify")
@@ -489,14 +622,14 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
 
 
 @lms.command("grant-attempts")
-@click.option("--cycle", "year", required=True, type=int, help="The cycle's year.")
+@click.option("--cycle", "ref", required=True, help=_CYCLE_REF_HELP)
 @click.option("--badge", required=True, help="The member who gets the attempts.")
 @click.option("--policy", help="The policy, e.g. 16.3 (needed when the cycle assigns several).")
 @click.option("--attempts", required=True, type=int, help="How many extra attempts, 1 to 10.")
 @click.option("--reason", required=True, help="Why; kept on the record and in the audit log.")
 @click.option("--by", "by_badge", required=True, help="The granting coordinator's badge.")
 @with_appcontext
-def grant_attempts_command(year: int, badge: str, policy, attempts: int, reason: str, by_badge: str) -> None:
+def grant_attempts_command(ref: str, badge: str, policy, attempts: int, reason: str, by_badge: str) -> None:
     """Grant a member extra quiz attempts. The granting coordinator's password is read from
     standard input (never argv); a wrong one counts toward their lockout."""
     from lms.services.accounts import SignInRules, count_reauthentication_failure, find_member
@@ -506,6 +639,7 @@ def grant_attempts_command(year: int, badge: str, policy, attempts: int, reason:
     if not password:
         _fail("type the password of the coordinator --by names on standard input")
     session = get_session()
+    cycle = _find_cycle(ref)
     coordinator = find_member(session, by_badge)
     if coordinator is None:
         _fail(f"no member has badge {by_badge}")
@@ -513,7 +647,7 @@ def grant_attempts_command(year: int, badge: str, policy, attempts: int, reason:
     if coordinator.is_locked(now):
         _fail(f"the account of badge {by_badge} is locked")
     try:
-        assignment = find_assignment(session, year=year, badge=badge, policy_id=policy)
+        assignment = find_assignment(session, cycle=cycle, badge=badge, policy_id=policy)
         grant = grant_attempts(session, assignment=assignment, granted_by=coordinator, password=password,
                                attempts=attempts, reason=reason, now=now, ip=None)
     except GrantError as exc:
@@ -527,7 +661,7 @@ def grant_attempts_command(year: int, badge: str, policy, attempts: int, reason:
     member = assignment.member
     click.echo(f"Granted {member.full_name} (badge {member.badge}) {grant.attempts} more attempt"
                f"{'s' if grant.attempts != 1 else ''} at policy {assignment.policy_version.policy_id} "
-               f"in the {year} cycle.")
+               f"in the {cycle.name} cycle.")
 
 
 
@@ -576,7 +710,7 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
 
 
 @lms.command("roster")
-@click.option("--cycle", "year", required=True, type=int, help="The cycle's year.")
+@click.option("--cycle", "ref", required=True, metavar="YEAR|NAME|ID", help=_CYCLE_REF_HELP)
 @click.option("--policy", help="Only this policy, e.g. 16.3.")
 @click.option("--unit", "units", multiple=True, help="Only members in this unit; repeatable.")
 @click.option("--status", "statuses", multiple=True,
@@ -588,7 +722,7 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
               help="CSV (the contract's columns), XLSX, or PDF (every row laid out: slow beyond a few thousand).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
 @with_appcontext
-def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Path) -> None:
+def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path) -> None:
     """The compliance roster of a cycle, sorted by last name, as CSV, XLSX or PDF."""
     import gc
     import os
@@ -602,9 +736,9 @@ def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Pat
     unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         _fail(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)} (--status)")
-    filters = RosterFilters(year=year, policy_id=policy, units=list(units), statuses=list(statuses),
-                            as_of=as_of and as_of.date())
     session = get_session()
+    filters = RosterFilters(cycle_id=_find_cycle(ref).id, policy_id=policy, units=list(units),
+                            statuses=list(statuses), as_of=as_of and as_of.date())
     try:
         cycle = check_cycle(session, filters)
     except RosterError as exc:
@@ -615,7 +749,7 @@ def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Pat
     now = utcnow()
     today = local_date(now, tz)
     title = f"{cycle.name} roster"
-    filters_text = roster_export.describe_filters(filters)
+    filters_text = roster_export.describe_filters(filters, cycle.name)
     # Everything loaded so far lives until the command exits. Frozen, it is left out of the
     # garbage collector's passes, which otherwise rescan it again and again while tens of
     # thousands of rows are read and written (about 3% of a 50,000-row export's CPU time).
@@ -640,7 +774,7 @@ def roster_command(year: int, policy, units, statuses, as_of, fmt: str, out: Pat
                     rows, title=title, filters_text=filters_text, generated_at=now.astimezone(ZoneInfo(tz)),
                     counts=summary.counts, unit_summary=summary.units,
                     department=current_app.config["DEPARTMENT_NAME"]))
-        record_event(session, "roster.export", at=now, target=f"cycle:{year}",
+        record_event(session, "roster.export", at=now, target=f"cycle:{cycle.id}",
                      details={"filters": roster_export.filters_details(filters), "format": fmt, "rows": count,
                               "via": "cli", "out": str(out.resolve())})
         session.commit()

@@ -184,3 +184,13 @@ def attachment(filename: str) -> str:
     if ascii_name != filename:
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return value
+
+
+def cycle_or_404(cycle_id: int):
+    """The training cycle with this id, or 404: the one way a view loads the cycle in its URL."""
+    from lms.models import Cycle
+
+    cycle = get_session().get(Cycle, cycle_id)
+    if cycle is None:
+        abort(404)
+    return cycle

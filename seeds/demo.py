@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from lms.models import Assignment, Cycle, Member, MemberRole, Policy
 from lms.services import quiz as quiz_service
 from lms.services.accounts import hash_password
-from lms.services.cycles import create_cycle
+from lms.services.cycles import create_cycle, default_name
 from lms.services.progress import mark_lesson_read
 from lms.services.signing import SigningFacts, append_acknowledgment
 
@@ -108,7 +108,8 @@ def seed_demo(session: Session, *, people: int, seed: int, now: datetime, tz: st
         if candidates:
             member.supervisor_id = rng.choice(candidates).id
 
-    cycle = session.scalar(select(Cycle).where(Cycle.year == year))
+    # The year's annual cycle (a year can have others: new hires, remedial).
+    cycle = session.scalar(select(Cycle).where(Cycle.name == default_name(year)))
     if cycle is None:
         cycle_start = datetime.combine(date(year, 1, 2), time(9), ZoneInfo(tz)).astimezone(timezone.utc)
         cycle = create_cycle(session, year=year, due_date=date(year, 12, 31),

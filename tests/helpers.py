@@ -74,3 +74,15 @@ def sign(client, assignment_id: int, full_name: str, password: str = PASSWORD, t
     data = {"full_name": full_name, "password": password, "csrf_token": token,
             "text_sha256": text_sha256 or (shown.group(1) if shown else "")}
     return client.post(f"/training/{assignment_id}/sign", data=data)
+
+
+def cycle_id_of(source, year: int) -> int:
+    """The id of the one cycle of ``year`` (tests open one a year), from a session or an app."""
+    from lms.db import get_database
+    from lms.models import Cycle
+
+    if hasattr(source, "scalars"):
+        source.expire_all()
+        return source.scalars(select(Cycle.id).where(Cycle.year == year)).one()
+    with get_database(source).sessionmaker() as session:
+        return session.scalars(select(Cycle.id).where(Cycle.year == year)).one()

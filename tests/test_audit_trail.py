@@ -80,7 +80,7 @@ def world(app, db, make_member, open_cycle):
     w.hr = make_member(first="Pat", last="Lee", badge="900", roles=("hr",))
     w.admin = make_member(first="Carmen", last="Reyes", badge="1005", roles=("admin",))
     cycle = open_cycle()
-    w.year = cycle.year
+    w.year, w.cycle_id = cycle.year, cycle.id
     db.get(Member, w.officers["reminded"].id).email = "reminded@example.org"
     db.commit()
     return w
@@ -171,10 +171,26 @@ def _prepare_apply(w, s):
     s.preview = response.headers["Location"]
 
 
+def _due_of(w) -> str:
+    return w.db.get(Cycle, w.cycle_id).due_date.isoformat()
+
+
+def _prepare_unstarted_cycle(w, s):
+    """A second cycle this year that nobody has started, to delete."""
+    from lms.services.cycles import create_cycle
+
+    today = local_date(utcnow(), w.app.config["TIMEZONE"])
+    cycle = create_cycle(w.db, year=w.year, name="Remedial (unstarted)", due_date=w.db.get(Cycle, w.cycle_id).due_date,
+                         today=today, now=utcnow())
+    w.db.commit()
+    s.cycle_id = cycle.id
+    s.client = _client(w.app, w.coordinator)
+
+
 def _prepare_grant(w, s):
     officer = w.officers["starter"]
     s.assignment = assignment_of(w.db, officer).id
-    s.member_url = f"/coordinator/cycles/{w.year}/members/{officer.id}"
+    s.member_url = f"/coordinator/cycles/{w.cycle_id}/members/{officer.id}"
     s.grant_url = f"{s.member_url}/assignments/{s.assignment}/attempts"
     s.prefix = f"grant{s.assignment}-"
     s.client = _client(w.app, w.coordinator)
@@ -306,25 +322,39 @@ WEB_STEPS: dict[str, Step] = {
     "coordinator.new_cycle": Step(
         "cycle.create", "coordinator", prepare=_prepare_as("coordinator"),
         act=lambda w, s: _post(s.client, "/coordinator/cycles/new", {
-            "year": w.year + 1, "due_date": f"{w.year + 1}-12-31", "policies": ["16.3"], "grace_days": 30}),
-        details={"via": "web", "policies": ["16.3"]}),
+            "year": w.year + 1, "due_date": f"{w.year + 1}-12-31", "policies": ["16.3"], "grace_days": 30,
+            "confirm": "yes"}),
+        details={"via": "web", "policies": ["16.3"], "name": f"{date.today().year + 1} annual"}),
+    "coordinator.edit": Step(
+        "cycle.edit", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/edit", {
+            "name": f"{w.year} annual (all)", "due_date": _due_of(w), "grace_days": 21, "confirm": "yes"}),
+        details={"via": "web", "before": {"name": f"{date.today().year} annual", "grace_days": 30},
+                 "after": {"name": f"{date.today().year} annual (all)", "grace_days": 21}}),
+    "coordinator.close": Step(
+        "cycle.close", "coordinator", prepare=_prepare_as("coordinator"),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/close")),
+    "coordinator.delete": Step(
+        "cycle.delete", "coordinator", prepare=_prepare_unstarted_cycle,
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{s.cycle_id}/delete"),
+        details={"via": "web", "name": "Remedial (unstarted)"}),
     "coordinator.grant": Step(
         "exemption.grant", "coordinator", prepare=_prepare_as("coordinator"),
-        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/members/{w.officers['exempt'].id}/exemption",
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/members/{w.officers['exempt'].id}/exemption",
                                {"reason": "Military leave until June"},
-                               token_from=f"/coordinator/cycles/{w.year}/members/{w.officers['exempt'].id}"),
+                               token_from=f"/coordinator/cycles/{w.cycle_id}/members/{w.officers['exempt'].id}"),
         details={"reason": "Military leave until June"}),
     "coordinator.lift": Step(
         "exemption.lift", "coordinator", prepare=_prepare_lift,
-        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/exemptions/{s.exemption.id}/lift",
-                               token_from=f"/coordinator/cycles/{w.year}/exemptions")),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/exemptions/{s.exemption.id}/lift",
+                               token_from=f"/coordinator/cycles/{w.cycle_id}/exemptions")),
     "coordinator_tools.send_reminders": Step(
         "reminder.queue", "coordinator", prepare=_prepare_as("coordinator"),
-        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.year}/reminders", {"confirm": "y"})),
+        act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/reminders", {"confirm": "y"})),
     "coordinator_tools.save_schedule": Step(
         "reminder.schedule", "coordinator", prepare=_prepare_as("coordinator"),
-        act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.year}/reminders/schedule", data={
-            "schedule-csrf_token": csrf_token(s.client, f"/coordinator/cycles/{w.year}/reminders"),
+        act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.cycle_id}/reminders/schedule", data={
+            "schedule-csrf_token": csrf_token(s.client, f"/coordinator/cycles/{w.cycle_id}/reminders"),
             "schedule-days_before": "14, 7, 1"}),
         details={"days_before": [14, 7, 1]}),
     "coordinator.grant_quiz_attempts": Step(
@@ -476,7 +506,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> set[str]:
 
 
 #: Commands that change nothing, so record nothing.
-READ_ONLY = {"content check", "jobs list"}
+READ_ONLY = {"content check", "jobs list", "cycle list"}
 #: Commands that run queued work: each job records its own events (reminder.send, job.retry, the
 #: periodic tasks' cycle.version_switch or chain.anchor…), tested in tests/test_jobs.py.
 RUNS_JOBS = {"worker", "jobs run", "jobs schedule"}
@@ -489,7 +519,12 @@ def _cli_steps(tmp: Path, year: int, receipt: Path) -> dict[str, tuple[list[str]
     csv_file.write_bytes(PERSONNEL_CSV)
     return {
         "cycle create": (["cycle", "create", "--year", str(year + 1), "--due", f"{year + 1}-12-31"],
-                         "cycle.create", {"via": "cli", "year": year + 1}),
+                         "cycle.create", {"via": "cli", "year": year + 1, "name": f"{year + 1} annual"}),
+        "cycle edit": (["cycle", "edit", "--cycle", f"{year + 1} annual", "--grace-days", "20"],
+                       "cycle.edit", {"via": "cli", "before": {"grace_days": 30}, "after": {"grace_days": 20}}),
+        "cycle delete": (["cycle", "delete", "--cycle", f"{year + 1} annual"], "cycle.delete",
+                         {"via": "cli", "name": f"{year + 1} annual"}),
+        "cycle close": (["cycle", "close", "--cycle", str(year)], "cycle.close", {"via": "cli"}),
         "verify": (["verify"], "chain.verify", {"via": "cli"}),
         "verify --receipt": (["verify", "--receipt", str(receipt)], "receipt.verify",
                              {"via": "cli", "result": "stands"}),
@@ -558,7 +593,7 @@ def test_a_grant_of_attempts_from_the_command_line_names_the_coordinator(app, ru
     coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
     cycle = open_cycle()
     mark = _last_event_id(db)
-    result = runner.invoke(args=["lms", "grant-attempts", "--cycle", str(cycle.year), "--badge", officer.badge,
+    result = runner.invoke(args=["lms", "grant-attempts", "--cycle", cycle.name, "--badge", officer.badge,
                                  "--attempts", "1", "--reason", "Asked in person", "--by", coordinator.badge],
                            input=PASSWORD + "\n")
     assert result.exit_code == 0, result.output
@@ -589,7 +624,8 @@ def test_init_moving_cycles_onto_a_new_version_is_audited_as_the_system(app, db,
         added, moved = events["content.version_added"], events["cycle.reassign"]
         assert added.actor_id is None and added.details["by"] == "system"
         assert (added.details["policy"], added.details["version"]) == ("99.1", "2024-01-01")
-        assert moved.actor_id is None and moved.target == f"cycle:{year}"
+        cycle_id = db.scalar(select(Cycle.id).where(Cycle.year == year))
+        assert moved.actor_id is None and moved.target == f"cycle:{cycle_id}"
         assert moved.details == {"by": "system", "policy": "99.1", "from_version": "2020-01-01",
                                  "to_version": "2024-01-01", "assignments": 1,
                                  "due_date": moved.details["due_date"]}

@@ -84,6 +84,10 @@ EXPECTED: dict[str, dict[str, str]] = {
 
     "coordinator.home": COORDINATOR,
     "coordinator.new_cycle": COORDINATOR,
+    # Editing, closing and deleting a cycle (each a confirmation page, then a post).
+    "coordinator.edit": COORDINATOR,
+    "coordinator.close": COORDINATOR,
+    "coordinator.delete": COORDINATOR,
     "coordinator.roster": COORDINATOR,
     "coordinator.roster_export": COORDINATOR,
     "coordinator.member_progress": COORDINATOR,
@@ -172,7 +176,7 @@ def world(app, client, auth, db, make_member, open_cycle):
                      key="export:someone-else", now=utcnow(), created_by_id=other.id)
     db.commit()
     values = {
-        "year": cycle.year, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
+        "cycle_id": cycle.id, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
         "attempt_id": attempt.id, "ack_id": ack.id, "exemption_id": exemption.id, "upload_id": upload.id,
         "kind": "csv", "filename": "css/app.css", "job_id": job_id, "token": "not-a-real-token",
     }

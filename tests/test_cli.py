@@ -142,18 +142,35 @@ def test_cycle_create_assigns_active_members_matching_the_filters(app, runner, r
     assert set(rows(app, select(Assignment.due_date).distinct())) == {(due,)}
 
 
-def test_cycle_create_refuses_a_year_that_already_has_one(app, runner, roster):
+def test_a_second_cycle_in_a_year_needs_a_name_of_its_own(app, runner, roster):
     year = today(app).year + 1
     args = ["lms", "cycle", "create", "--year", str(year), "--due", f"{year}-03-31"]
     assert runner.invoke(args=args).exit_code == 0
     assigned = scalar(app, select(func.count(Assignment.id)))
 
     result = runner.invoke(args=[*args[:-1], f"{year}-06-30", "--unit", "Traffic"])
-
     assert result.exit_code == 1
-    assert f"Error: a cycle for {year} already exists (--year)" in result.stderr
+    assert f"Error: {year} already has a cycle ({year} annual); give this one a name of its own" in result.stderr
+    assert "(--name)" in result.stderr
+    taken = runner.invoke(args=[*args[:-1], f"{year}-06-30", "--name", f"{year} Annual"])
+    assert taken.exit_code == 1 and "already named" in taken.stderr
     assert rows(app, select(Cycle.year, Cycle.due_date)) == [(year, date(year, 3, 31))]
     assert scalar(app, select(func.count(Assignment.id))) == assigned
+
+    second = runner.invoke(args=[*args[:-1], f"{year}-06-30", "--unit", "Traffic", "--name", f"{year} new hires"])
+    assert second.exit_code == 0, second.output
+    assert sorted(rows(app, select(Cycle.name, Cycle.due_date).where(Cycle.year == year))) == [
+        (f"{year} annual", date(year, 3, 31)), (f"{year} new hires", date(year, 6, 30))]
+    # The year alone no longer names one cycle: the error lists them; the name does.
+    out = app.instance_path + "/roster.csv"
+    ambiguous = runner.invoke(args=["lms", "roster", "--cycle", str(year), "--format", "csv", "--out", out])
+    assert ambiguous.exit_code == 1
+    assert f'{year} names several cycles' in ambiguous.stderr and f'"{year} new hires" ({year})' in ambiguous.stderr
+    named = runner.invoke(args=["lms", "roster", "--cycle", f"{year} new hires", "--format", "csv", "--out", out])
+    assert named.exit_code == 0, named.output
+    new_hires = scalar(app, select(Cycle.id).where(Cycle.name == f"{year} new hires"))
+    by_id = runner.invoke(args=["lms", "roster", "--cycle", str(new_hires), "--format", "csv", "--out", out])
+    assert by_id.exit_code == 0 and "Wrote 1 roster row" in by_id.output
 
 
 CYCLE_ERRORS = ["unknown policy", "one of two policies unknown", "due date in the past",

@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import event, func, select
 
+from tests.helpers import cycle_id_of
 from lms.db import get_database, utcnow
 from lms.models import Acknowledgment, Assignment, AuditEvent, Cycle, Exemption, Member
 from lms.services import quiz as quiz_service
@@ -138,36 +139,54 @@ def test_open_a_cycle_through_the_form(app, client, db, make_member, signed_in):
     suggested = year - 1  # the first year without a cycle, due at its end
     assert f'value="{suggested}"' in page and f'value="{suggested}-12-31"' in page
     assert re.search(r'<legend>Units</legend>', page) and 'value="Traffic"' in page
+    assert re.search(r'<legend>Shifts</legend>', page)
     assert re.search(r'<input checked id="policies-0" name="policies" type="checkbox" value="16.3">', page)
     token = csrf_token(client, "/coordinator/cycles/new")
+    values = {"csrf_token": token, "year": str(year), "due_date": f"{year}-06-30", "policies": ["16.3"],
+              "units": ["Traffic"], "grace_days": "14"}
 
-    response = client.post("/coordinator/cycles/new", data={
-        "csrf_token": token, "year": str(year), "due_date": f"{year}-06-30", "policies": ["16.3"],
-        "units": ["Traffic"], "grace_days": "14"})
-    assert response.status_code == 303 and response.headers["Location"] == f"/coordinator/cycles/{year}/roster"
+    # The first post previews: how many members, nothing opened yet.
+    preview = client.post("/coordinator/cycles/new", data=values)
+    html = preview.get_data(as_text=True)
+    assert preview.status_code == 200 and "Check before you open it" in html
+    assert f"{year} annual" in html and "1 member</strong>" in html and 'name="confirm"' in html
+    assert db.scalar(select(func.count(Cycle.id))) == 0
+
+    response = client.post("/coordinator/cycles/new", data={**values, "confirm": "yes"})
     cycle = db.scalars(select(Cycle).where(Cycle.year == year)).one()
-    assert cycle.due_date == date(year, 6, 30) and cycle.grace_days == 14
-    assert cycle.audience == {"units": ["Traffic"], "ranks": []} and cycle.created_by_id == signed_in.id
+    assert response.status_code == 303 and response.headers["Location"] == f"/coordinator/cycles/{cycle.id}/roster"
+    assert cycle.name == f"{year} annual" and cycle.due_date == date(year, 6, 30) and cycle.grace_days == 14
+    assert cycle.audience == {"units": ["Traffic"], "ranks": [], "shifts": []}
+    assert cycle.created_by_id == signed_in.id
     assigned = db.scalars(select(Member.badge).join(Assignment, Assignment.member_id == Member.id)
                           .where(Assignment.cycle_id == cycle.id)).all()
     assert assigned == ["611"]
     roster = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Opened the" in roster and "1 member assigned" in roster
     [created] = audit(db, "cycle.create")
-    assert created.actor_id == signed_in.id and created.target == f"cycle:{year}"
+    assert created.actor_id == signed_in.id and created.target == f"cycle:{cycle.id}"
     assert created.details["units"] == ["Traffic"] and created.details["members"] == 1
+    assert created.details["name"] == f"{year} annual" and created.details["year"] == year
 
-    # The same year again, and a due date in the past: errors beside the fields, nothing written.
+    # The same year again without a name, a name taken, an audience of nobody, a due date in the
+    # past or outside the year: errors beside the fields, nothing written.
     before = (db.scalar(select(func.count(Cycle.id))), db.scalar(select(func.count(Assignment.id))))
-    again = client.post("/coordinator/cycles/new", data={
-        "csrf_token": token, "year": str(year), "due_date": f"{year}-06-30", "policies": ["16.3"],
-        "grace_days": "30"})
+    again = client.post("/coordinator/cycles/new", data={**values, "confirm": "yes"})
     html = again.get_data(as_text=True)
-    assert again.status_code == 400 and "already exists" in field_error(html, "year")
-    assert 'aria-invalid="true"' in html and 'href="#year"' in html
+    assert again.status_code == 400 and f"{year} already has a cycle" in field_error(html, "name")
+    assert 'aria-invalid="true"' in html and 'href="#name"' in html
+    taken = client.post("/coordinator/cycles/new", data={**values, "name": f"{year} ANNUAL", "confirm": "yes"})
+    assert taken.status_code == 400 and "already named" in field_error(taken.get_data(as_text=True), "name")
+    nobody = client.post("/coordinator/cycles/new", data={**values, "name": "Sergeants of Traffic",
+                                                          "ranks": ["Sergeant"]})
+    assert nobody.status_code == 400 and "matches no active member" in nobody.get_data(as_text=True)
     past = client.post("/coordinator/cycles/new", data={
         "csrf_token": token, "year": str(year + 1), "due_date": "2020-01-01", "grace_days": "30"})
     assert past.status_code == 400 and "in the past" in field_error(past.get_data(as_text=True), "due_date")
+    far = client.post("/coordinator/cycles/new", data={
+        "csrf_token": token, "year": str(year + 4), "due_date": f"{year}-06-30", "grace_days": "30"})
+    assert far.status_code == 400 and f"does not fit a {year + 4} cycle" in field_error(far.get_data(as_text=True),
+                                                                                       "due_date")
     bad = client.post("/coordinator/cycles/new", data={
         "csrf_token": token, "year": "next", "due_date": "31/12/2030", "units": ["Harbor"], "grace_days": "30"})
     html = bad.get_data(as_text=True)
@@ -179,20 +198,28 @@ def test_open_a_cycle_through_the_form(app, client, db, make_member, signed_in):
     assert (db.scalar(select(func.count(Cycle.id))), db.scalar(select(func.count(Assignment.id)))) == before
     assert len(audit(db, "cycle.create")) == 1
 
+    # A second cycle the same year, with a name of its own.
+    second = client.post("/coordinator/cycles/new", data={**values, "name": f"{year} new hires", "units": [],
+                                                          "confirm": "yes"})
+    assert second.status_code == 303
+    assert sorted(db.scalars(select(Cycle.name).where(Cycle.year == year))) == [f"{year} annual", f"{year} new hires"]
+
 
 def test_home_lists_cycles_with_links(client, department, signed_in, app):
     year = local_today(app).year
+    cid = cycle_id_of(app, year)
     html = client.get("/coordinator/").get_data(as_text=True)
-    assert f'href="/coordinator/cycles/{year}/roster"' in html and 'href="/coordinator/cycles/new"' in html
-    assert f'href="/coordinator/cycles/{year}/exemptions"' in html
-    assert f'href="/coordinator/cycles/{year}/reminders"' in html and f'href="/coordinator/cycles/{year}/items"' in html
+    assert f'href="/coordinator/cycles/{cid}/roster"' in html and 'href="/coordinator/cycles/new"' in html
+    assert f'href="/coordinator/cycles/{cid}/exemptions"' in html
+    assert f'href="/coordinator/cycles/{cid}/reminders"' in html and f'href="/coordinator/cycles/{cid}/items"' in html
 
 
 # --- the roster ----------------------------------------------------------------------------------
 
 def test_roster_counts_match_an_independent_count(app, client, db, department, signed_in):
     year = local_today(app).year
-    response = client.get(f"/coordinator/cycles/{year}/roster")
+    cid = cycle_id_of(app, year)
+    response = client.get(f"/coordinator/cycles/{cid}/roster")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     # Independent: the per-assignment rule in Python, over every assignment of active members.
@@ -208,12 +235,12 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
     assert re.search(r'<th scope="row">Traffic</th><td>4</td><td>2</td><td>50%</td>', html)
     assert '<caption id="roster-caption">' in html and 'aria-sort="ascending"' in html
     # A supervisor's badge narrows the roster to their members.
-    assert f'href="/coordinator/cycles/{year}/roster?supervisor=603">603<span class="visually-hidden">' in html
+    assert f'href="/coordinator/cycles/{cid}/roster?supervisor=603">603<span class="visually-hidden">' in html
     # Each row opens the member's progress.
     ids = {m.badge: m.id for m in department.values()}
-    assert f'href="/coordinator/cycles/{year}/members/{ids["601"]}">Abbott, Ada</a>' in html
+    assert f'href="/coordinator/cycles/{cid}/members/{ids["601"]}">Abbott, Ada</a>' in html
     [viewed] = audit(db, "roster.view")
-    assert viewed.actor_id == signed_in.id and viewed.target == f"cycle:{year}"
+    assert viewed.actor_id == signed_in.id and viewed.target == f"cycle:{cid}"
     assert viewed.details["rows"] == 9 and viewed.details["filters"]["units"] == []
 
 
@@ -234,7 +261,8 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
 ])
 def test_filters_narrow_the_rows(app, client, department, signed_in, query, badges):
     year = local_today(app).year
-    response = client.get(f"/coordinator/cycles/{year}/roster?{query}&sort=badge")
+    cid = cycle_id_of(app, year)
+    response = client.get(f"/coordinator/cycles/{cid}/roster?{query}&sort=badge")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert page_badges(html) == badges
@@ -248,7 +276,7 @@ def test_filters_narrow_the_rows(app, client, department, signed_in, query, badg
 
 
 def test_sort_order_and_direction(app, client, department, signed_in):
-    base = f"/coordinator/cycles/{local_today(app).year}/roster"
+    base = f"/coordinator/cycles/{cycle_id_of(app, local_today(app).year)}/roster"
     by_name = page_badges(client.get(base).get_data(as_text=True))
     assert by_name == ["601", "602", "603", "604", "605", "606", "607", "608", "9000"]
     html = client.get(f"{base}?sort=badge&dir=desc").get_data(as_text=True)
@@ -268,7 +296,7 @@ def test_pagination(app, client, db, open_cycle, signed_in):
                       rank="Officer", shift="Day", status="active") for n in range(60))
     db.commit()
     open_cycle()
-    base = f"/coordinator/cycles/{local_today(app).year}/roster"
+    base = f"/coordinator/cycles/{cycle_id_of(app, local_today(app).year)}/roster"
     first = client.get(base).get_data(as_text=True)
     assert "Page 1 of 2" in first and 'rel="next"' in first and 'rel="prev"' not in first
     assert "rows 1–50 of 61" in first
@@ -291,7 +319,7 @@ def test_roster_queries_do_not_grow_with_rows(app, client, db, open_cycle, signe
                       status="active") for n in range(40))
     db.commit()
     open_cycle()
-    base = f"/coordinator/cycles/{local_today(app).year}/roster"
+    base = f"/coordinator/cycles/{cycle_id_of(app, local_today(app).year)}/roster"
     statements = []
 
     def count(*_args):
@@ -311,7 +339,7 @@ def test_roster_queries_do_not_grow_with_rows(app, client, db, open_cycle, signe
 
 
 def test_bad_filters_are_shown_beside_their_fields(app, client, department, signed_in):
-    base = f"/coordinator/cycles/{local_today(app).year}/roster"
+    base = f"/coordinator/cycles/{cycle_id_of(app, local_today(app).year)}/roster"
     unknown = client.get(f"{base}?status=lost")
     html = unknown.get_data(as_text=True)
     assert unknown.status_code == 400 and "‘lost’" in field_error(html, "status")
@@ -340,19 +368,19 @@ def test_as_of_shows_the_roster_as_it_stood(app, client, db, make_member, signed
     today = local_today(app)
     signer = make_member(first="Sid", last="Signer", badge="621")
     reader = make_member(first="Rae", last="Reader", badge="622")
-    create_cycle(db, year=2040, due_date=today + timedelta(days=30), today=today - timedelta(days=10),
+    create_cycle(db, year=today.year, due_date=today + timedelta(days=30), today=today - timedelta(days=10),
                  now=now - timedelta(days=10))
     db.commit()
     walk(app, db, assignment_of(db, signer), "complete", now - timedelta(days=5))
     walk(app, db, assignment_of(db, reader), "in_progress", now - timedelta(days=3))
     late = make_member(first="Neil", last="New", badge="623")
-    cycle = db.scalars(select(Cycle).where(Cycle.year == 2040)).one()
+    cycle = db.scalars(select(Cycle).where(Cycle.year == today.year)).one()
     db.add(Assignment(cycle_id=cycle.id, member_id=late.id, policy_version_id=cycle.policy_versions[0].id,
                       due_date=cycle.due_date, assigned_at=now))
     db.commit()
 
     def statuses(as_of: date | None) -> dict[str, str]:
-        url = "/coordinator/cycles/2040/roster?sort=badge" + (f"&as_of={as_of.isoformat()}" if as_of else "")
+        url = f"/coordinator/cycles/{cycle.id}/roster?sort=badge" + (f"&as_of={as_of.isoformat()}" if as_of else "")
         response = client.get(url)
         assert response.status_code == 200
         html = response.get_data(as_text=True)
@@ -365,10 +393,10 @@ def test_as_of_shows_the_roster_as_it_stood(app, client, db, make_member, signed
                                                                    "9000": "not_started"}
     assert statuses(None) == {"621": "complete", "622": "in_progress", "623": "not_started",
                               "9000": "not_started"}
-    before = client.get(f"/coordinator/cycles/2040/roster?as_of={(today - timedelta(days=20)).isoformat()}")
+    before = client.get(f"/coordinator/cycles/{cycle.id}/roster?as_of={(today - timedelta(days=20)).isoformat()}")
     assert "No one on the roster matches" in before.get_data(as_text=True)
     four_days_ago = (today - timedelta(days=4)).isoformat()
-    html = client.get(f"/coordinator/cycles/2040/roster?as_of={four_days_ago}").get_data(as_text=True)
+    html = client.get(f"/coordinator/cycles/{cycle.id}/roster?as_of={four_days_ago}").get_data(as_text=True)
     assert "as it stood at the end of" in html
     assert audit(db, "roster.view")[-1].details["filters"]["as_of"] == four_days_ago
 
@@ -377,27 +405,29 @@ def test_as_of_shows_the_roster_as_it_stood(app, client, db, make_member, signed
 
 def test_member_progress_page(app, client, db, department, signed_in, make_member):
     year = local_today(app).year
+    cid = cycle_id_of(app, year)
     eve, cal = department["complete"], department["quiz_failed"]
-    html = client.get(f"/coordinator/cycles/{year}/members/{eve.id}").get_data(as_text=True)
+    html = client.get(f"/coordinator/cycles/{cid}/members/{eve.id}").get_data(as_text=True)
     lessons = len(assignment_of(db, eve).policy_version.lessons)
     assert f"Lessons: {lessons} of {lessons} read" in html
     assert '<span class="done">Passed</span>' in html and "100%" in html
     ack = db.scalars(select(Acknowledgment).where(Acknowledgment.member_id == eve.id)).one()
     assert ack.verification_code in html and ack.signed_at_local[:10] in html
     assert "status-complete" in html and "Not exempt" in html
-    failed = client.get(f"/coordinator/cycles/{year}/members/{cal.id}").get_data(as_text=True)
+    failed = client.get(f"/coordinator/cycles/{cid}/members/{cal.id}").get_data(as_text=True)
     assert '<span class="wrong">Not passed</span>' in failed and "Not signed." in failed
     assert [e.target for e in audit(db, "roster.view_member")] == [f"member:{eve.id}", f"member:{cal.id}"]
     outsider = make_member(first="Out", last="Sider", badge="699")  # joined after the cycle opened
-    assert client.get(f"/coordinator/cycles/{year}/members/{outsider.id}").status_code == 404
-    assert client.get(f"/coordinator/cycles/{year}/members/999999").status_code == 404
+    assert client.get(f"/coordinator/cycles/{cid}/members/{outsider.id}").status_code == 404
+    assert client.get(f"/coordinator/cycles/{cid}/members/999999").status_code == 404
     assert client.get(f"/coordinator/cycles/1999/members/{eve.id}").status_code == 404
 
 
 def test_grant_and_lift_an_exemption(app, client, db, department, signed_in):
     year = local_today(app).year
+    cid = cycle_id_of(app, year)
     ada = department["not_started"]
-    page = f"/coordinator/cycles/{year}/members/{ada.id}"
+    page = f"/coordinator/cycles/{cid}/members/{ada.id}"
     token = csrf_token(client, page)
     missing = client.post(f"{page}/exemption", data={"csrf_token": token, "reason": "  "})
     assert missing.status_code == 400 and "Give the reason" in field_error(missing.get_data(as_text=True), "reason")
@@ -411,25 +441,25 @@ def test_grant_and_lift_an_exemption(app, client, db, department, signed_in):
     html = client.get(page).get_data(as_text=True)
     assert "Light duty until March" in html and re.search(r"granted by\s+Renee Okafor", html)
     assert "Lift the exemption" in html
-    roster = client.get(f"/coordinator/cycles/{year}/roster?q=601").get_data(as_text=True)
+    roster = client.get(f"/coordinator/cycles/{cid}/roster?q=601").get_data(as_text=True)
     assert page_counts(roster)["exempt"] == 1 and "Light duty until March" in roster
     again = client.post(f"{page}/exemption", data={"csrf_token": token, "reason": "Twice"})
     assert again.status_code == 303 and "already exempt" in client.get(page).get_data(as_text=True)
 
-    listing = client.get(f"/coordinator/cycles/{year}/exemptions").get_data(as_text=True)
+    listing = client.get(f"/coordinator/cycles/{cid}/exemptions").get_data(as_text=True)
     assert "Light duty until March" in listing and "Military leave" in listing and "2 in force, 0 lifted" in listing
     exemption = db.scalars(select(Exemption).where(Exemption.member_id == ada.id)).one()
-    lift_url = f"/coordinator/cycles/{year}/exemptions/{exemption.id}/lift"
+    lift_url = f"/coordinator/cycles/{cid}/exemptions/{exemption.id}/lift"
     assert client.post(lift_url).status_code == 400  # no CSRF token
     lifted = client.post(lift_url, data={"csrf_token": token, "back": "exemptions"})
-    assert lifted.status_code == 303 and lifted.headers["Location"] == f"/coordinator/cycles/{year}/exemptions"
+    assert lifted.status_code == 303 and lifted.headers["Location"] == f"/coordinator/cycles/{cid}/exemptions"
     listing = client.get(lifted.headers["Location"]).get_data(as_text=True)
     assert "1 in force, 1 lifted" in listing and "by Renee Okafor" in listing
     db.expire_all()
     exemption = db.get(Exemption, exemption.id)
     assert exemption.lifted_at is not None and exemption.lifted_by_id == signed_in.id
     assert exemption.granted_by_id == signed_in.id and exemption.reason == "Light duty until March"
-    roster = client.get(f"/coordinator/cycles/{year}/roster?q=601").get_data(as_text=True)
+    roster = client.get(f"/coordinator/cycles/{cid}/roster?q=601").get_data(as_text=True)
     assert page_counts(roster)["not_started"] == 1
     member_page = client.get(page).get_data(as_text=True)
     assert "Earlier exemptions" in member_page and "Not exempt" in member_page
@@ -445,7 +475,8 @@ def test_grant_and_lift_an_exemption(app, client, db, department, signed_in):
 
 def test_csv_export_is_the_roster_rows_of_the_current_view(app, client, db, department, signed_in):
     year = local_today(app).year
-    page = client.get(f"/coordinator/cycles/{year}/roster?unit=Traffic&sort=badge&dir=desc&page=1")
+    cid = cycle_id_of(app, year)
+    page = client.get(f"/coordinator/cycles/{cid}/roster?unit=Traffic&sort=badge&dir=desc&page=1")
     html = page.get_data(as_text=True)
     link = re.search(r'href="(/coordinator/cycles/\d+/roster\.csv[^"]*)"', html).group(1).replace("&amp;", "&")
     assert "unit=Traffic" in link and "page=" not in link
@@ -459,7 +490,7 @@ def test_csv_export_is_the_roster_rows_of_the_current_view(app, client, db, depa
     assert [r[0] for r in parsed[1:]] == ["608", "605", "603", "602"]
     expected = io.StringIO()
     db.expire_all()
-    write_csv(roster_rows(db, RosterFilters(year=year, units=["Traffic"]), today=local_today(app),
+    write_csv(roster_rows(db, RosterFilters(cycle_id=cid, units=["Traffic"]), today=local_today(app),
                           tz=app.config["TIMEZONE"], sort="badge", descending=True), expected)
     assert body == expected.getvalue()
     eve = next(dict(zip(ROSTER_COLUMNS, r)) for r in parsed[1:] if r[0] == "605")
@@ -472,11 +503,12 @@ def test_csv_export_is_the_roster_rows_of_the_current_view(app, client, db, depa
 
 def test_csv_export_equals_the_command_line_roster(app, client, runner, department, signed_in, tmp_path):
     year = local_today(app).year
+    cid = cycle_id_of(app, year)
     out = tmp_path / "roster.csv"
     result = runner.invoke(args=["lms", "roster", "--cycle", str(year), "--unit", "Traffic", "--status", "complete",
                                  "--status", "exempt", "--format", "csv", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    web = client.get(f"/coordinator/cycles/{year}/roster.csv?unit=Traffic&status=complete&status=exempt")
+    web = client.get(f"/coordinator/cycles/{cid}/roster.csv?unit=Traffic&status=complete&status=exempt")
     assert web.get_data() == out.read_bytes()
     assert [r[0] for r in csv.reader(io.StringIO(out.read_text()))][1:] == ["605", "608"]
 
@@ -489,7 +521,7 @@ def test_csv_export_streams_in_chunks(app, client, db, open_cycle, signed_in, mo
                for n in range(20))
     db.commit()
     open_cycle()
-    response = client.get(f"/coordinator/cycles/{local_today(app).year}/roster.csv?q=Chunk")
+    response = client.get(f"/coordinator/cycles/{cycle_id_of(app, local_today(app).year)}/roster.csv?q=Chunk")
     chunks = list(response.response)
     assert len(chunks) == 1 + 3  # the header, then 7 + 7 + 6 rows
     rows = list(csv.reader(io.StringIO("".join(c.decode() if isinstance(c, bytes) else c for c in chunks))))
@@ -498,13 +530,14 @@ def test_csv_export_streams_in_chunks(app, client, db, open_cycle, signed_in, mo
 
 def test_xlsx_and_pdf_exports(app, client, db, department, signed_in):
     year = local_today(app).year
-    xlsx = client.get(f"/coordinator/cycles/{year}/roster.xlsx?status=complete&status=exempt")
+    cid = cycle_id_of(app, year)
+    xlsx = client.get(f"/coordinator/cycles/{cid}/roster.xlsx?status=complete&status=exempt")
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
     assert xlsx.headers["Content-Disposition"].endswith(f'.xlsx"')
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
     values = list(sheet.iter_rows(values_only=True))
     assert list(values[0]) == ROSTER_COLUMNS and sorted(v[0] for v in values[1:]) == ["605", "608"]
-    pdf = client.get(f"/coordinator/cycles/{year}/roster.pdf?unit=Traffic")
+    pdf = client.get(f"/coordinator/cycles/{cid}/roster.pdf?unit=Traffic")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     assert [(e.details["format"], e.details["rows"]) for e in audit(db, "roster.export")] == [("xlsx", 2), ("pdf", 4)]
 
@@ -514,17 +547,18 @@ def test_a_large_pdf_is_refused_with_a_way_forward(app, client, department, sign
 
     monkeypatch.setattr(views, "PDF_MAX_ROWS", 3)
     year = local_today(app).year
-    page = client.get(f"/coordinator/cycles/{year}/roster").get_data(as_text=True)
+    cid = cycle_id_of(app, year)
+    page = client.get(f"/coordinator/cycles/{cid}/roster").get_data(as_text=True)
     assert "roster.pdf" not in page and "PDF for views of up to 3 rows" in page
-    refused = client.get(f"/coordinator/cycles/{year}/roster.pdf")
+    refused = client.get(f"/coordinator/cycles/{cid}/roster.pdf")
     assert refused.status_code == 400 and "export CSV or XLSX" in refused.get_data(as_text=True)
 
 
 # --- who gets in ---------------------------------------------------------------------------------
 
 def _coordinator_urls(app, db) -> list[tuple[str, str]]:
-    """Every coordinator URL, with a real cycle year, member, exemption and export kind filled in."""
-    values = {"year": list(db.scalars(select(Cycle.year))), "member_id": list(db.scalars(select(Member.id)))[:3],
+    """Every coordinator URL, with a real cycle id, member, exemption and export kind filled in."""
+    values = {"cycle_id": list(db.scalars(select(Cycle.id))), "member_id": list(db.scalars(select(Member.id)))[:3],
               "exemption_id": list(db.scalars(select(Exemption.id))), "kind": ["csv", "xlsx", "pdf"],
               "job_id": [1],
               "assignment_id": list(db.scalars(select(Assignment.id)))[:3]}
@@ -546,8 +580,9 @@ def test_no_one_but_coordinators_and_admins_gets_in(app, client, auth, db, depar
     urls = _coordinator_urls(app, db)
     paths = {u for _, u in urls}
     year = local_today(app).year
-    assert {"/coordinator/", "/coordinator/cycles/new", f"/coordinator/cycles/{year}/roster",
-            f"/coordinator/cycles/{year}/roster.csv", f"/coordinator/cycles/{year}/exemptions"} <= paths
+    cid = cycle_id_of(app, year)
+    assert {"/coordinator/", "/coordinator/cycles/new", f"/coordinator/cycles/{cid}/roster",
+            f"/coordinator/cycles/{cid}/roster.csv", f"/coordinator/cycles/{cid}/exemptions"} <= paths
     assert any("/members/" in u for u in paths) and any(u.endswith("/lift") for u in paths)
     outsider = make_member(first="Out", last="Sider", badge="800", roles=roles)
     auth.sign_in(outsider.badge)
@@ -564,9 +599,10 @@ def test_no_one_but_coordinators_and_admins_gets_in(app, client, auth, db, depar
 
 def test_anonymous_is_sent_to_sign_in_and_admin_gets_in(app, client, auth, department, make_member):
     year = local_today(app).year
-    response = client.get(f"/coordinator/cycles/{year}/roster.csv")
+    cid = cycle_id_of(app, year)
+    response = client.get(f"/coordinator/cycles/{cid}/roster.csv")
     assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in?next=")
     admin = make_member(first="Ad", last="Min", badge="801", roles=("admin",))
     auth.sign_in(admin.badge)
-    assert client.get(f"/coordinator/cycles/{year}/roster").status_code == 200
+    assert client.get(f"/coordinator/cycles/{cid}/roster").status_code == 200
     assert client.get("/coordinator/cycles/new").status_code == 200

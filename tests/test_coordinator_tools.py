@@ -172,7 +172,7 @@ def test_item_analysis_and_candidates_take_a_fixed_number_of_statements(app, db,
         item_analysis(db, cycle, version)
         analysed = len(statements)
         today, _now = _today_and_now()
-        reminders_service.reminder_candidates(db, cycle.year, today, TZ)
+        reminders_service.reminder_candidates(db, cycle.id, today, TZ)
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert analysed == 3  # questions, options, attempts: whatever the number of attempts
@@ -182,7 +182,7 @@ def test_item_analysis_and_candidates_take_a_fixed_number_of_statements(app, db,
 def test_item_analysis_page(client, auth, db, quiz_history):
     cycle, target = quiz_history["cycle"], quiz_history["target"]
     auth.sign_in(quiz_history["coordinator"].badge)
-    response = client.get(f"/coordinator/cycles/{cycle.year}/items")
+    response = client.get(f"/coordinator/cycles/{cycle.id}/items")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     answered, correct, _ = _independent_count(db, cycle.id)
@@ -248,11 +248,11 @@ def _outbox(app) -> list:
 def test_candidates_are_everyone_not_done_with_an_email(db, overdue_cycle):
     cycle, people = overdue_cycle
     today, _ = _today_and_now()
-    candidates = reminders_service.reminder_candidates(db, cycle.year, today, TZ)
+    candidates = reminders_service.reminder_candidates(db, cycle.id, today, TZ)
     # Busy is in progress and not yet due: not done, so reminded too; the exempt member is not.
     assert {c.badge: c.status for c in candidates} == {"701": "overdue", "702": "overdue", "703": "not_started",
                                                       "704": "in_progress"}
-    skipped = reminders_service.skipped_counts(db, cycle.year, today, TZ)
+    skipped = reminders_service.skipped_counts(db, cycle.id, today, TZ)
     assert (skipped.already_reminded, skipped.no_email) == (0, 1)
     fresh = next(c for c in candidates if c.badge == "703")
     message = reminders_service.build_message(fresh, fresh.items, cycle, "Test PD", "rc@example.org",
@@ -270,7 +270,7 @@ def test_preview_send_and_once_a_day(app, client, auth, db, runner, overdue_cycl
     cycle, people = overdue_cycle
     coordinator = people["coordinator"]
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{cycle.year}/reminders"
+    url = f"/coordinator/cycles/{cycle.id}/reminders"
 
     html = client.get(url).get_data(as_text=True)
     assert _preview_rows(html) == {"701": "overdue", "702": "overdue", "703": "not_started", "704": "in_progress"}
@@ -335,8 +335,8 @@ def test_a_simultaneous_send_skips_the_member_without_undoing_the_rest(app, db, 
     today, now = _today_and_now()
     other = get_database(app).sessionmaker()
     try:
-        stale = reminders_service.reminder_candidates(other, cycle.year, today, TZ)
-        first = reminders_service.reminder_candidates(db, cycle.year, today, TZ)[:1]
+        stale = reminders_service.reminder_candidates(other, cycle.id, today, TZ)
+        first = reminders_service.reminder_candidates(db, cycle.id, today, TZ)[:1]
         kwargs = dict(now=now, today=today, ip="10.0.0.9", cycle=cycle, department="Test PD",
                       sender="rc@example.org", base_url="https://rc.example.org")
         reminders_service.queue_reminders(db, first, sent_by_id=people["coordinator"].id, **kwargs)
@@ -402,12 +402,12 @@ def test_smtp_transport_and_config(monkeypatch, tmp_path):
 
 def test_officers_and_strangers_cannot_reach_the_tools(client, auth, db, overdue_cycle):
     cycle, people = overdue_cycle
-    year = cycle.year
-    assert client.get(f"/coordinator/cycles/{year}/reminders").status_code == 302  # to sign-in
+    cid = cycle.id
+    assert client.get(f"/coordinator/cycles/{cid}/reminders").status_code == 302  # to sign-in
     auth.sign_in(people["late"].badge)
-    assert client.get(f"/coordinator/cycles/{year}/items").status_code == 403
-    assert client.get(f"/coordinator/cycles/{year}/reminders").status_code == 403
+    assert client.get(f"/coordinator/cycles/{cid}/items").status_code == 403
+    assert client.get(f"/coordinator/cycles/{cid}/reminders").status_code == 403
     token = csrf_token(client, "/training/")
-    assert client.post(f"/coordinator/cycles/{year}/reminders",
+    assert client.post(f"/coordinator/cycles/{cid}/reminders",
                        data={"csrf_token": token, "confirm": "y"}).status_code == 403
     assert db.scalar(select(func.count(Reminder.id))) == 0

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from lms.jobs import export_folder
 from lms.models import Job
 
+from tests.helpers import cycle_id_of
 from tests.test_hr import audit, desk, people, post_export, read_export  # noqa: F401 - fixtures
 from tests.test_roster_export import department  # noqa: F401 - fixture
 
@@ -84,18 +85,19 @@ def test_a_large_roster_xlsx_and_pdf_are_built_by_the_worker(app, client, auth, 
     app.config.update(EXPORT_JOB_ROWS=3, EXPORT_JOB_PDF_ROWS=3)
     coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
     auth.sign_in(coordinator.badge)
-    queued = client.get("/coordinator/cycles/2031/roster.xlsx?unit=Traffic")
+    cid = cycle_id_of(app, 2031)
+    queued = client.get(f"/coordinator/cycles/{cid}/roster.xlsx?unit=Traffic")
     assert queued.status_code == 303
     page_url = queued.headers["Location"]
     assert "Waiting for the worker" in client.get(page_url).get_data(as_text=True)
-    pdf = client.get("/coordinator/cycles/2031/roster.pdf")
+    pdf = client.get(f"/coordinator/cycles/{cid}/roster.pdf")
     assert pdf.status_code == 303
     assert "2 done" in _run(runner)
 
     ready = client.get(page_url).get_data(as_text=True)
     assert "Ready: 4 rows" in ready
     download = client.get(f"{page_url}/download")
-    assert download.status_code == 200 and "roster-2031-" in download.headers["Content-Disposition"]
+    assert download.status_code == 200 and "roster-2031-annual-" in download.headers["Content-Disposition"]
     workbook = openpyxl.load_workbook(io.BytesIO(download.data), read_only=True)
     download.close()
     values = [row for row in workbook.active.iter_rows(values_only=True)]
@@ -108,6 +110,35 @@ def test_a_large_roster_xlsx_and_pdf_are_built_by_the_worker(app, client, auth, 
     assert {e.details["format"] for e in events} == {"xlsx", "pdf"} and all(e.details["via"] == "job" for e in events)
     assert all(e.actor_id == coordinator.id for e in events)
     # The CSV still streams in the request, whatever its size.
-    csv = client.get("/coordinator/cycles/2031/roster.csv")
+    csv = client.get(f"/coordinator/cycles/{cid}/roster.csv")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     csv.close()
+
+
+def test_a_roster_job_queued_before_cycles_had_ids_is_still_built(app, client, auth, db, runner, department,
+                                                                   make_member):
+    """Jobs queued before migration 0018 stored the cycle's year in their filters; the worker reads
+    that year as the cycle it then named."""
+    from lms.db import utcnow
+    from lms.services import jobs as jobs_service
+
+    coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
+    old_filters = {"year": 2031, "policy_id": None, "units": ["Traffic"], "shifts": [], "ranks": [],
+                   "supervisor_badges": [], "statuses": [], "search": None, "as_of": None}
+    payload = {"type": "roster", "format": "xlsx", "filters": old_filters, "sort": "last_name", "descending": False,
+               "title": "2031 annual roster", "filters_text": "2031 cycle; unit Traffic", "department": "Test",
+               "today": "2031-01-10", "download_name": "roster-2031-2031-01-10.xlsx", "extension": "xlsx",
+               "audit": {"action": "roster.export", "actor_id": coordinator.id, "target": "cycle:2031", "ip": None,
+                         "details": {"format": "xlsx", "via": "job"}}}
+    job_id = jobs_service.enqueue(db, "export", payload, key="export:old-year-params", now=utcnow(),
+                                  created_by_id=coordinator.id)
+    db.commit()
+    assert "1 done" in _run(runner)
+    auth.sign_in(coordinator.badge)
+    download = client.get(f"/coordinator/exports/{job_id}/download")
+    assert download.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(download.data), read_only=True)
+    download.close()
+    badges = {row[0] for row in workbook.active.iter_rows(values_only=True) if row}
+    workbook.close()
+    assert {"701", "703", "705", "707"} <= badges

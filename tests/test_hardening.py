@@ -235,7 +235,7 @@ def test_coordinator_cannot_exempt_themselves(client, auth, db, make_member, ope
     coordinator = make_member(first="Ren", last="Ok", badge="96", roles=("officer", "coordinator"))
     cycle = open_cycle()
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{cycle.year}/members/{coordinator.id}"
+    url = f"/coordinator/cycles/{cycle.id}/members/{coordinator.id}"
     response = client.post(f"{url}/exemption", data={"csrf_token": csrf_token(client, url),
                                                      "reason": "military leave"})
     assert response.status_code == 400
@@ -346,7 +346,7 @@ def test_a_control_character_in_any_field_is_a_clear_400_that_writes_nothing(cli
     officer = make_member(first="Alex", last="Rivera", badge="501")
     cycle = open_cycle()
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{cycle.year}/members/{officer.id}"
+    url = f"/coordinator/cycles/{cycle.id}/members/{officer.id}"
     response = client.post(f"{url}/exemption", data={"csrf_token": csrf_token(client, url), "reason": reason})
     assert response.status_code == 400
     assert "contains a control character" in response.get_data(as_text=True)

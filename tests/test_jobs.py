@@ -47,10 +47,10 @@ def team(db, make_member, open_cycle):
     return cycle, officers, coordinator, admin
 
 
-def _queue_reminders(client, auth, coordinator, year: int):
+def _queue_reminders(client, auth, coordinator, cycle_id: int):
     """Press the coordinator's send button; the response."""
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{year}/reminders"
+    url = f"/coordinator/cycles/{cycle_id}/reminders"
     token = csrf_token(client, url)
     return client.post(url, data={"csrf_token": token, "confirm": "y"})
 
@@ -65,7 +65,7 @@ def test_reminders_go_through_the_worker_to_a_real_smtp_server(app, client, auth
     cycle, officers, coordinator, _ = team
     server = smtp()
     app.config.update(server.config())
-    response = _queue_reminders(client, auth, coordinator, cycle.year)
+    response = _queue_reminders(client, auth, coordinator, cycle.id)
     assert response.status_code == 302
     assert server.recorder.count() == 0  # queued, not sent, in the request
     pressed = db.scalars(select(AuditEvent).where(AuditEvent.action == "reminder.queue")).one()
@@ -90,7 +90,7 @@ def test_a_refused_recipient_is_recorded_and_the_others_get_theirs(app, client, 
     refused = officers[2]
     server = smtp(refuse={refused.email})
     app.config.update(server.config())
-    _queue_reminders(client, auth, coordinator, cycle.year)
+    _queue_reminders(client, auth, coordinator, cycle.id)
 
     assert "4 done, 0 to retry, 1 failed." in _run(runner)
     assert set(server.recorder.recipients()) == {m.email for m in officers} - {refused.email}
@@ -125,7 +125,7 @@ def test_a_server_that_is_down_is_retried_with_backoff_then_shown_failed(app, cl
     down_port = free_port()  # nobody listens: connection refused
     app.config.update({"MAIL_TRANSPORT": "smtp", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": down_port,
                        "SMTP_USE_TLS": False, "JOBS_MAX_ATTEMPTS": 3, "JOBS_RETRY_SECONDS": 3600})
-    _queue_reminders(client, auth, coordinator, cycle.year)
+    _queue_reminders(client, auth, coordinator, cycle.id)
 
     # The first attempt is refused: that message waits an hour, and the batch stops sending mail
     # (the others would be refused the same way) without using up their attempts.
@@ -171,7 +171,7 @@ def test_a_slow_server_does_not_hold_up_the_request(app, client, auth, db, runne
     cycle, officers, coordinator, _ = team
     server = smtp(delay=2.0)  # five messages would take ten seconds in the request
     app.config.update(server.config())
-    response = _queue_reminders(client, auth, coordinator, cycle.year)
+    response = _queue_reminders(client, auth, coordinator, cycle.id)
     assert response.status_code == 302
     # The request never reached the mail server (so no wait on it), whatever the machine's load.
     assert server.recorder.connections == 0 and server.recorder.count() == 0
@@ -187,13 +187,13 @@ def test_a_supervisor_copy_goes_with_the_reminder(app, client, auth, db, runner,
     server = smtp()
     app.config.update(server.config())
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{cycle.year}/reminders"
+    url = f"/coordinator/cycles/{cycle.id}/reminders"
     token = csrf_token(client, url)
     saved = client.post(f"{url}/schedule", data={"schedule-csrf_token": token, "schedule-days_before": "14, 7",
                                                  "schedule-copy_supervisor": "y"})
     assert saved.status_code == 302
     auth.sign_out()
-    _queue_reminders(client, auth, coordinator, cycle.year)
+    _queue_reminders(client, auth, coordinator, cycle.id)
     _run(runner)
     got = server.recorder.recipients()
     assert got[sergeant.email] == 5  # their own, and a copy for each of their four people
@@ -265,7 +265,7 @@ def test_migration_matches_the_job_models(app):
 def test_the_coordinator_sets_a_schedule_and_the_worker_keeps_it(app, client, auth, db, runner, team):
     cycle, officers, coordinator, _ = team
     auth.sign_in(coordinator.badge)
-    url = f"/coordinator/cycles/{cycle.year}/reminders"
+    url = f"/coordinator/cycles/{cycle.id}/reminders"
     page = client.get(url).get_data(as_text=True)
     assert "No schedule yet" in page and 'value="14, 7, 1"' in page
     token = csrf_token(client, url)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import random
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from lms.db import Base, get_database, utcnow
-from lms.migrate import alembic_config, upgrade
+from lms.migrate import downgrade, upgrade
 from lms.models import Assignment, AttemptGrant, AttemptItem, Member
 from lms.services import quiz as quiz_service
 from lms.services.attempt_grants import grant_attempts
@@ -20,10 +19,7 @@ from tests.conftest import PASSWORD
 
 
 def _downgrade(engine, revision: str) -> None:
-    cfg = alembic_config()
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, revision)
+    downgrade(engine, revision)
 
 
 def test_0012_down_and_up_on_a_populated_database(app, db, make_member, open_cycle):

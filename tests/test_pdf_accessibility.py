@@ -156,7 +156,7 @@ def test_downloaded_pdfs_are_tagged_with_language_and_title(app, client, auth, d
     auth.sign_out()
 
     auth.sign_in(coordinator.badge)
-    roster = client.get(f"/coordinator/cycles/{cycle.year}/roster.pdf")
+    roster = client.get(f"/coordinator/cycles/{cycle.id}/roster.pdf")
     assert roster.status_code == 200 and roster.mimetype == "application/pdf"
     assert_accessible(roster.data, f"{cycle.name} roster")
     auth.sign_out()

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from tests.helpers import cycle_id_of
 from lms.db import utcnow
 from lms.models import Assignment, AuditEvent, DueDateChange, Member, PersonnelChange
 from lms.services.clock import local_date
@@ -122,12 +123,12 @@ def snapshot(app, db, runner, tmp_path, year: int, day: date, today: date) -> di
     supervisor, the summary, and the CLI's CSV file byte for byte."""
     tz = app.config["TIMEZONE"]
     views = {
-        "all": RosterFilters(year=year, as_of=day),
-        "unit": RosterFilters(year=year, as_of=day, units=["Patrol North"]),
-        "shift": RosterFilters(year=year, as_of=day, shifts=["Day"]),
-        "rank": RosterFilters(year=year, as_of=day, ranks=["Officer"]),
-        "supervisor": RosterFilters(year=year, as_of=day, supervisor_badges=["601"]),
-        "status": RosterFilters(year=year, as_of=day, statuses=["complete", "in_progress"]),
+        "all": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day),
+        "unit": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day, units=["Patrol North"]),
+        "shift": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day, shifts=["Day"]),
+        "rank": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day, ranks=["Officer"]),
+        "supervisor": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day, supervisor_badges=["601"]),
+        "status": RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day, statuses=["complete", "in_progress"]),
     }
     shot = {name: all_rows(app, db, filters, today) for name, filters in views.items()}
     summary = roster_summary(db, views["all"], today=today, tz=tz)
@@ -165,13 +166,13 @@ def test_an_import_today_leaves_every_earlier_as_of_roster_unchanged(app, db, ru
 
     # The roster of now (and as of today) shows the new state.
     for as_of in (None, today):
-        now_rows = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=as_of), today))
+        now_rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=as_of), today))
         assert "611" not in now_rows and "612" not in now_rows  # separated, on leave, never signed
         assert "616" in now_rows  # separated, but signed in the cycle: the record counts
         assert "617" in now_rows  # back from leave: assigned now
         assert now_rows["613"][3:7] == ("Officer", "Traffic", "Day", "602")
         assert now_rows["614"][3:7] == ("Detective", "Traffic", "Night", "602")
-        pn = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=as_of, units=["Patrol North"]), today))
+        pn = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=as_of, units=["Patrol North"]), today))
         assert set(pn) == {"601"}
     assert (member(db, "613").unit, member(db, "613").supervisor.badge) == ("Traffic", "602")
     assert member(db, "611").status == "separated" and member(db, "612").status == "leave"
@@ -200,13 +201,13 @@ def test_a_future_change_shows_only_from_its_date(app, db, runner, tmp_path, dep
                                                           "612": {"status": "leave"}}),
                          "--effective", ahead.isoformat())
     assert f"effective {ahead.isoformat()} (a future date)" in result.output
-    now_rows = by_badge(all_rows(app, db, RosterFilters(year=year), today))
+    now_rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year)), today))
     assert now_rows["615"][4] == "Traffic" and "612" in now_rows
     assert member(db, "615").unit == "Traffic" and member(db, "612").status == "active"
     for day in (today, ahead - timedelta(days=1)):
-        rows = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=day), today))
+        rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=day), today))
         assert rows["615"][4] == "Traffic" and "612" in rows
-    then = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=ahead), ahead))
+    then = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=ahead), ahead))
     assert then["615"][4:7] == ("Patrol North", "Evening", "601") and "612" not in then
 
     # When the date comes (the daily init), the member rows take the change.
@@ -228,7 +229,7 @@ def test_a_scheduled_return_from_leave_joins_the_cycle_when_it_comes(app, db, ru
     assigned = db.scalars(select(Assignment).join(Member).where(Member.badge == "617")).all()
     assert assigned and all(a.due_date >= ahead + timedelta(days=30) for a in assigned)
     # Still absent as of every earlier date: he was on leave, and assigned only now.
-    assert "617" not in by_badge(all_rows(app, db, RosterFilters(year=year, as_of=today), today))
+    assert "617" not in by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=today), today))
 
 
 def test_hr_evidence_as_of_shows_the_unit_and_supervisor_then(app, db, runner, tmp_path, department, make_member,
@@ -286,8 +287,8 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
                       .where(Member.badge == "613", PersonnelChange.source == "web:people.csv")).all()
     assert {(c.field, c.effective) for c in rows} == {("unit", back), ("supervisor", back)}
     assert all(c.recorded_by_id == admin.id for c in rows)
-    before = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=back - timedelta(days=1)), today))
-    after = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=back), today))
+    before = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=back - timedelta(days=1)), today))
+    after = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=back), today))
     assert before["613"][4] == "Patrol North" and after["613"][4] == "Traffic"
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "personnel.import")
                        .order_by(AuditEvent.id.desc())).first()
@@ -320,8 +321,8 @@ def test_an_admin_edit_appends_a_change_from_its_date(app, db, client, admin, de
     history = page[page.index('id="personnel-history"'):]
     assert f"<td>{moved.isoformat()}</td><td>unit</td><td>Patrol North</td>" in history
     assert member(db, "615").unit == "Patrol North"
-    earlier = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=moved - timedelta(days=1)), today))
-    later = by_badge(all_rows(app, db, RosterFilters(year=year, as_of=moved), today))
+    earlier = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved - timedelta(days=1)), today))
+    later = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved), today))
     assert earlier["615"][4:7] == ("Traffic", "Evening", "602")
     assert later["615"][4:7] == ("Patrol North", "Evening", "601")
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "admin.personnel_change")).one()
@@ -433,14 +434,15 @@ def test_the_roster_of_now_does_not_read_the_history(app, db, runner, tmp_path, 
         auth.sign_in(coordinator.badge)
         statements.clear()
         year = department["today"].year
-        assert client.get(f"/coordinator/cycles/{year}/roster").status_code == 200
+        cid = cycle_id_of(app, year)
+        assert client.get(f"/coordinator/cycles/{cid}/roster").status_code == 200
         out = tmp_path / "now.csv"
         assert runner.invoke(args=["lms", "roster", "--cycle", str(year), "--format", "csv",
                                    "--out", str(out)]).exit_code == 0
         assert any("FROM assignment" in s for s in statements)
         assert not [s for s in statements if "personnel_change" in s]
         statements.clear()
-        assert client.get(f"/coordinator/cycles/{year}/roster",
+        assert client.get(f"/coordinator/cycles/{cid}/roster",
                           query_string={"as_of": department["start"].isoformat()}).status_code == 200
         assert [s for s in statements if "personnel_change" in s]
     finally:

@@ -15,6 +15,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from tests.helpers import cycle_id_of
 from lms.db import utcnow
 from lms.models import Assignment, AuditEvent, Cycle, Exemption, Member
 from lms.services import roster_export
@@ -105,7 +106,7 @@ def test_csv_is_the_contract_and_the_same_rows_as_the_page(app, db, runner, depa
     assert f"Wrote 8 roster rows to {out}." in result.output
     header, rows = read_csv(out)
     assert header == ROSTER_COLUMNS
-    assert rows == expected_rows(app, db, RosterFilters(year=2031))
+    assert rows == expected_rows(app, db, RosterFilters(cycle_id=cycle_id_of(app, 2031)))
     assert len(rows) == audience_rows(db, 2031) == 8
     assert "790" not in {r["badge"] for r in rows}
     by_badge = {r["badge"]: r for r in rows}
@@ -128,17 +129,16 @@ def test_csv_is_the_contract_and_the_same_rows_as_the_page(app, db, runner, depa
     assert out.read_bytes().decode("utf-8").count("Muñoz") == 1
 
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "roster.export")).one()
-    assert event.actor_id is None and event.target == "cycle:2031"
+    assert event.actor_id is None and event.target == f"cycle:{cycle_id_of(app, 2031)}"
     assert event.details["format"] == "csv" and event.details["rows"] == 8 and event.details["via"] == "cli"
-    assert event.details["filters"]["year"] == 2031
+    assert event.details["filters"]["cycle_id"] == cycle_id_of(app, 2031)
 
 
 @pytest.mark.parametrize("args, filters", [
-    (["--unit", "Traffic"], RosterFilters(year=2031, units=["Traffic"])),
-    (["--status", "complete", "--status", "complete_late"],
-     RosterFilters(year=2031, statuses=["complete", "complete_late"])),
+    (["--unit", "Traffic"], dict(units=["Traffic"])),
+    (["--status", "complete", "--status", "complete_late"], dict(statuses=["complete", "complete_late"])),
     (["--policy", "16.3", "--unit", "Patrol North", "--status", "exempt"],
-     RosterFilters(year=2031, policy_id="16.3", units=["Patrol North"], statuses=["exempt"])),
+     dict(policy_id="16.3", units=["Patrol North"], statuses=["exempt"])),
 ])
 def test_filters_give_the_same_rows_as_the_page(app, db, runner, department, tmp_path, args, filters):
     out = tmp_path / "roster.csv"
@@ -146,7 +146,7 @@ def test_filters_give_the_same_rows_as_the_page(app, db, runner, department, tmp
 
     assert result.exit_code == 0, result.output
     _, rows = read_csv(out)
-    assert rows == expected_rows(app, db, filters) != []
+    assert rows == expected_rows(app, db, RosterFilters(cycle_id=cycle_id_of(app, 2031), **filters)) != []
 
 
 def test_as_of_gives_the_roster_as_it_stood(app, db, runner, department, tmp_path):
@@ -159,12 +159,12 @@ def test_as_of_gives_the_roster_as_it_stood(app, db, runner, department, tmp_pat
     assert then["704"]["status"] == "complete"
     assert then["705"]["status"] == "quiz_passed" and then["705"]["acknowledged_at"] == ""  # signed in April
     assert then["706"]["status"] == "in_progress" and then["706"]["exemption_reason"] == ""  # exempted a day later
-    assert read_csv(after)[1] == expected_rows(app, db, RosterFilters(year=2031, as_of=date(2031, 1, 8)))
+    assert read_csv(after)[1] == expected_rows(app, db, RosterFilters(cycle_id=cycle_id_of(app, 2031), as_of=date(2031, 1, 8)))
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--cycle", "2099"], "no cycle for 2099 (cycles: 2031) (--cycle)"),
-    (["--cycle", "2031", "--policy", "99.9"], "the 2031 cycle does not assign policy 99.9 (--policy)"),
+    (["--cycle", "2099"], "no cycle is named '2099' (cycles: id "),
+    (["--cycle", "2031 Annual", "--policy", "99.9"], "the 2031 annual cycle does not assign policy 99.9 (--policy)"),
     (["--cycle", "2031", "--status", "done"], "unknown status done; use one of not_started, in_progress"),
 ])
 def test_errors_exit_1_and_write_nothing(app, db, runner, department, tmp_path, args, message):
@@ -267,7 +267,7 @@ def test_xlsx_has_a_frozen_filtered_header_and_the_same_rows(app, db, runner, de
         return "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
 
     got = [dict(zip(ROSTER_COLUMNS, map(plain, row))) for row in values[1:]]
-    want = expected_rows(app, db, RosterFilters(year=2031, units=["Traffic"]))
+    want = expected_rows(app, db, RosterFilters(cycle_id=cycle_id_of(app, 2031), units=["Traffic"]))
     # Typed cells need no quote: the formula-like name is stored as text, exactly as written.
     for row in want:
         for name, value in row.items():
@@ -279,7 +279,7 @@ def test_xlsx_has_a_frozen_filtered_header_and_the_same_rows(app, db, runner, de
     due = sheet.cell(row=2, column=ROSTER_COLUMNS.index("due_date") + 1)
     assert isinstance(due.value, datetime) and due.number_format == "yyyy-mm-dd"
     about = {row[0]: row[1] for row in load_workbook(out)["About"].iter_rows(values_only=True)}
-    assert about == {"Roster": "2031 annual roster", "Filters": "2031 cycle; unit Traffic; as of now", "Rows": 4}
+    assert about == {"Roster": "2031 annual roster", "Filters": "2031 annual cycle; unit Traffic; as of now", "Rows": 4}
 
 
 def test_xlsx_drops_characters_a_workbook_cannot_hold():
@@ -398,12 +398,13 @@ def test_percent_complete_reaches_100_only_when_all_are_done():
 
 
 def test_status_counts_and_summary_feed_the_pdf_consistently(app, db, department):
-    filters = RosterFilters(year=2031)
+    filters = RosterFilters(cycle_id=cycle_id_of(app, 2031))
     tz = app.config["TIMEZONE"]
     counts = status_counts(db, filters, today=today(app), tz=tz)
     summary = unit_summary(db, filters, today=today(app), tz=tz)
     assert sum(counts.values()) == sum(total for _, total, _ in summary) == audience_rows(db, 2031)
-    assert roster_export.describe_filters(RosterFilters(year=2031, units=["Traffic"], statuses=["overdue"],
-                                                        as_of=date(2031, 1, 8))) == \
-        "2031 cycle; unit Traffic; status Overdue; as of the end of 2031-01-08"
+    assert roster_export.describe_filters(RosterFilters(cycle_id=cycle_id_of(app, 2031), units=["Traffic"],
+                                                        statuses=["overdue"], as_of=date(2031, 1, 8)),
+                                          "2031 annual") == \
+        "2031 annual cycle; unit Traffic; status Overdue; as of the end of 2031-01-08"
     assert json.dumps(roster_export.filters_details(filters))

@@ -54,11 +54,14 @@ from app import app
 from lms.bootstrap import init_database
 from lms.cli import lms
 from lms.db import get_session, utcnow
+from lms.models import Member
 from lms.services.cycles import create_cycle
 
 init_database(app)
 with app.app_context():
     session = get_session()
+    session.add(Member(badge="1", first_name="Ada", last_name="Abbott", status="active"))
+    session.flush()
     create_cycle(session, year=2031, due_date=date(2031, 12, 31), today=date(2031, 1, 2), now=utcnow())
     session.commit()
 result = app.test_cli_runner().invoke(lms, ["roster", "--cycle", "2031", "--format", "csv", "--out", {str(out)!r}])

@@ -49,15 +49,31 @@ def _unknown(noun: str) -> str:
 
 
 class CycleForm(FlaskForm):
-    """Open a training cycle."""
+    """Open a training cycle. Posted once to preview (how many members it assigns), then again
+    with ``confirm`` to open it."""
 
     year = WholeNumberField("Year", validators=[InputRequired("Enter the cycle's year, e.g. 2027.")])
+    name = StringField("Name", validators=[Optional(), Length(max=120, message="Keep the name under 120 characters.")])
     due_date = IsoDateField("Due date", validators=[InputRequired("Enter the due date as YYYY-MM-DD.")])
     policies = CheckboxesField("Policies", invalid_choice_message=_unknown("policy"))
     units = CheckboxesField("Units", invalid_choice_message=_unknown("unit"))
     ranks = CheckboxesField("Ranks", invalid_choice_message=_unknown("rank"))
+    shifts = CheckboxesField("Shifts", invalid_choice_message=_unknown("shift"))
     grace_days = WholeNumberField("Grace days for late joiners", default=30,
                               validators=[InputRequired("Enter a number of days, e.g. 30.")])
+
+
+class CycleEditForm(FlaskForm):
+    """Change a cycle's name, due date, grace period and audience; previewed, then confirmed."""
+
+    name = StringField("Name", validators=[InputRequired("Give the cycle a name."),
+                                           Length(max=120, message="Keep the name under 120 characters.")])
+    due_date = IsoDateField("Due date", validators=[InputRequired("Enter the due date as YYYY-MM-DD.")])
+    grace_days = WholeNumberField("Grace days for late joiners",
+                                  validators=[InputRequired("Enter a number of days, e.g. 30.")])
+    units = CheckboxesField("Units", invalid_choice_message=_unknown("unit"))
+    ranks = CheckboxesField("Ranks", invalid_choice_message=_unknown("rank"))
+    shifts = CheckboxesField("Shifts", invalid_choice_message=_unknown("shift"))
 
 
 class RosterForm(FlaskForm):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.db import Base, UTCDateTime
@@ -12,13 +12,16 @@ from lms.models.policies import Lesson, PolicyVersion, Question
 
 
 class Cycle(Base):
-    """An annual training cycle: policy versions assigned to an audience with a due date."""
+    """A training cycle ("2026 annual", "2026 new hires"): policy versions assigned to an audience
+    with a due date. Identified by its id; a year can have several (migration 0018)."""
 
     __tablename__ = "cycle"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    year: Mapped[int] = mapped_column(unique=True)
-    name: Mapped[str] = mapped_column(String(120))
+    #: The year the cycle belongs to; not unique (annual, new hires, remedial share a year).
+    year: Mapped[int] = mapped_column(index=True)
+    #: Unique across all years, so a name typed at the command line names one cycle.
+    name: Mapped[str] = mapped_column(String(120), unique=True)
     due_date: Mapped[date]
     #: Days a member who joins the audience late (new hire, back from leave) has to complete.
     grace_days: Mapped[int] = mapped_column(default=30)
@@ -26,6 +29,10 @@ class Cycle(Base):
     audience: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: When the coordinator closed the cycle: no signatures after it; it stays readable and in
+    #: the rosters. None while open.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
 
     policy_versions: Mapped[list[PolicyVersion]] = relationship(
         secondary="cycle_policy", order_by="PolicyVersion.policy_id"

@@ -68,7 +68,7 @@ def grant_attempts(session: Session, *, assignment: Assignment, granted_by: Memb
     version = assignment.policy_version
     record_event(session, "quiz.grant_attempts", at=now, actor_id=granted_by.id,
                  target=f"assignment:{assignment.id}", ip=ip,
-                 details={"badge": assignment.member.badge, "cycle": assignment.cycle.year,
+                 details={"badge": assignment.member.badge, "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name,
                           "policy": version.policy_id, "version": version.effective.isoformat(),
                           "attempts": attempts, "reason": reason, "grant_id": grant.id})
     session.flush()
@@ -97,12 +97,9 @@ def training_contacts(session: Session, *, name: str | None, email: str | None) 
     return [(m.full_name, m.email) for m in coordinators]
 
 
-def find_assignment(session: Session, *, year: int, badge: str, policy_id: str | None) -> Assignment:
-    """The member's current assignment in the cycle of ``year`` (for ``policy_id``, which may be
-    left out when the cycle assigns one policy); GrantError naming what is missing otherwise."""
-    cycle = session.scalar(select(Cycle).where(Cycle.year == year))
-    if cycle is None:
-        raise GrantError({"cycle": f"There is no cycle for {year}."})
+def find_assignment(session: Session, *, cycle: Cycle, badge: str, policy_id: str | None) -> Assignment:
+    """The member's current assignment in ``cycle`` (for ``policy_id``, which may be left out when
+    the cycle assigns one policy); GrantError naming what is missing otherwise."""
     member = session.scalar(select(Member).where(Member.badge == badge))
     if member is None:
         raise GrantError({"badge": f"No member has badge {badge}."})
@@ -114,9 +111,9 @@ def find_assignment(session: Session, *, year: int, badge: str, policy_id: str |
     found = list(session.scalars(query))
     if not found:
         what = f" for policy {policy_id}" if policy_id else ""
-        raise GrantError({"badge": f"Badge {badge} has no assignment{what} in the {year} cycle."})
+        raise GrantError({"badge": f"Badge {badge} has no assignment{what} in the {cycle.name} cycle."})
     if len(found) > 1:
         policies = ", ".join(a.policy_version.policy_id for a in found)
-        raise GrantError({"policy": f"The {year} cycle assigns badge {badge} several policies "
+        raise GrantError({"policy": f"The {cycle.name} cycle assigns badge {badge} several policies "
                                     f"({policies}); name one with --policy."})
     return found[0]

@@ -12,7 +12,10 @@ from datetime import date, datetime
 from typing import IO
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from lms.models import Cycle
 
 from lms.services import exports, jobs
 from lms.services.roster import RosterFilters, roster_rows, roster_summary
@@ -43,15 +46,16 @@ def queue_receipts(session: Session, filters: exports.ExportFilters, *, now: dat
 
 def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: str, descending: bool,
                  title: str, filters_text: str, department: str, now: datetime, today: date,
-                 requested_by_id: int, ip: str | None, audit_details: dict) -> int:
-    """Queue a roster export (xlsx or pdf) of the view ``filters`` describe; the job id."""
+                 requested_by_id: int, ip: str | None, audit_details: dict, file_stem: str) -> int:
+    """Queue a roster export (xlsx or pdf) of the view ``filters`` describe; the job id. The file is
+    named ``{file_stem}-{date}.{fmt}`` (the view names it after the cycle)."""
     state = asdict(filters)
     state["as_of"] = filters.as_of.isoformat() if filters.as_of else None
     payload = {"type": "roster", "format": fmt, "filters": state, "sort": sort, "descending": descending,
                "title": title, "filters_text": filters_text, "department": department, "today": today.isoformat(),
-               "download_name": f"roster-{filters.year}-{(filters.as_of or today).isoformat()}.{fmt}",
+               "download_name": f"{file_stem}-{(filters.as_of or today).isoformat()}.{fmt}",
                "extension": fmt,
-               "audit": {"action": "roster.export", "actor_id": requested_by_id, "target": f"cycle:{filters.year}",
+               "audit": {"action": "roster.export", "actor_id": requested_by_id, "target": f"cycle:{filters.cycle_id}",
                          "ip": ip, "details": {**audit_details, "format": fmt, "via": "job"}}}
     return jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
                         created_by_id=requested_by_id)
@@ -74,9 +78,7 @@ def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: date
     if payload["type"] == "roster":
         from lms.services.roster_export import render_pdf, write_xlsx
 
-        state = dict(payload["filters"])
-        state["as_of"] = date.fromisoformat(state["as_of"]) if state["as_of"] else None
-        filters = RosterFilters(**state)
+        filters = roster_filters_from_state(session, payload["filters"])
         today = date.fromisoformat(payload["today"])
         head = roster_summary(session, filters, today=today, tz=tz)
         total = sum(head.counts.values())
@@ -91,6 +93,20 @@ def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: date
                                  unit_summary=head.units, department=payload["department"]))
         return {"count": total}
     raise ValueError(f"unknown export type {payload['type']!r}")
+
+
+def roster_filters_from_state(session: Session, state: dict) -> RosterFilters:
+    """The roster filters a queued job stored. Jobs queued before cycles had ids of their own
+    (migration 0018) stored the cycle's year, which then named exactly one cycle: read it as that
+    cycle (the earliest opened, should the year since have gained others)."""
+    state = dict(state)
+    state["as_of"] = date.fromisoformat(state["as_of"]) if state.get("as_of") else None
+    if "cycle_id" not in state:
+        year = state.pop("year")
+        state["cycle_id"] = session.scalar(select(Cycle.id).where(Cycle.year == year).order_by(Cycle.id).limit(1))
+        if state["cycle_id"] is None:
+            raise ValueError(f"the export's cycle ({year}) no longer exists")
+    return RosterFilters(**state)
 
 
 def _counted(rows: Iterable, report: Callable[[int], None]) -> Iterator:

@@ -35,7 +35,7 @@ def cycle_counts(session: Session) -> list[CycleCount]:
         select(Cycle, func.coalesce(assigned.c.n, 0), func.coalesce(signed.c.n, 0))
         .outerjoin(assigned, assigned.c.cycle_id == Cycle.id)
         .outerjoin(signed, signed.c.cycle_id == Cycle.id)
-        .order_by(Cycle.year.desc()))
+        .order_by(Cycle.year.desc(), Cycle.id.desc()))
     return [CycleCount(cycle, a, s) for cycle, a, s in rows]
 
 

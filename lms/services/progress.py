@@ -161,7 +161,7 @@ def member_assignments(session: Session, member_id: int) -> list[Assignment]:
         .where(Assignment.member_id == member_id, Assignment.superseded_at.is_(None))
         .options(joinedload(Assignment.cycle),
                  joinedload(Assignment.policy_version).joinedload(PolicyVersion.policy))
-        .order_by(Cycle.year.desc(), Assignment.policy_version_id)))
+        .order_by(Cycle.year.desc(), Cycle.id.desc(), Assignment.policy_version_id)))
 
 
 def member_assignment(session: Session, member_id: int, assignment_id: int) -> Assignment | None:

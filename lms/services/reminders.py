@@ -106,10 +106,10 @@ class QueueResult:
     already_reminded: list[Candidate] = field(default_factory=list)
 
 
-def _due_rows(year: int, today: date, tz: str) -> Select:
+def _due_rows(cycle_id: int, today: date, tz: str) -> Select:
     """Roster rows of the cycle that are not done, with the member's and the supervisor's
     e-mail, the policy title, and whether the member was already reminded on ``today``."""
-    roster = roster_select(RosterFilters(year=year, statuses=list(REMINDED_STATUSES)),
+    roster = roster_select(RosterFilters(cycle_id=cycle_id, statuses=list(REMINDED_STATUSES)),
                            today=today, tz=tz).subquery()
     reminded = exists().where(Reminder.member_id == roster.c.member_id, Reminder.sent_on == today)
     supervisor = aliased(Member)
@@ -126,11 +126,11 @@ def _no_email(column):
     return or_(column.is_(None), func.trim(column) == "")
 
 
-def reminder_candidates(session: Session, year: int, today: date, tz: str) -> list[Candidate]:
+def reminder_candidates(session: Session, cycle_id: int, today: date, tz: str) -> list[Candidate]:
     """Members of the cycle who are not done with some assignment (see REMINDED_STATUSES), have
     an e-mail address and were not reminded on ``today`` (the department's local date); sorted
     by name."""
-    inner = _due_rows(year, today, tz).subquery()
+    inner = _due_rows(cycle_id, today, tz).subquery()
     rows = session.execute(
         select(inner).where(~_no_email(inner.c.email), inner.c.reminded.is_(False))
         .order_by(inner.c.last_name, inner.c.first_name, inner.c.badge, inner.c.policy))
@@ -148,9 +148,9 @@ def reminder_candidates(session: Session, year: int, today: date, tz: str) -> li
     return list(candidates.values())
 
 
-def skipped_counts(session: Session, year: int, today: date, tz: str) -> Skipped:
+def skipped_counts(session: Session, cycle_id: int, today: date, tz: str) -> Skipped:
     """How many members who are not done get no reminder: reminded today, or no e-mail."""
-    inner = _due_rows(year, today, tz).subquery()
+    inner = _due_rows(cycle_id, today, tz).subquery()
     no_email = _no_email(inner.c.email)
     reminded, missing = session.execute(select(
         func.count(distinct(case((~no_email & inner.c.reminded, inner.c.member_id)))),
@@ -235,7 +235,7 @@ def queue_reminders(session: Session, candidates: Sequence[Candidate], *, now: d
         copy_to = candidate.supervisor_email if copy_supervisor else None
         message = build_message(candidate, candidate.items, cycle, department, sender,
                                 base_url=base_url, copy_to=copy_to)
-        details = {"cycle": cycle.year, "badge": candidate.badge, "email": candidate.email,
+        details = {"cycle": cycle.id, "cycle_name": cycle.name, "badge": candidate.badge, "email": candidate.email,
                    "status": candidate.status, "policies": [i.policy for i in candidate.items],
                    "reminder_id": reminder_id, "campaign": campaign}
         if message["Cc"]:
@@ -321,7 +321,7 @@ def save_schedule(session: Session, cycle: Cycle, *, days_before: str, weekly_ov
         session.add(schedule)
     schedule.days_before, schedule.weekly_overdue = format_days(days), bool(weekly_overdue)
     schedule.copy_supervisor, schedule.updated_at, schedule.updated_by_id = bool(copy_supervisor), now, actor_id
-    record_event(session, "reminder.schedule", at=now, actor_id=actor_id, target=f"cycle:{cycle.year}", ip=ip,
+    record_event(session, "reminder.schedule", at=now, actor_id=actor_id, target=f"cycle:{cycle.id}", ip=ip,
                  details={"days_before": days, "weekly_overdue": bool(weekly_overdue),
                           "copy_supervisor": bool(copy_supervisor)})
     session.flush()
@@ -339,7 +339,7 @@ def last_reminded(session: Session, member_ids: Sequence[int]) -> dict[int, date
 def scheduled_candidates(session: Session, cycle: Cycle, schedule: ReminderSchedule, today: date,
                          tz: str) -> list[Candidate]:
     """The candidates the schedule reminds today (see due_by_schedule)."""
-    candidates = reminder_candidates(session, cycle.year, today, tz)
+    candidates = reminder_candidates(session, cycle.id, today, tz)
     last = last_reminded(session, [c.member_id for c in candidates])
     days = parse_days(schedule.days_before)
     return [c for c in candidates
@@ -360,7 +360,7 @@ def run_campaigns(session: Session, *, now: datetime, today: date, tz: str, depa
     periodic task); how many were queued. Safe to run any number of times a day."""
     queued = 0
     rows = session.execute(select(Cycle, ReminderSchedule).join(ReminderSchedule, ReminderSchedule.cycle_id == Cycle.id)
-                           .order_by(Cycle.year)).all()
+                           .where(Cycle.closed_at.is_(None)).order_by(Cycle.year, Cycle.id)).all()
     for cycle, schedule in rows:
         candidates = scheduled_candidates(session, cycle, schedule, today, tz)
         if not candidates:
@@ -369,7 +369,7 @@ def run_campaigns(session: Session, *, now: datetime, today: date, tz: str, depa
                                  cycle=cycle, department=department, sender=sender, base_url=base_url,
                                  copy_supervisor=schedule.copy_supervisor, campaign="schedule")
         queued += len(result.queued)
-        record_event(session, "reminder.campaign", at=now, target=f"cycle:{cycle.year}",
+        record_event(session, "reminder.campaign", at=now, target=f"cycle:{cycle.id}",
                      details={"queued": len(result.queued), "already_reminded": len(result.already_reminded)})
     session.flush()
     return queued

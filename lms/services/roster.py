@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true
+from sqlalchemy import Integer, String, and_, case, cast, false, func, literal, or_, select, text, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Join, Select
@@ -53,7 +53,8 @@ class RosterError(ValueError):
 class RosterFilters:
     """What the coordinator narrowed the roster to; empty lists mean no narrowing."""
 
-    year: int
+    #: The cycle's id (a year can have several cycles, so the year no longer names one).
+    cycle_id: int
     policy_id: str | None = None
     units: list[str] = field(default_factory=list)
     shifts: list[str] = field(default_factory=list)
@@ -145,8 +146,8 @@ def _current(query: Select, filters: RosterFilters, cycle_id) -> Select:
 
 
 def _cycle_id(filters: RosterFilters):
-    # Looked up once (an InitPlan on PostgreSQL), so every part can use the cycle_id indexes.
-    return select(Cycle.id).where(Cycle.year == filters.year).scalar_subquery()
+    # A bound value (the filters carry the id), so every part can use the cycle_id indexes.
+    return literal(filters.cycle_id, Integer)
 
 
 def _contract_select(ack, *, supervisor_badge, status, lessons_completed, quiz_best, quiz_attempts,
@@ -415,12 +416,11 @@ def member_values(session: Session, column) -> list[str]:
 
 def check_cycle(session: Session, filters: RosterFilters) -> Cycle:
     """The filtered cycle, or RosterError naming what is missing."""
-    cycle = session.scalar(select(Cycle).where(Cycle.year == filters.year))
+    cycle = session.get(Cycle, filters.cycle_id)
     if cycle is None:
-        years = ", ".join(str(y) for y in session.scalars(select(Cycle.year).order_by(Cycle.year)))
-        raise RosterError(f"no cycle for {filters.year} (cycles: {years or 'none'})")
+        raise RosterError(f"no cycle has id {filters.cycle_id}")
     if filters.policy_id and filters.policy_id not in {v.policy_id for v in cycle.policy_versions}:
-        raise RosterError(f"the {filters.year} cycle does not assign policy {filters.policy_id}")
+        raise RosterError(f"the {cycle.name} cycle does not assign policy {filters.policy_id}")
     return cycle
 
 

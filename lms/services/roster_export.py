@@ -173,9 +173,10 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
     return count
 
 
-def describe_filters(filters: RosterFilters) -> str:
-    """The filters in words, for a report's header: ``2026 cycle; unit Traffic; status Overdue``."""
-    parts = [f"{filters.year} cycle"]
+def describe_filters(filters: RosterFilters, cycle_name: str | None = None) -> str:
+    """The filters in words, for a report's header: ``2026 annual cycle; unit Traffic; status Overdue``
+    (``cycle_name`` names the cycle; without it, its id)."""
+    parts = [f"{cycle_name} cycle" if cycle_name else f"cycle {filters.cycle_id}"]
     if filters.policy_id:
         parts.append(f"policy {filters.policy_id}")
     for label, values in (("unit", filters.units), ("shift", filters.shifts), ("rank", filters.ranks),
@@ -193,7 +194,7 @@ def describe_filters(filters: RosterFilters) -> str:
 
 def filters_details(filters: RosterFilters) -> dict:
     """The filters as JSON-ready values, for audit events."""
-    return {"year": filters.year, "policy": filters.policy_id, "units": list(filters.units),
+    return {"cycle_id": filters.cycle_id, "policy": filters.policy_id, "units": list(filters.units),
             "shifts": list(filters.shifts), "ranks": list(filters.ranks),
             "supervisors": list(filters.supervisor_badges), "statuses": list(filters.statuses),
             "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}

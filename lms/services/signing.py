@@ -86,6 +86,8 @@ def signing_blockers(session: Session, assignment: Assignment) -> list[str]:
     blockers = []
     if assignment.superseded_at is not None:
         return ["A later version of this policy is now in force; sign that version instead."]
+    if assignment.cycle.closed_at is not None:
+        return [f"The {assignment.cycle.name} cycle is closed; it takes no more signatures."]
     lesson_ids = set(session.scalars(select(Lesson.id).where(
         Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False))))
     if not lesson_ids <= completed_lesson_ids(session, assignment.id):
@@ -221,7 +223,7 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     record_event(session, "ack.sign", at=facts.now, actor_id=member.id,
                  target=f"acknowledgment:{ack.id}", ip=facts.ip,
                  details={"policy": version.policy_id, "version": version.effective.isoformat(),
-                          "cycle": assignment.cycle.year, "verification_code": ack.verification_code,
+                          "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name, "verification_code": ack.verification_code,
                           "auth_method": authentication.method, "auth_provider": authentication.provider,
                           "receipt_signed": facts.sealer is not None, "receipt_timestamp": timestamp})
     session.flush()

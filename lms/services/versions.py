@@ -125,7 +125,7 @@ def reassign_superseded(session: Session, *, today: date, now: datetime) -> int:
     Returns how many assignments were made.
     """
     made = 0
-    cycles = session.scalars(select(Cycle).where(Cycle.due_date >= today))
+    cycles = session.scalars(select(Cycle).where(Cycle.due_date >= today, Cycle.closed_at.is_(None)))
     for cycle in cycles:
         for version in list(cycle.policy_versions):
             current = version_in_force(session, version.policy_id, today)
@@ -144,7 +144,7 @@ def reassign_superseded(session: Session, *, today: date, now: datetime) -> int:
                 made += 1
             if old:
                 # No one asked for this: the calendar did, so the actor is the system.
-                record_event(session, "cycle.reassign", at=now, target=f"cycle:{cycle.year}",
+                record_event(session, "cycle.reassign", at=now, target=f"cycle:{cycle.id}",
                              details={"by": "system", "policy": version.policy_id,
                                       "from_version": version.effective.isoformat(),
                                       "to_version": current.effective.isoformat(),

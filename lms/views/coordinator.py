@@ -32,7 +32,14 @@ from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.jobs import wake
 from lms.forms import ActionForm
-from lms.forms.coordinator import AttemptGrantForm, CycleForm, ExemptionForm, RosterForm, grant_prefix
+from lms.forms.coordinator import (
+    AttemptGrantForm,
+    CycleEditForm,
+    CycleForm,
+    ExemptionForm,
+    RosterForm,
+    grant_prefix,
+)
 from lms.models import (
     Assignment,
     Cycle,
@@ -53,10 +60,17 @@ from lms.services.cycles import (
     CycleError,
     ExemptionError,
     audience_size,
+    close_cycle,
     create_cycle,
     current_exemption,
+    cycle_started,
+    delete_cycle,
+    edit_cycle,
+    file_stem,
     grant_exemption,
     lift_exemption,
+    plan_cycle,
+    plan_edit,
     record_cycle_opened,
 )
 from lms.services.overview import cycle_counts
@@ -70,7 +84,7 @@ from lms.services.roster import (
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
 from lms.views.export_pages import export_download, export_status
-from lms.web import attachment, client_ip, commit, request_now, today
+from lms.web import attachment, client_ip, commit, cycle_or_404, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -89,7 +103,8 @@ SORT_LABELS = {"last_name": "Name", "badge": "Badge", "rank": "Rank", "unit": "U
                "supervisor_badge": "Supervisor", "status": "Status", "quiz_best_score": "Quiz best",
                "acknowledged_at": "Signed", "due_date": "Due", "first_name": "First name"}
 #: Which input of the cycle form create_cycle's CycleError.field blames.
-CYCLE_FIELDS = {"year": "year", "due_date": "due_date", "policy": "policies", "grace_days": "grace_days"}
+CYCLE_FIELDS = {"year": "year", "name": "name", "due_date": "due_date", "policy": "policies",
+                "grace_days": "grace_days", "units": "units", "ranks": "ranks", "shifts": "shifts"}
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
                 "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                 "pdf": "application/pdf"}
@@ -107,13 +122,6 @@ def _tz() -> str:
 
 # --- loads ---------------------------------------------------------------------------------------
 # Small reads for choices and 404s; the rules and aggregates they feed live in lms.services.
-
-def _cycle_or_404(year: int) -> Cycle:
-    cycle = get_session().scalar(select(Cycle).where(Cycle.year == year))
-    if cycle is None:
-        abort(404)
-    return cycle
-
 
 def _distinct(column) -> list[str]:
     """The distinct non-empty values of a member column, sorted."""
@@ -166,20 +174,33 @@ def home():
     return render_template("coordinator/home.html", cycles=cycle_counts(get_session()), tools=tools)
 
 
+def _audience_choices(form) -> None:
+    """The units, ranks and shifts on the personnel roster, as a cycle form's audience choices."""
+    form.units.choices = [(u, u) for u in _distinct(Member.unit)]
+    form.ranks.choices = [(r, r) for r in _distinct(Member.rank)]
+    form.shifts.choices = [(s, s) for s in _distinct(Member.shift)]
+
+
 def _cycle_form() -> CycleForm:
-    """The cycle form with the loaded policies and the units and ranks on the personnel roster."""
+    """The cycle form with the loaded policies and the units, ranks and shifts on the personnel roster."""
     db = get_session()
     form = CycleForm()
     form.policies.choices = [(p.id, f"{p.id} {p.title}") for p in db.scalars(select(Policy).order_by(Policy.id))]
-    form.units.choices = [(u, u) for u in _distinct(Member.unit)]
-    form.ranks.choices = [(r, r) for r in _distinct(Member.rank)]
+    _audience_choices(form)
     return form
+
+
+def _blame(form, exc: CycleError) -> None:
+    """Put a service's CycleError beside the field it names (or at the top of the form)."""
+    target = getattr(form, CYCLE_FIELDS.get(exc.field or "", ""), None)
+    (target.errors if target is not None else form.form_errors).append(str(exc))
 
 
 @bp.route("/cycles/new", methods=["GET", "POST"])
 @coordinator_required
 def new_cycle():
-    """Open a training cycle: year, policies, audience, due date and grace days."""
+    """Open a training cycle: year, name, policies, audience, due date and grace days. The first
+    post previews how many members the cycle assigns; the coordinator then confirms."""
     form = _cycle_form()
     if request.method == "GET":
         # Suggest the first year without a cycle, due at its end, for every policy.
@@ -189,18 +210,20 @@ def new_cycle():
         form.policies.data = [value for value, _ in form.policies.choices]
     elif form.validate_on_submit():
         db = get_session()
+        values = dict(year=form.year.data, name=form.name.data, due_date=form.due_date.data, today=today(),
+                      policy_ids=form.policies.data, units=form.units.data, ranks=form.ranks.data,
+                      shifts=form.shifts.data, grace_days=form.grace_days.data)
         try:
-            cycle = create_cycle(db, year=form.year.data, due_date=form.due_date.data, today=today(),
-                                 now=request_now(), policy_ids=form.policies.data, units=form.units.data,
-                                 ranks=form.ranks.data, grace_days=form.grace_days.data,
-                                 created_by_id=current_user.id)
+            if "confirm" not in request.form:
+                plan = plan_cycle(db, **values)
+                return render_template("coordinator/new_cycle.html", form=form, plan=plan)
+            cycle = create_cycle(db, now=request_now(), created_by_id=current_user.id, **values)
         except CycleError as exc:
             db.rollback()
-            target = getattr(form, CYCLE_FIELDS.get(exc.field, ""), None)
-            (target.errors if target is not None else form.form_errors).append(str(exc))
-        except IntegrityError:  # another coordinator opened this year a moment ago
+            _blame(form, exc)
+        except IntegrityError:  # another coordinator took this name a moment ago
             db.rollback()
-            form.year.errors.append(f"a cycle for {form.year.data} already exists")
+            form.name.errors.append("another cycle has just been given this name; choose another")
         else:
             members = audience_size(db, cycle.id)
             record_cycle_opened(db, cycle, members=members, actor_id=current_user.id, ip=client_ip(),
@@ -208,9 +231,98 @@ def new_cycle():
             commit()
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
                   f"due {cycle.due_date.isoformat()}.", "success")
-            return redirect(url_for(".roster", year=cycle.year), 303)
+            return redirect(url_for(".roster", cycle_id=cycle.id), 303)
     status = 400 if request.method == "POST" else 200
-    return render_template("coordinator/new_cycle.html", form=form), status
+    return render_template("coordinator/new_cycle.html", form=form, plan=None), status
+
+
+@bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
+@coordinator_required
+def edit(cycle_id: int):
+    """Change a cycle's name, due date, grace period and audience. The first post previews what
+    changes (who joins, whose untouched assignments go, who keeps theirs); the coordinator confirms."""
+    cycle = cycle_or_404(cycle_id)
+    if cycle.closed_at is not None:
+        flash(f"The {cycle.name} cycle is closed; a closed cycle is not edited.", "error")
+        return redirect(url_for(".roster", cycle_id=cycle.id), 303)
+    form = CycleEditForm()
+    _audience_choices(form)
+    if request.method == "GET":
+        form.name.data, form.due_date.data, form.grace_days.data = cycle.name, cycle.due_date, cycle.grace_days
+        form.units.data, form.ranks.data, form.shifts.data = (
+            cycle.audience.get("units") or [], cycle.audience.get("ranks") or [], cycle.audience.get("shifts") or [])
+    elif form.validate_on_submit():
+        db = get_session()
+        values = dict(name=form.name.data, due_date=form.due_date.data, grace_days=form.grace_days.data,
+                      units=form.units.data, ranks=form.ranks.data, shifts=form.shifts.data, today=today())
+        try:
+            if "confirm" not in request.form:
+                change = plan_edit(db, cycle, **values)
+                return render_template("coordinator/edit_cycle.html", cycle=cycle, form=form, change=change)
+            change = edit_cycle(db, cycle, now=request_now(), actor_id=current_user.id, ip=client_ip(),
+                                via="web", **values)
+        except CycleError as exc:
+            db.rollback()
+            _blame(form, exc)
+        except IntegrityError:
+            db.rollback()
+            form.name.errors.append("another cycle has just been given this name; choose another")
+        else:
+            commit()
+            flash(f"Saved the {cycle.name} cycle: {change.added} member{'s' if change.added != 1 else ''} "
+                  f"added, {change.removed} removed.", "success")
+            return redirect(url_for(".roster", cycle_id=cycle.id), 303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("coordinator/edit_cycle.html", cycle=cycle, form=form, change=None), status
+
+
+@bp.route("/cycles/<int:cycle_id>/close", methods=["GET", "POST"])
+@coordinator_required
+def close(cycle_id: int):
+    """Close a cycle (a confirmation page, then the post): no signatures after it; it stays readable
+    and in the rosters."""
+    cycle = cycle_or_404(cycle_id)
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        db = get_session()
+        try:
+            close_cycle(db, cycle, now=request_now(), actor_id=current_user.id, ip=client_ip(), via="web")
+        except CycleError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+        else:
+            commit()
+            flash(f"Closed the {cycle.name} cycle. It takes no more signatures; its roster stays.", "success")
+        return redirect(url_for(".roster", cycle_id=cycle.id), 303)
+    return render_template("coordinator/close_cycle.html", cycle=cycle, form=form,
+                           members=audience_size(get_session(), cycle.id))
+
+
+@bp.route("/cycles/<int:cycle_id>/delete", methods=["GET", "POST"])
+@coordinator_required
+def delete(cycle_id: int):
+    """Delete a cycle nobody has started (a confirmation page, then the post); otherwise say why
+    not and offer to close it."""
+    cycle = cycle_or_404(cycle_id)
+    db = get_session()
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        name = cycle.name
+        try:
+            delete_cycle(db, cycle, now=request_now(), actor_id=current_user.id, ip=client_ip(), via="web")
+        except CycleError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".delete", cycle_id=cycle_id), 303)
+        commit()
+        flash(f"Deleted the {name} cycle.", "success")
+        return redirect(url_for(".home"), 303)
+    return render_template("coordinator/delete_cycle.html", cycle=cycle, form=form,
+                           started=cycle_started(db, cycle), members=audience_size(db, cycle.id))
 
 
 # --- the roster ----------------------------------------------------------------------------------
@@ -240,7 +352,7 @@ def _roster_filters(cycle: Cycle, form: RosterForm) -> RosterFilters | None:
                                  "the roster cannot show days still to come.")
     if not valid or any(f.errors for f in form):
         return None
-    return RosterFilters(year=cycle.year, policy_id=form.policy.data or None, units=form.unit.data or [],
+    return RosterFilters(cycle_id=cycle.id, policy_id=form.policy.data or None, units=form.unit.data or [],
                          shifts=form.shift.data or [], ranks=form.rank.data or [],
                          supervisor_badges=supervisors, statuses=form.status.data or [],
                          search=(form.q.data or "").strip() or None, as_of=form.as_of.data)
@@ -287,11 +399,11 @@ class Pages:
         return min(self.offset + PAGE_SIZE, self.total_rows)
 
 
-@bp.get("/cycles/<int:year>/roster")
+@bp.get("/cycles/<int:cycle_id>/roster")
 @coordinator_required
-def roster(year: int):
+def roster(cycle_id: int):
     """The live roster: filters, counts per status, completion by unit, and a page of rows."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     form = _roster_form(cycle)
     filters = _roster_filters(cycle, form)
     if filters is None:
@@ -309,14 +421,14 @@ def roster(year: int):
     rows = list(roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending,
                             limit=PAGE_SIZE, offset=pages.offset))
     summary = head.units
-    _audit("roster.view", f"cycle:{cycle.year}", filters=filters_details(filters), sort=sort,
+    _audit("roster.view", f"cycle:{cycle.id}", filters=filters_details(filters), sort=sort,
            direction=form.dir.data, page=pages.number, rows=total)
     commit()
     return render_template(
         "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
-        chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
+        chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters, cycle.name),
         sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
         printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
@@ -337,11 +449,11 @@ def _csv_chunks(rows):
         yield out.getvalue()[len(header.getvalue()):]
 
 
-@bp.get("/cycles/<int:year>/roster.<any(csv, xlsx, pdf):kind>")
+@bp.get("/cycles/<int:cycle_id>/roster.<any(csv, xlsx, pdf):kind>")
 @coordinator_required
-def roster_export(year: int, kind: str):
+def roster_export(cycle_id: int, kind: str):
     """The current view of the roster (every page of it) as CSV, XLSX or PDF."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     form = _roster_form(cycle)
     filters = _roster_filters(cycle, form)
     if filters is None:
@@ -355,10 +467,10 @@ def roster_export(year: int, kind: str):
     if kind == "pdf" and total > PDF_MAX_ROWS:
         abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
                                f"{PDF_MAX_ROWS:,} rows or fewer (by unit or status, say), or export CSV or XLSX.")
-    name = f"roster-{cycle.year}-{(filters.as_of or today()).isoformat()}.{kind}"
+    name = f"{file_stem(cycle)}-{(filters.as_of or today()).isoformat()}.{kind}"
     headers = {"Content-Disposition": attachment(name)}
     title = f"{cycle.name} roster"
-    filters_text = describe_filters(filters)
+    filters_text = describe_filters(filters, cycle.name)
     limit = {"xlsx": current_app.config["EXPORT_JOB_ROWS"], "pdf": current_app.config["EXPORT_JOB_PDF_ROWS"]}
     if kind in limit and total > limit[kind]:
         # A large XLSX or PDF: built by the worker, followed on its own page, downloaded when ready.
@@ -366,7 +478,7 @@ def roster_export(year: int, kind: str):
             db, filters, fmt=kind, sort=sort, descending=descending, title=title, filters_text=filters_text,
             department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
             requested_by_id=current_user.id, ip=client_ip(),
-            audit_details={"rows": total, "filters": filters_details(filters)})
+            audit_details={"rows": total, "filters": filters_details(filters)}, file_stem=file_stem(cycle))
         commit()
         wake(current_app._get_current_object())
         return redirect(url_for(".export_job", job_id=job_id), 303)
@@ -376,7 +488,7 @@ def roster_export(year: int, kind: str):
 
     if kind == "csv":
         # The event is committed before the first byte goes out, so no download goes unrecorded.
-        _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, filters=filters_details(filters),
+        _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, filters=filters_details(filters),
                via="web")
         commit()
         return Response(stream_with_context(_csv_chunks(rows())), mimetype="text/csv",
@@ -390,7 +502,7 @@ def roster_export(year: int, kind: str):
                           generated_at=request_now().astimezone(ZoneInfo(tz)), counts=counts,
                           unit_summary=head.units,
                           department=current_app.config["DEPARTMENT_NAME"])
-    _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, bytes=len(body),
+    _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, bytes=len(body),
            filters=filters_details(filters), via="web")
     commit()
     return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
@@ -440,22 +552,22 @@ def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int 
                            can_grant=member.id != current_user.id, tz=ZoneInfo(tz)), status
 
 
-@bp.get("/cycles/<int:year>/members/<int:member_id>")
+@bp.get("/cycles/<int:cycle_id>/members/<int:member_id>")
 @coordinator_required
-def member_progress(year: int, member_id: int):
+def member_progress(cycle_id: int, member_id: int):
     """One member's progress in a cycle, with their exemption and the form to grant or lift one."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     member = _member_in_cycle_or_404(cycle, member_id)
-    _audit("roster.view_member", f"member:{member.id}", cycle=cycle.year, badge=member.badge)
+    _audit("roster.view_member", f"member:{member.id}", cycle=cycle.id, cycle_name=cycle.name, badge=member.badge)
     commit()
     return _member_page(cycle, member, ExemptionForm(formdata=None))
 
 
-@bp.post("/cycles/<int:year>/members/<int:member_id>/exemption")
+@bp.post("/cycles/<int:cycle_id>/members/<int:member_id>/exemption")
 @coordinator_required
-def grant(year: int, member_id: int):
+def grant(cycle_id: int, member_id: int):
     """Exempt a member from a cycle, with the reason."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     member = _member_in_cycle_or_404(cycle, member_id)
     form = ExemptionForm()
     if form.validate_on_submit():
@@ -469,21 +581,21 @@ def grant(year: int, member_id: int):
                 form.reason.errors.append(str(exc))
             else:  # granted already (another tab, another coordinator): show that exemption
                 flash(str(exc), "error")
-                return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+                return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
         else:
-            _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
+            _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.id, cycle_name=cycle.name, member_id=member.id,
                    badge=member.badge, reason=exemption.reason)
             commit()
             flash(f"{member.full_name} is exempt from the {cycle.name} cycle.", "success")
-            return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+            return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
     return _member_page(cycle, member, form, 400)
 
 
-@bp.post("/cycles/<int:year>/members/<int:member_id>/assignments/<int:assignment_id>/attempts")
+@bp.post("/cycles/<int:cycle_id>/members/<int:member_id>/assignments/<int:assignment_id>/attempts")
 @coordinator_required
-def grant_quiz_attempts(year: int, member_id: int, assignment_id: int):
+def grant_quiz_attempts(cycle_id: int, member_id: int, assignment_id: int):
     """Grant a member extra quiz attempts, with the reason, confirmed by the coordinator's password."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     member = _member_in_cycle_or_404(cycle, member_id)
     db = get_session()
     assignment = db.get(Assignment, assignment_id)
@@ -509,15 +621,15 @@ def grant_quiz_attempts(year: int, member_id: int, assignment_id: int):
             commit()
             flash(f"Granted {member.full_name} {form.attempts.data} more quiz "
                   f"attempt{'s' if form.attempts.data != 1 else ''}.", "success")
-            return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+            return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
     return _member_page(cycle, member, ExemptionForm(formdata=None), 400, grant_form=form)
 
 
-@bp.post("/cycles/<int:year>/exemptions/<int:exemption_id>/lift")
+@bp.post("/cycles/<int:cycle_id>/exemptions/<int:exemption_id>/lift")
 @coordinator_required
-def lift(year: int, exemption_id: int):
+def lift(cycle_id: int, exemption_id: int):
     """Lift an exemption: the member owes the cycle's training again; the record of it stays."""
-    cycle = _cycle_or_404(year)
+    cycle = cycle_or_404(cycle_id)
     db = get_session()
     exemption = db.get(Exemption, exemption_id)
     if exemption is None or exemption.cycle_id != cycle.id:
@@ -531,21 +643,21 @@ def lift(year: int, exemption_id: int):
         db.rollback()
         flash(str(exc), "error")
     else:
-        _audit("exemption.lift", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
+        _audit("exemption.lift", f"exemption:{exemption.id}", cycle=cycle.id, cycle_name=cycle.name, member_id=member.id,
                badge=member.badge)
         commit()
         flash(f"Lifted {member.full_name}'s exemption from the {cycle.name} cycle.", "success")
     if request.form.get("back") == "exemptions":
-        return redirect(url_for(".exemptions", year=cycle.year), 303)
-    return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
+        return redirect(url_for(".exemptions", cycle_id=cycle.id), 303)
+    return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
 
 
-@bp.get("/cycles/<int:year>/exemptions")
+@bp.get("/cycles/<int:cycle_id>/exemptions")
 @coordinator_required
-def exemptions(year: int):
+def exemptions(cycle_id: int):
     """Every exemption in a cycle, current and lifted, with who granted and lifted it, when and why."""
-    cycle = _cycle_or_404(year)
-    _audit("exemption.list", f"cycle:{cycle.year}")
+    cycle = cycle_or_404(cycle_id)
+    _audit("exemption.list", f"cycle:{cycle.id}")
     commit()
     return render_template("coordinator/exemptions.html", cycle=cycle, exemptions=_exemptions(cycle),
                            tz=ZoneInfo(_tz()))

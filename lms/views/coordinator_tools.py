@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -19,8 +18,9 @@ from lms.models import Cycle
 from lms.services import item_analysis as items_service
 from lms.services import reminders as reminders_service
 from lms.services.audit import record_event
+from lms.services.cycles import file_stem
 from lms.services.links import public_url
-from lms.web import client_ip, commit, request_now, today
+from lms.web import client_ip, commit, cycle_or_404, request_now, today
 
 bp = Blueprint("coordinator_tools", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -44,43 +44,35 @@ class ReminderScheduleForm(FlaskForm):
     copy_supervisor = BooleanField("Send the member's supervisor a copy")
 
 
-def _cycle(year: int) -> Cycle:
-    """The cycle of ``year``, or 404."""
-    cycle = get_session().scalar(select(Cycle).where(Cycle.year == year))
-    if cycle is None:
-        abort(404)
-    return cycle
-
-
-@bp.get("/cycles/<int:year>/items")
+@bp.get("/cycles/<int:cycle_id>/items")
 @coordinator_required
-def items(year: int):
+def items(cycle_id: int):
     """Item analysis of each policy version of the cycle: per topic and question, how often it
     was answered and right, which wrong options drew people, and the questions most people miss."""
     db = get_session()
-    cycle = _cycle(year)
+    cycle = cycle_or_404(cycle_id)
     analyses = [items_service.item_analysis(db, cycle, version) for version in cycle.policy_versions]
     return render_template("coordinator/items.html", cycle=cycle, analyses=analyses,
                            too_easy=items_service.TOO_EASY_ABOVE, too_hard=items_service.TOO_HARD_BELOW)
 
 
-@bp.get("/cycles/<int:year>/items.csv")
+@bp.get("/cycles/<int:cycle_id>/items.csv")
 @coordinator_required
-def items_csv(year: int):
+def items_csv(cycle_id: int):
     """The item analysis of every policy version of the cycle as CSV, one row per question."""
     db = get_session()
-    cycle = _cycle(year)
+    cycle = cycle_or_404(cycle_id)
     analyses = [items_service.item_analysis(db, cycle, version) for version in cycle.policy_versions]
     header, rows = items_service.csv_rows(analyses)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows(rows)
-    record_event(db, "items.export", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
+    record_event(db, "items.export", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.id}",
                  ip=client_ip(), details={"questions": len(rows)})
     commit()
     return Response(out.getvalue(), mimetype="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="item-analysis-{cycle.year}.csv"'})
+        "Content-Disposition": f'attachment; filename="{file_stem(cycle, "item-analysis")}.csv"'})
 
 
 def _schedule_form(cycle: Cycle) -> ReminderScheduleForm:
@@ -99,8 +91,8 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
     schedule with who it reminds today."""
     db = get_session()
     tz = current_app.config["TIMEZONE"]
-    candidates = reminders_service.reminder_candidates(db, cycle.year, today(), tz)
-    skipped = reminders_service.skipped_counts(db, cycle.year, today(), tz)
+    candidates = reminders_service.reminder_candidates(db, cycle.id, today(), tz)
+    skipped = reminders_service.skipped_counts(db, cycle.id, today(), tz)
     schedule = reminders_service.schedule_of(db, cycle)
     scheduled = reminders_service.scheduled_candidates(db, cycle, schedule, today(), tz) if schedule else []
     sample = None
@@ -112,7 +104,7 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
             copy_to=first.supervisor_email if schedule and schedule.copy_supervisor else None)
     # The list names members and their standing: a roster read, so it is audited.
     record_event(db, "reminder.preview", at=request_now(), actor_id=current_user.id,
-                 target=f"cycle:{cycle.year}", ip=client_ip(),
+                 target=f"cycle:{cycle.id}", ip=client_ip(),
                  details={"candidates": len(candidates), "already_reminded": skipped.already_reminded,
                           "no_email": skipped.no_email, "scheduled_today": len(scheduled)})
     commit()
@@ -125,32 +117,36 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
         reminder_hour=current_app.config["REMINDER_HOUR"]), status
 
 
-@bp.get("/cycles/<int:year>/reminders")
+@bp.get("/cycles/<int:cycle_id>/reminders")
 @coordinator_required
-def reminders(year: int):
+def reminders(cycle_id: int):
     """Preview the reminders: the members who would get one and a sample message."""
-    return _preview(_cycle(year), SendRemindersForm(formdata=None))
+    return _preview(cycle_or_404(cycle_id), SendRemindersForm(formdata=None))
 
 
-@bp.post("/cycles/<int:year>/reminders")
+@bp.post("/cycles/<int:cycle_id>/reminders")
 @coordinator_required
-def send_reminders(year: int):
+def send_reminders(cycle_id: int):
     """Queue the reminders the preview lists (recomputed now) for the worker, and return at once."""
-    cycle = _cycle(year)
+    cycle = cycle_or_404(cycle_id)
+    if cycle.closed_at is not None:
+        flash(f"The {cycle.name} cycle is closed: it takes no more signatures, so no reminders go out for it.",
+              "error")
+        return redirect(url_for(".reminders", cycle_id=cycle.id))
     form = SendRemindersForm()
     if not form.validate_on_submit():
         return _preview(cycle, form, 400)
     db = get_session()
     tz = current_app.config["TIMEZONE"]
-    already = reminders_service.skipped_counts(db, cycle.year, today(), tz).already_reminded
-    candidates = reminders_service.reminder_candidates(db, cycle.year, today(), tz)
+    already = reminders_service.skipped_counts(db, cycle.id, today(), tz).already_reminded
+    candidates = reminders_service.reminder_candidates(db, cycle.id, today(), tz)
     schedule = reminders_service.schedule_of(db, cycle)
     result = reminders_service.queue_reminders(
         db, candidates, now=request_now(), today=today(), sent_by_id=current_user.id, ip=client_ip(),
         cycle=cycle, department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
         base_url=public_url(current_app.config, ""), copy_supervisor=bool(schedule and schedule.copy_supervisor))
     # Each message is audited as "reminder.send" when the worker sends it; this records the press.
-    record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
+    record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.id}",
                  ip=client_ip(), details={"queued": len(result.queued),
                                           "already_reminded": already + len(result.already_reminded)})
     commit()
@@ -159,14 +155,14 @@ def send_reminders(year: int):
     flash(f"Queued {queued} reminder{'' if queued == 1 else 's'}; "
           f"{already + len(result.already_reminded)} already reminded today. "
           "They go out in the background; failures are listed for the administrator.", "success")
-    return redirect(url_for(".reminders", year=cycle.year))
+    return redirect(url_for(".reminders", cycle_id=cycle.id))
 
 
-@bp.post("/cycles/<int:year>/reminders/schedule")
+@bp.post("/cycles/<int:cycle_id>/reminders/schedule")
 @coordinator_required
-def save_schedule(year: int):
+def save_schedule(cycle_id: int):
     """Set the cycle's reminder schedule."""
-    cycle = _cycle(year)
+    cycle = cycle_or_404(cycle_id)
     form = ReminderScheduleForm(prefix="schedule")
     if not form.validate_on_submit():
         return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
@@ -182,4 +178,4 @@ def save_schedule(year: int):
         return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
     commit()
     flash("Reminder schedule saved.", "success")
-    return redirect(url_for(".reminders", year=cycle.year))
+    return redirect(url_for(".reminders", cycle_id=cycle.id))

@@ -176,3 +176,17 @@ def choices(questions: Iterable[QuizQuestion], *, wrong_count: int) -> list[str]
         else:
             ids.append(question.right[0])
     return ids
+
+
+def annual_cycle_path(page, axe=None) -> str:
+    """The coordinator's path of the demo seed's cycle ("YYYY annual", this year), read from the
+    cycles page the way a coordinator finds it: ``/coordinator/cycles/<id>``; ``axe`` checks that page."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    year = datetime.now(ZoneInfo("America/Chicago")).year
+    page.goto("/coordinator/")
+    if axe is not None:
+        axe.check(page)
+    href = page.get_by_role("link", name=f"{year} annual roster").get_attribute("href")
+    return href.rsplit("/roster", 1)[0]

@@ -4,19 +4,17 @@ administrator reads the Background jobs page. axe-core checks every page."""
 from __future__ import annotations
 
 import time
-from datetime import date
 
 from playwright.sync_api import expect
 
-from tests.browser.support import sign_in
+from tests.browser.support import annual_cycle_path, sign_in
 
 
 def test_reminders_are_queued_and_the_worker_beside_the_server_sends_them(page, axe, live_server):
     axe.watch(page)
     sign_in(page, "1003", axe=axe)
     axe.check(page)
-    year = date.today().year
-    page.goto(f"/coordinator/cycles/{year}/reminders")
+    page.goto(f"{annual_cycle_path(page, axe)}/reminders")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Reminders")
     axe.check(page)
 

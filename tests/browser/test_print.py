@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 from lms.config import PROJECT_ROOT
-from tests.browser.support import Screenshots, sign_in
+from tests.browser.support import Screenshots, annual_cycle_path, sign_in
 from tests.browser.test_pages import Walk, officer_signs
 
 LETTER_PORTRAIT = b"/MediaBox [0 0 612 792]"
@@ -46,7 +46,7 @@ def test_roster_prints_landscape_without_the_controls(page, axe):
     axe.watch(page)
     sign_in(page, "1003", axe=axe)
     axe.check(page)
-    page.goto("/coordinator/cycles/2026/roster")
+    page.goto(f"{annual_cycle_path(page, axe)}/roster")
     axe.check(page)
     pdf = printed(page)
 
@@ -54,7 +54,7 @@ def test_roster_prints_landscape_without_the_controls(page, axe):
     assert_shown(page, ".roster-table", ".unit-summary", ".site-header .brand")
     assert re.match(r"Printed \d{4}-\d\d-\d\d \d\d:\d\d \(department time\) by Renee Okafor, badge 1003\.",
                     page.locator("main .print-only").inner_text())
-    assert "rows match: 2026 cycle" in page.locator("main").inner_text()
+    assert "rows match: 2026 annual cycle" in page.locator("main").inner_text()
     assert page.locator(".roster-table thead").evaluate("el => getComputedStyle(el).display") == "table-header-group"
 
     sizes = page_sizes(pdf)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text, update
 
+from tests.helpers import cycle_id_of
 from lms.config import PACKAGE_DIR
 from lms.db import get_database
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
@@ -57,7 +58,7 @@ def assert_stored_matches_computed(db, year: int = 2031, days=(BEFORE_DUE, AFTER
     db.rollback()
     first = None
     for today in days:
-        filters = RosterFilters(year=year)
+        filters = RosterFilters(cycle_id=cycle_id_of(db, year))
         stored = [tuple(r) for r in roster_rows(db, filters, today=today, tz=TZ)]
         computed = [tuple(r) for r in roster_rows(db, filters, today=today, tz=TZ, computed=True)]
         assert stored == computed
@@ -71,12 +72,12 @@ def assert_stored_matches_computed(db, year: int = 2031, days=(BEFORE_DUE, AFTER
                         [tuple(r) for r in roster_rows(db, filters, computed=True, **kwargs)], (sort, descending)
         statuses = {r[7] for r in stored}
         for status in statuses:
-            narrowed = RosterFilters(year=year, statuses=[status])
+            narrowed = RosterFilters(cycle_id=cycle_id_of(db, year), statuses=[status])
             assert [tuple(r) for r in roster_rows(db, narrowed, today=today, tz=TZ, limit=50)] == \
                 [tuple(r) for r in roster_rows(db, narrowed, today=today, tz=TZ, limit=50, computed=True)]
             assert status_counts(db, narrowed, today=today, tz=TZ) == \
                 status_counts(db, narrowed, today=today, tz=TZ, computed=True)
-        units = RosterFilters(year=year, units=["Traffic"])
+        units = RosterFilters(cycle_id=cycle_id_of(db, year), units=["Traffic"])
         assert unit_summary(db, units, today=today, tz=TZ) == unit_summary(db, units, today=today, tz=TZ,
                                                                           computed=True)
         if first is None:
@@ -223,7 +224,7 @@ def test_attempts_granted_at_the_limit_are_stored_and_computed_alike(db, one, ma
     assert assert_stored_matches_computed(db)["801"] == "quiz_failed"
 
     def allowed(**kwargs):
-        rows = roster_rows(db, RosterFilters(year=2031, **kwargs), today=BEFORE_DUE, tz=TZ)
+        rows = roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), **kwargs), today=BEFORE_DUE, tz=TZ)
         return {r.badge: (r.quiz_attempts, r.attempts_allowed) for r in rows}
 
     assert allowed()["801"] == (limit, limit)
@@ -289,10 +290,10 @@ def test_choices_and_empty_values_sort_alike_on_both_databases(db, one):
         {u for u in db.scalars(select(Member.unit)) if u})
     assert member_values(db, Member.shift) == ["Day"]
     for descending in (False, True):
-        rows = list(roster_rows(db, RosterFilters(year=2031), today=BEFORE_DUE, tz=TZ, sort="unit",
+        rows = list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=BEFORE_DUE, tz=TZ, sort="unit",
                                 descending=descending, limit=10))
         assert rows[-1].unit is None  # no unit: last either way
-    units = unit_summary(db, RosterFilters(year=2031), today=BEFORE_DUE, tz=TZ)
+    units = unit_summary(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=BEFORE_DUE, tz=TZ)
     assert units[-1][0] == "(no unit)"
 
 

@@ -167,10 +167,10 @@ def test_page_and_csv_show_the_figures(client, auth, db, make_member):
     cycle, version, questions = _record_attempts(db, make_member, 2031, MATRIX)
     coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
     auth.sign_in(coordinator.badge)
-    html = client.get(f"/coordinator/cycles/{cycle.year}/items").get_data(as_text=True)
+    html = client.get(f"/coordinator/cycles/{cycle.id}/items").get_data(as_text=True)
     assert "KR-20 reliability -1.55" in html
     assert "Strong members miss it" in html and "Too easy" in html and "Too hard" in html
-    response = client.get(f"/coordinator/cycles/{cycle.year}/items.csv")
+    response = client.get(f"/coordinator/cycles/{cycle.id}/items.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     by_key = {r["question"]: r for r in rows}

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from tests.helpers import cycle_id_of
 from lms.models import Assignment, Exemption
 from lms.services import quiz as quiz_service
 from lms.services.cycles import create_cycle
@@ -68,7 +69,7 @@ def department(db, make_member):
 
 def test_each_status_in_sql_matches_the_rule(db, department):
     today = date(2031, 2, 1)
-    rows = {r.badge: r for r in roster_rows(db, RosterFilters(year=2031), today=today, tz=TZ)}
+    rows = {r.badge: r for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=today, tz=TZ)}
     assert "790" not in rows  # on leave: not in the audience
     for target, member in department.items():
         row = rows[member.badge]
@@ -82,16 +83,16 @@ def test_each_status_in_sql_matches_the_rule(db, department):
 
 
 def test_past_due_turns_unfinished_work_overdue(db, department):
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 4, 2), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 4, 2), tz=TZ)}
     assert rows["700"] == rows["701"] == rows["702"] == rows["703"] == "overdue"
     assert rows["704"] == "complete" and rows["705"] == "complete_late" and rows["706"] == "exempt"
 
 
 def test_as_of_shows_the_roster_as_it_stood(db, department):
-    before_anything = RosterFilters(year=2031, as_of=date(2031, 1, 6))
+    before_anything = RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 6))
     counts = status_counts(db, before_anything, today=date(2031, 6, 1), tz=TZ)
     assert counts["not_started"] == 7 and sum(counts.values()) == 7
-    after_quiz = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031, as_of=date(2031, 1, 8)),
+    after_quiz = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 8)),
                                                          today=date(2031, 6, 1), tz=TZ)}
     assert after_quiz["704"] == "complete" and after_quiz["705"] == "quiz_passed"
     assert after_quiz["706"] == "in_progress"  # exempted a day later
@@ -99,21 +100,21 @@ def test_as_of_shows_the_roster_as_it_stood(db, department):
 
 def test_counts_filters_and_summary_agree_with_an_independent_count(db, department):
     today = date(2031, 2, 1)
-    rows = list(roster_rows(db, RosterFilters(year=2031), today=today, tz=TZ))
-    counts = status_counts(db, RosterFilters(year=2031), today=today, tz=TZ)
+    rows = list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=today, tz=TZ))
+    counts = status_counts(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=today, tz=TZ)
     assert sum(counts.values()) == len(rows) == 7
-    traffic = list(roster_rows(db, RosterFilters(year=2031, units=["Traffic"]), today=today, tz=TZ))
+    traffic = list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), units=["Traffic"]), today=today, tz=TZ))
     assert {r.badge for r in traffic} == {m.badge for n, m in enumerate(department.values()) if n % 2}
-    summary = dict((u, (t, c)) for u, t, c in unit_summary(db, RosterFilters(year=2031), today=today, tz=TZ))
+    summary = dict((u, (t, c)) for u, t, c in unit_summary(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=today, tz=TZ))
     assert summary["Traffic"][0] == len(traffic)
     done = [r for r in rows if r.status in ("complete", "complete_late", "exempt")]
     assert sum(c for _, c in summary.values()) == len(done)
-    only = list(roster_rows(db, RosterFilters(year=2031, statuses=["quiz_failed"]), today=today, tz=TZ))
+    only = list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), statuses=["quiz_failed"]), today=today, tz=TZ))
     assert [r.badge for r in only] == ["702"]
-    found = list(roster_rows(db, RosterFilters(year=2031, search="quizpa"), today=today, tz=TZ))
+    found = list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), search="quizpa"), today=today, tz=TZ))
     assert [r.badge for r in found] == ["703"]
     with pytest.raises(RosterError):
-        list(roster_rows(db, RosterFilters(year=2031, statuses=["bogus"]), today=today, tz=TZ))
+        list(roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), statuses=["bogus"]), today=today, tz=TZ))
 
 
 def test_new_member_and_return_from_leave_get_their_own_due_date(db, department, make_member):
@@ -127,7 +128,7 @@ def test_new_member_and_return_from_leave_get_their_own_due_date(db, department,
     back = db.scalars(select(Member).where(Member.badge == "790")).one()
     return_from_leave(db, back, today=today, now=now)
     db.commit()
-    rows = {r.badge: r for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 4, 5), tz=TZ)}
+    rows = {r.badge: r for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 4, 5), tz=TZ)}
     assert rows["795"].due_date == rows["790"].due_date == date(2031, 4, 19)  # 30 days' grace
     assert rows["795"].status == rows["790"].status == "not_started"
     assert rows["700"].status == "overdue"
@@ -146,13 +147,13 @@ def test_exemption_is_granted_with_a_reason_and_can_be_lifted(db, department):
     with pytest.raises(ExemptionError):
         grant_exemption(db, cycle=cycle, member=member, reason="Again", granted_by_id=None, now=START)
     db.commit()
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 2, 1), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 2, 1), tz=TZ)}
     assert rows[member.badge] == "exempt"
     lift_exemption(db, exemption, lifted_by_id=None, now=START + timedelta(days=10))
     db.commit()
     assert current_exemption(db, cycle.id, member.id) is None
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(year=2031), today=date(2031, 2, 1), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 2, 1), tz=TZ)}
     assert rows[member.badge] == "not_started"
     as_of = {r.badge: r.status for r in roster_rows(
-        db, RosterFilters(year=2031, as_of=date(2031, 1, 10)), today=date(2031, 2, 1), tz=TZ)}
+        db, RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 10)), today=date(2031, 2, 1), tz=TZ)}
     assert as_of[member.badge] == "exempt"
