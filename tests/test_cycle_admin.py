@@ -8,9 +8,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from lms.db import utcnow
-from lms.models import Assignment, AuditEvent, Cycle, Member
+from lms.models import Assignment, AuditEvent, Cycle, DueDateChange, Member
 from lms.services.clock import local_date
+from lms.services.cycles import create_cycle
 from lms.services.progress import mark_lesson_read
+from lms.services.roster import RosterFilters, roster_rows
 
 from tests.conftest import csrf_token
 from tests.helpers import assignment_of, read_all_lessons, pass_quiz, sign
@@ -141,8 +143,6 @@ def test_delete_only_while_nobody_has_started(app, client, auth, db, make_member
     refused = _post(client, url)
     assert refused.status_code == 303 and db.get(Cycle, cycle.id) is not None and _events(db, "cycle.delete") == []
 
-    from lms.services.cycles import create_cycle
-
     spare = create_cycle(db, year=cycle.year, name="Mistyped cycle", due_date=cycle.due_date, today=_today(app),
                          now=utcnow(), units=["Patrol North"])
     db.commit()
@@ -204,3 +204,27 @@ def test_the_command_line_edits_closes_and_deletes(app, runner, db, make_member)
     assert db.scalar(select(func.count(Cycle.id))) == 0 and len(_events(db, "cycle.delete")) == 1
     missing = runner.invoke(args=["lms", "cycle", "delete", "--cycle", "nothing like it"])
     assert missing.exit_code == 1 and "no cycle is named 'nothing like it' (cycles: none)" in missing.stderr
+
+
+def test_an_earlier_due_date_applies_from_the_day_of_the_edit(app, runner, db, make_member):
+    """Editing the due date moves unsigned assignments from today on; a roster as of yesterday
+    still judges them against the due date that stood then."""
+    today = _today(app)
+    member = make_member(first="Eda", last="Early", badge="621")
+    member.hire_date, member.created_at = today - timedelta(days=400), utcnow() - timedelta(days=10)
+    cycle = create_cycle(db, year=today.year, due_date=today + timedelta(days=20), today=today - timedelta(days=5),
+                         now=utcnow() - timedelta(days=5))
+    db.commit()
+    old_due = cycle.due_date
+    result = runner.invoke(args=["lms", "cycle", "edit", "--cycle", str(cycle.id),
+                                 "--due", (today + timedelta(days=3)).isoformat()])
+    assert result.exit_code == 0, result.output
+    tz = app.config["TIMEZONE"]
+    due = {as_of: {r.badge: r.due_date for r in roster_rows(db, RosterFilters(cycle_id=cycle.id, as_of=as_of),
+                                                             today=today, tz=tz)}
+           for as_of in (today - timedelta(days=1), today, None)}
+    assert due[today - timedelta(days=1)]["621"] == old_due
+    assert due[today]["621"] == due[None]["621"] == today + timedelta(days=3)
+    [moved] = db.scalars(select(DueDateChange)).all()
+    assert (moved.due_before, moved.due_after, moved.effective_on, moved.reason) == (
+        old_due, today + timedelta(days=3), today, "cycle_edit")

@@ -565,7 +565,7 @@ def test_a_return_from_leave_moves_the_due_date_from_that_day_on(app, db, runner
     # Before the return, every view of the roster still shows the due date of then, row for row.
     assert snapshot(app, db, runner, tmp_path, today.year, today - timedelta(days=45), today) == before_return
     for as_of in (None, today):
-        rows = by_badge(all_rows(app, db, RosterFilters(year=today.year, as_of=as_of), today))
+        rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, today.year), as_of=as_of), today))
         assert rows["612"][14] == today + timedelta(days=30)
     # Others kept theirs.
-    assert by_badge(all_rows(app, db, RosterFilters(year=today.year), today))["611"][14] == today + timedelta(days=5)
+    assert by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, today.year)), today))["611"][14] == today + timedelta(days=5)

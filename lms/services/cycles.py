@@ -17,6 +17,7 @@ from lms.models import (
     Assignment,
     AttemptGrant,
     Cycle,
+    DueDateChange,
     Exemption,
     LessonProgress,
     Member,
@@ -361,12 +362,14 @@ def edit_cycle(session: Session, cycle: Cycle, *, name: str, due_date: date, gra
         for assignment in session.scalars(select(Assignment).where(
                 Assignment.cycle_id == cycle.id, Assignment.superseded_at.is_(None),
                 Assignment.signed_on.is_(None))):
-            assignment.due_date = due_date if assignment.due_date == old_due else max(assignment.due_date, due_date)
+            moved = due_date if assignment.due_date == old_due else max(assignment.due_date, due_date)
+            move_due_date(session, assignment, moved, effective_on=today, now=now, reason="cycle_edit")
     session.flush()
     wanted = audience_select(change.audience)
     if change.removed:
         gone = list(session.scalars(select(Assignment.id).where(
             Assignment.id.in_(_untouched(cycle.id)), Assignment.member_id.not_in(wanted))))
+        session.execute(delete(DueDateChange).where(DueDateChange.assignment_id.in_(gone)))
         session.execute(delete(Assignment).where(Assignment.id.in_(gone)))
     if change.added:
         versions = _current_versions(cycle)
@@ -420,6 +423,8 @@ def delete_cycle(session: Session, cycle: Cycle, *, now: datetime, actor_id: int
                "grace_days": cycle.grace_days, "policies": [v.policy_id for v in cycle.policy_versions],
                **{k: cycle.audience.get(k, []) for k in AUDIENCE_KEYS}, "members": members, "via": via}
     target = f"cycle:{cycle.id}"
+    session.execute(delete(DueDateChange).where(DueDateChange.assignment_id.in_(
+        select(Assignment.id).where(Assignment.cycle_id == cycle.id))))
     session.execute(delete(Assignment).where(Assignment.cycle_id == cycle.id))
     session.execute(delete(ReminderSchedule).where(ReminderSchedule.cycle_id == cycle.id))
     session.delete(cycle)  # with its cycle_policy rows (the relationship's secondary)
