@@ -70,7 +70,7 @@ from lms.services.roster import (
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
 from lms.views.export_pages import export_download, export_status
-from lms.web import attachment, client_ip, commit, request_now, today
+from lms.web import after_commit, attachment, client_ip, keep_on_error, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -205,7 +205,6 @@ def new_cycle():
             members = audience_size(db, cycle.id)
             record_cycle_opened(db, cycle, members=members, actor_id=current_user.id, ip=client_ip(),
                                 now=request_now(), via="web")
-            commit()
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
                   f"due {cycle.due_date.isoformat()}.", "success")
             return redirect(url_for(".roster", year=cycle.year), 303)
@@ -311,7 +310,6 @@ def roster(year: int):
     summary = head.units
     _audit("roster.view", f"cycle:{cycle.year}", filters=filters_details(filters), sort=sort,
            direction=form.dir.data, page=pages.number, rows=total)
-    commit()
     return render_template(
         "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
@@ -367,18 +365,17 @@ def roster_export(year: int, kind: str):
             department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
             requested_by_id=current_user.id, ip=client_ip(),
             audit_details={"rows": total, "filters": filters_details(filters)})
-        commit()
-        wake(current_app._get_current_object())
+        after_commit(wake, current_app._get_current_object())
         return redirect(url_for(".export_job", job_id=job_id), 303)
 
     def rows():
         return roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending)
 
     if kind == "csv":
-        # The event is committed before the first byte goes out, so no download goes unrecorded.
+        # The event is committed (by lms.transaction, before the body is sent) before the first
+        # byte goes out, so no download goes unrecorded.
         _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, filters=filters_details(filters),
                via="web")
-        commit()
         return Response(stream_with_context(_csv_chunks(rows())), mimetype="text/csv",
                         headers=headers)
     if kind == "xlsx":
@@ -392,7 +389,6 @@ def roster_export(year: int, kind: str):
                           department=current_app.config["DEPARTMENT_NAME"])
     _audit("roster.export", f"cycle:{cycle.year}", format=kind, rows=total, bytes=len(body),
            filters=filters_details(filters), via="web")
-    commit()
     return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
 
 
@@ -447,7 +443,6 @@ def member_progress(year: int, member_id: int):
     cycle = _cycle_or_404(year)
     member = _member_in_cycle_or_404(cycle, member_id)
     _audit("roster.view_member", f"member:{member.id}", cycle=cycle.year, badge=member.badge)
-    commit()
     return _member_page(cycle, member, ExemptionForm(formdata=None))
 
 
@@ -473,7 +468,6 @@ def grant(year: int, member_id: int):
         else:
             _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
                    badge=member.badge, reason=exemption.reason)
-            commit()
             flash(f"{member.full_name} is exempt from the {cycle.name} cycle.", "success")
             return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
     return _member_page(cycle, member, form, 400)
@@ -502,11 +496,10 @@ def grant_quiz_attempts(year: int, member_id: int, assignment_id: int):
             locked = "password" in exc.problems and count_reauthentication_failure(
                 db, current_user._get_current_object(), action="quiz.grant_attempts", now=request_now(),
                 ip=client_ip(), rules=SignInRules.from_config(current_app.config))
-            commit()
+            keep_on_error()  # the refused grant's wrong password counts toward the lockout
             if locked:
                 return signed_out_locked()
         else:
-            commit()
             flash(f"Granted {member.full_name} {form.attempts.data} more quiz "
                   f"attempt{'s' if form.attempts.data != 1 else ''}.", "success")
             return redirect(url_for(".member_progress", year=cycle.year, member_id=member.id), 303)
@@ -533,7 +526,6 @@ def lift(year: int, exemption_id: int):
     else:
         _audit("exemption.lift", f"exemption:{exemption.id}", cycle=cycle.year, member_id=member.id,
                badge=member.badge)
-        commit()
         flash(f"Lifted {member.full_name}'s exemption from the {cycle.name} cycle.", "success")
     if request.form.get("back") == "exemptions":
         return redirect(url_for(".exemptions", year=cycle.year), 303)
@@ -546,6 +538,5 @@ def exemptions(year: int):
     """Every exemption in a cycle, current and lifted, with who granted and lifted it, when and why."""
     cycle = _cycle_or_404(year)
     _audit("exemption.list", f"cycle:{cycle.year}")
-    commit()
     return render_template("coordinator/exemptions.html", cycle=cycle, exemptions=_exemptions(cycle),
                            tz=ZoneInfo(_tz()))

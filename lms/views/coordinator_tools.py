@@ -20,7 +20,7 @@ from lms.services import item_analysis as items_service
 from lms.services import reminders as reminders_service
 from lms.services.audit import record_event
 from lms.services.links import public_url
-from lms.web import client_ip, commit, request_now, today
+from lms.web import after_commit, client_ip, keep_on_error, request_now, today
 
 bp = Blueprint("coordinator_tools", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -78,7 +78,6 @@ def items_csv(year: int):
     writer.writerows(rows)
     record_event(db, "items.export", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
                  ip=client_ip(), details={"questions": len(rows)})
-    commit()
     return Response(out.getvalue(), mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="item-analysis-{cycle.year}.csv"'})
 
@@ -115,7 +114,8 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
                  target=f"cycle:{cycle.year}", ip=client_ip(),
                  details={"candidates": len(candidates), "already_reminded": skipped.already_reminded,
                           "no_email": skipped.no_email, "scheduled_today": len(scheduled)})
-    commit()
+    # Kept beside a refused form (400) too: the page shows the list all the same.
+    keep_on_error()
     return render_template(
         "coordinator/reminders.html", cycle=cycle, candidates=candidates[:PREVIEW_LIMIT], total=len(candidates),
         skipped=skipped, sample=sample, form=form, transport=current_app.config["MAIL_TRANSPORT"], today=today(),
@@ -153,8 +153,7 @@ def send_reminders(year: int):
     record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.year}",
                  ip=client_ip(), details={"queued": len(result.queued),
                                           "already_reminded": already + len(result.already_reminded)})
-    commit()
-    wake(current_app._get_current_object())
+    after_commit(wake, current_app._get_current_object())
     queued = len(result.queued)
     flash(f"Queued {queued} reminder{'' if queued == 1 else 's'}; "
           f"{already + len(result.already_reminded)} already reminded today. "
@@ -180,6 +179,5 @@ def save_schedule(year: int):
         db.rollback()
         form.days_before.errors = [str(exc)]
         return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
-    commit()
     flash("Reminder schedule saved.", "success")
     return redirect(url_for(".reminders", year=cycle.year))
