@@ -48,9 +48,19 @@ class _Command(click.Command):
     that is audited on purpose). Commands never commit by hand."""
 
     def invoke(self, ctx: click.Context):
+        from flask.cli import ScriptInfo
+
         from lms.transaction import run_command
 
-        return run_command(lambda: super(_Command, self).invoke(ctx))
+        def body():
+            return run_command(lambda: super(_Command, self).invoke(ctx))
+
+        if current_app:
+            return body()
+        # The app context is held here, around the transaction, rather than by with_appcontext,
+        # which click closes first when a command calls ctx.exit().
+        with ctx.ensure_object(ScriptInfo).load_app().app_context():
+            return body()
 
 
 class _Group(click.Group):

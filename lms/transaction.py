@@ -26,6 +26,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
+import click
 from flask import Flask, g, has_app_context
 from sqlalchemy.orm import Session
 
@@ -134,10 +135,10 @@ def run_command(invoke: Callable[[], object]) -> object:
     when it fails (unless it called keep_on_error), then let the exit or exception go on."""
     try:
         result = invoke()
-    except SystemExit as exc:
-        succeeded = exc.code in (None, 0)
+    except (SystemExit, click.exceptions.Exit) as exc:  # sys.exit(n), or click's ctx.exit(n)
+        code = exc.code if isinstance(exc, SystemExit) else exc.exit_code
         if has_app_context():
-            settle(succeeded or kept_on_error())
+            settle(code in (None, 0) or kept_on_error())
         raise
     except BaseException:
         if has_app_context():

@@ -198,15 +198,17 @@ def _probe_command(ending: str) -> click.Command:
         if ending == "fails_kept":
             keep_on_error()
             raise SystemExit(2)
+        if ending == "exits":
+            click.get_current_context().exit(0)
         after_commit(click.echo, "committed")
 
     return probe
 
 
-@pytest.mark.parametrize("ending, exit_code, kept", [("returns", 0, 1), ("raises", 1, 0), ("fails", 1, 0),
-                                                     ("fails_kept", 2, 1)])
+@pytest.mark.parametrize("ending, exit_code, kept", [("returns", 0, 1), ("exits", 0, 1), ("raises", 1, 0),
+                                                     ("fails", 1, 0), ("fails_kept", 2, 1)])
 def test_a_command_commits_once_when_it_succeeds_or_keeps_a_failure(app, db, ending, exit_code, kept):
     result = app.test_cli_runner().invoke(_probe_command(ending))
     assert result.exit_code == exit_code, result.output
     assert _events(db, f"probe.cli.{ending}") == kept
-    assert ("committed" in result.output) == (ending == "returns")
+    assert ("committed" in result.output) == (ending == "returns")  # after_commit ran only then
