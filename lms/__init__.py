@@ -40,7 +40,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(extra)
     app.extensions["lms.settings"] = settings
 
-    from lms import auth, cli, db, health, jobs, web
+    from lms import auth, cli, db, health, jobs, transaction, web
     from lms.views import admin, admin_audit, admin_jobs, admin_personnel, coordinator, coordinator_tools, hr, officer, public
     from lms.views import auth as auth_views
     from lms.views import account as account_views
@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     auth.init_app(app)
     web.init_app(app)
+    transaction.init_app(app)  # after auth: its gate loads the member first
     jobs.init_app(app)
     for blueprint in (auth_views.bp, officer.bp, coordinator.bp, coordinator_tools.bp, hr.bp, admin.bp,
                       admin_personnel.bp, admin_audit.bp, admin_jobs.bp, public.bp, account_views.bp, sso.bp,

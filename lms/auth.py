@@ -10,7 +10,7 @@ from flask_login import LoginManager, current_user, login_required, login_url, l
 from lms.db import get_session
 from lms.models import Member, SignInSession
 from lms.services.sessions import SessionLimits, check_session, seconds_left
-from lms.web import commit, request_now
+from lms.web import request_now
 
 login_manager = LoginManager()
 login_manager.login_view = "auth.sign_in"
@@ -34,9 +34,8 @@ def _load_member(member_id: str) -> Member | None:
         return None
     result = check_session(get_session(), token, now=request_now(),
                            limits=SessionLimits.from_config(current_app.config))
-    if result.changed:
-        # Loaded before the view runs (see _gate), so this commits the touch or end alone.
-        commit()
+    # A touch or an end (result.changed) is committed alone, before the view runs: the member is
+    # loaded by _gate, and lms.transaction commits that preamble.
     member = result.member
     if result.ended is not None or member is None or str(member.id) != member_id or not member.is_active:
         session.pop(TOKEN_KEY, None)
@@ -83,7 +82,8 @@ def current_sign_in() -> SignInSession | None:
 
 
 def _gate():
-    """Load the member before any view (so the session check's own commit lands first) and keep
+    """Load the member before any view (so the session check's writes are committed on their own,
+    by lms.transaction, before the view's) and keep
     a member whose password was reset on the change-password page until they change it."""
     if current_user.is_authenticated and current_user.must_change_password \
             and request.endpoint not in OPEN_WHILE_PASSWORD_MUST_CHANGE:

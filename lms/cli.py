@@ -13,6 +13,7 @@ from lms.db import get_session, utcnow
 from lms.models import ROLES
 from lms.services.audit import record_event
 from lms.services.clock import local_date
+from lms.transaction import after_commit, keep_on_error, on_rollback
 
 # Each command imports the services it uses when it runs: every ``flask`` invocation (and the app
 # itself) loads this module, and a command should not pay for the others' dependencies (Alembic,
@@ -41,7 +42,35 @@ class _Date(click.DateTime):
 _DATE = _Date()
 
 
-@click.group("lms")
+class _Command(click.Command):
+    """A command run in one transaction (lms.transaction.run_command): committed when it
+    returns or exits 0, rolled back when it fails, unless it called keep_on_error first (a failure
+    that is audited on purpose). Commands never commit by hand."""
+
+    def invoke(self, ctx: click.Context):
+        from flask.cli import ScriptInfo
+
+        from lms.transaction import run_command
+
+        def body():
+            return run_command(lambda: super(_Command, self).invoke(ctx))
+
+        if current_app:
+            return body()
+        # The app context is held here, around the transaction, rather than by with_appcontext,
+        # which click closes first when a command calls ctx.exit().
+        with ctx.ensure_object(ScriptInfo).load_app().app_context():
+            return body()
+
+
+class _Group(click.Group):
+    """A command group whose commands, and subgroups' commands, each run in one transaction."""
+
+    command_class = _Command
+    group_class = type  # subgroups are _Group too
+
+
+@click.group("lms", cls=_Group)
 def lms() -> None:
     """Roll Call administration."""
 
@@ -153,7 +182,6 @@ def seed_demo_command(people: int, seed: int) -> None:
                        department=current_app.config["DEPARTMENT_NAME"],
                        sealer=receipt_sealer(current_app.config, current_app.instance_path))
     record_event(session, "demo.seed", at=utcnow(), details={"people": people, "seed": seed, "via": "cli"})
-    session.commit()
     click.echo(f"Seeded {people} personnel.")
     print_logins(logins, DEMO_PASSWORD)
 
@@ -234,7 +262,6 @@ def cycle_create(year: int, name, due, policies, units, ranks, shifts, grace_day
         _cycle_fail(exc)
     members = audience_size(session, cycle.id)
     record_cycle_opened(session, cycle, members=members, actor_id=None, ip=None, now=now, via="cli")
-    session.commit()
     versions = ", ".join(f"{v.policy_id} (effective {v.effective.isoformat()})" for v in cycle.policy_versions)
     click.echo(f"Opened cycle {cycle.name}: {versions}; due {cycle.due_date.isoformat()}; "
                f"{members} members assigned.")
@@ -297,8 +324,6 @@ def cycle_edit(ref: str, name, due, grace_days, units, ranks, shifts, everyone: 
             change = edit_cycle(session, cycle, now=now, actor_id=None, ip=None, via="cli", **values)
     except CycleError as exc:
         _cycle_fail(exc)
-    if not dry_run:
-        session.commit()
     changed = "; ".join(f"{key} {before} -> {after}" for key, (before, after) in change.changes.items()) or "nothing"
     click.echo(f"{'Would change' if dry_run else 'Changed'} cycle {change.name} (id {cycle.id}): {changed}. "
                f"{_plural(change.members, 'member')} in the audience; {change.added} added, {change.removed} removed, "
@@ -317,7 +342,6 @@ def cycle_close(ref: str) -> None:
         close_cycle(get_session(), cycle, now=utcnow(), actor_id=None, ip=None, via="cli")
     except CycleError as exc:
         _cycle_fail(exc)
-    get_session().commit()
     click.echo(f"Closed cycle {cycle.name} (id {cycle.id}): no new signatures; its roster stays.")
 
 
@@ -334,7 +358,6 @@ def cycle_delete(ref: str) -> None:
         delete_cycle(get_session(), cycle, now=utcnow(), actor_id=None, ip=None, via="cli")
     except CycleError as exc:
         _cycle_fail(exc)
-    get_session().commit()
     click.echo(f"Deleted cycle {name} (id {cycle_id}).")
 
 
@@ -359,7 +382,7 @@ def verify_command(receipt_file) -> None:
         signature = _receipt_signature(pdf_bytes)
         check = check_receipt(session, pdf_bytes, file_name=Path(receipt_file.name).name,
                               actor_id=None, ip=None, now=utcnow(), via="cli", signature=signature)
-        session.commit()
+        keep_on_error()  # every outcome is audited, whatever exit status it reports
         if check.match is None:
             click.echo(f"Receipt does not match any stored record: {receipt_file.name} is not a receipt "
                        "this system issued, or it was altered.")
@@ -382,7 +405,7 @@ def verify_command(receipt_file) -> None:
                  details={"records": report.records, "anchors": anchors.anchors,
                           "failure": str(report.failure) if report.failure else None,
                           "anchor_failure": str(anchors.failure) if anchors.failure else None, "via": "cli"})
-    session.commit()
+    keep_on_error()  # a failed verification is audited too
     if not report.ok:
         click.echo(f"Chain verification failed at the first bad record: {report.failure}")
         click.echo(f"{_count(report.records, 'record')} before it verified.")
@@ -422,9 +445,8 @@ def anchor_command() -> None:
     except (AnchorError, SigningConfigError) as exc:
         session.rollback()
         record_event(session, "chain.anchor", at=utcnow(), outcome="failure", details={"problem": str(exc)})
-        session.commit()
+        keep_on_error()  # the failure is audited
         _fail(f"nothing was anchored: {exc}")
-    session.commit()
     click.echo(f"Anchored the chain head: sequence {anchor.sequence}, hash {anchor.head_hash}, "
                f"at {anchor.token_time.isoformat(timespec='seconds')} by {anchor.authority}.")
     click.echo(f"Stored {METHOD_NOTES[anchor.method]}.")
@@ -579,9 +601,8 @@ def import_personnel(file: Path, dry_run: bool, full_roster: bool, separate_miss
         click.echo(f"Invitations queued for {len(invited.sent)} member(s).")
         for member, why in invited.skipped:
             click.echo(f"  not invited: {member.badge} {member.full_name}: {why}")
-    session.commit()
     if send_invitations and invited.sent:
-        wake(current_app)
+        after_commit(wake, current_app._get_current_object())
 
 
 @lms.command("create-user")
@@ -616,7 +637,6 @@ def create_user(badge, first_name, last_name, role, unit, shift, rank, email, pa
         _fail(str(exc))
     record_event(session, "admin.create_user" if created else "admin.grant_role", at=utcnow(),
                  target=f"member:{member.id}", details={"role": role, "via": "cli"})
-    session.commit()
     verb = "Created" if created else "Updated"
     click.echo(f"{verb} {member.full_name} (badge {member.badge}); roles: {', '.join(sorted(member.role_names))}.")
 
@@ -655,9 +675,8 @@ def grant_attempts_command(ref: str, badge: str, policy, attempts: int, reason: 
         if "password" in exc.problems:
             count_reauthentication_failure(session, coordinator, action="quiz.grant_attempts", now=now,
                                            ip=None, rules=SignInRules.from_config(current_app.config))
-            session.commit()
+            keep_on_error()  # the wrong password counts toward the coordinator's lockout
         _fail(str(exc))
-    session.commit()
     member = assignment.member
     click.echo(f"Granted {member.full_name} (badge {member.badge}) {grant.attempts} more attempt"
                f"{'s' if grant.attempts != 1 else ''} at policy {assignment.policy_version.policy_id} "
@@ -701,12 +720,13 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
         record_event(session, "hr.export", at=now, target="acknowledgments",
                      details={"count": result.count, "bytes": result.bytes_written,
                               "filters": filters.as_details(), "via": "cli", "out": str(out.resolve())})
-        session.commit()
-        os.replace(partial, out)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    click.echo(f"Exported {result.count} acknowledgment{'' if result.count == 1 else 's'} to {out}.")
+    # Into place only once its audit record is committed; removed if that fails.
+    after_commit(os.replace, partial, out)
+    after_commit(click.echo, f"Exported {result.count} acknowledgment{'' if result.count == 1 else 's'} to {out}.")
+    on_rollback(Path(partial).unlink, missing_ok=True)
 
 
 @lms.command("roster")
@@ -777,12 +797,13 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
         record_event(session, "roster.export", at=now, target=f"cycle:{cycle.id}",
                      details={"filters": roster_export.filters_details(filters), "format": fmt, "rows": count,
                               "via": "cli", "out": str(out.resolve())})
-        session.commit()
-        os.replace(partial, out)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    click.echo(f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
+    # Into place only once its audit record is committed; removed if that fails.
+    after_commit(os.replace, partial, out)
+    after_commit(click.echo, f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
+    on_rollback(Path(partial).unlink, missing_ok=True)
 
 
 @lms.command("worker")
@@ -850,8 +871,7 @@ def jobs_retry(job_ids: tuple[int, ...]) -> None:
             retry(session, job, now=now, actor_id=None, ip="cli")
         except JobError as exc:
             _fail(f"{exc} Nothing was retried.")
-    session.commit()
-    wake(current_app)
+    after_commit(wake, current_app._get_current_object())
     click.echo(f"Queued {len(job_ids)} job(s) again.")
 
 
@@ -897,7 +917,6 @@ def backup_command(out: Path) -> None:
         _fail(str(exc))
     session = get_session()
     record_event(session, "database.backup", at=utcnow(), details={"file": out.name, "via": "cli"})
-    session.commit()
     click.echo(f"Backed up to {out}.")
     click.echo(f"Chain head in the backup: {head}")
 
@@ -920,7 +939,6 @@ def restore_command(file: Path, force: bool) -> None:
     session = get_session()
     record_event(session, "database.restore", at=utcnow(), details={"file": file.name, "via": "cli",
                                                                     "forced": force, "chain_head": str(head)})
-    session.commit()
     click.echo(f"Restored {file}.")
     click.echo(f"Chain head: {head}")
     click.echo("Run 'flask --app app lms verify' to check the records, and 'flask --app app lms init' "

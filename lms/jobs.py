@@ -44,6 +44,13 @@ PERIODIC = "periodic"
 
 # --------------------------------------------------------------------------- handlers
 
+def short_transaction(app: Flask):
+    """A session of its own in one transaction: committed when the ``with`` block ends, rolled
+    back if it raises. The worker's bookkeeping (progress, heartbeats, periodic runs) uses it;
+    run_pending settles each job's own transactions in one loop."""
+    return get_database(app).sessionmaker.begin()
+
+
 @dataclass
 class JobContext:
     """What a handler may use: the app's settings and instance folder, a mail transport shared by
@@ -77,10 +84,9 @@ class JobContext:
     def progress(self, job_id: int, done: int, total: int | None) -> None:
         """Record how far a long job has got, in its own small transaction (so the download page
         shows it while the job's own work is still uncommitted)."""
-        with get_database(self.app).sessionmaker() as session:
+        with short_transaction(self.app) as session:
             job = session.get(Job, job_id)
             jobs_service.set_progress(session, job, done, total)
-            session.commit()
 
 
 Handler = Callable[[JobContext, Session, Job], "dict | None"]
@@ -249,10 +255,9 @@ def enqueue_periodic(app: Flask, name: str, now: datetime) -> int | None:
     """Enqueue one run of a periodic task for the minute ``now`` falls in; None if another
     worker did already (the key is unique per task and minute)."""
     slot = now.replace(second=0, microsecond=0).isoformat()
-    with get_database(app).sessionmaker() as session:
+    with short_transaction(app) as session:
         job_id = jobs_service.enqueue(session, PERIODIC, {"name": name}, key=f"periodic:{name}:{slot}", now=now,
                                       max_attempts=int(app.config["JOBS_MAX_ATTEMPTS"]))
-        session.commit()
     return job_id
 
 
@@ -453,11 +458,10 @@ def run_worker(app: Flask, *, threads: int, schedule: bool = True, parent_pid: i
         while not stop.is_set():
             try:
                 now = utcnow()
-                with get_database(app).sessionmaker() as session:
+                with short_transaction(app) as session:
                     jobs_service.beat(session, name, now=now, started_at=started)
                     due = (time.monotonic() - last_poll >= poll_every
                            and jobs_service.has_due_work(session, now=now, policy=policy))
-                    session.commit()
                 if due:
                     last_poll = time.monotonic()
                     eng.wake()

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from lms.models.policies import Lesson
 from lms.models.records import Acknowledgment, AcknowledgmentVoid
+from lms.models.status import progress_case
 from lms.models.training import Assignment, AttemptGrant, Exemption, LessonProgress, QuizAttempt
 
 #: The stored columns, expired on loaded assignments after a refresh so they are read again.
@@ -37,7 +38,7 @@ def state_values(dialect: str) -> dict:
     """The stored columns as correlated subqueries on the assignment row being updated.
 
     The same rules as the fully computed roster (``lms.services.roster.roster_select`` with no
-    ``as_of``): progress from every attempt and the lessons still in the pack; the local date of
+    ``as_of``): progress (lms.models.status) from every attempt and the lessons still in the pack; the local date of
     the signature not voided; the largest reason among the member's exemptions in the cycle not
     lifted; lessons read still in the pack, attempts submitted and their best score.
     """
@@ -46,11 +47,11 @@ def state_values(dialect: str) -> dict:
     read = exists().where(LessonProgress.assignment_id == a.c.id, Lesson.id == LessonProgress.lesson_id,
                           Lesson.retired.is_(False)).correlate(a)
     submitted = QuizAttempt.submitted_at.is_not(None)
-    progress = select(case(
-        (func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0, "quiz_passed"),
-        (func.count(case((submitted, 1))) > 0, "quiz_failed"),
-        (or_(func.count(QuizAttempt.id) > 0, read), "in_progress"),
-        else_="not_started")).where(QuizAttempt.assignment_id == a.c.id).scalar_subquery()
+    progress = select(progress_case(
+        passed=func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0,
+        submitted=func.count(case((submitted, 1))) > 0,
+        started=or_(func.count(QuizAttempt.id) > 0, read),
+    )).where(QuizAttempt.assignment_id == a.c.id).scalar_subquery()
     # The roster compares the first ten characters of the recorded local time (ISO 8601) with the
     # due date; stored as a date so both databases compare dates.
     signed_on = func.substr(Acknowledgment.signed_at_local, 1, 10)

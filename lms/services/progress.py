@@ -19,10 +19,9 @@ from lms.models import (
     QuizAttempt,
 )
 from lms.models.assignment_state import extra_attempts
+from lms.models.status import STATUSES, progress_of, status_of  # noqa: F401 - STATUSES: this module's name for it
 from lms.services.clock import local_date
 
-STATUSES = ("not_started", "in_progress", "quiz_failed", "quiz_passed", "complete",
-            "complete_late", "overdue", "exempt")
 STATUS_LABELS = {
     "not_started": "Not started",
     "in_progress": "In progress",
@@ -84,20 +83,13 @@ class AssignmentProgress:
         return self.passed_attempt is None and self.attempts_left == 0
 
 
-def status_for(*, due_date: date, today: date, signed_on: date | None, passed: bool,
-               last_attempt_failed: bool, started: bool, exempt: bool = False) -> str:
-    """The status a member has, from the facts of one assignment (product.md's definitions)."""
-    if exempt:
-        return "exempt"
-    if signed_on is not None:
-        return "complete" if signed_on <= due_date else "complete_late"
-    if today > due_date:
-        return "overdue"
-    if passed:
-        return "quiz_passed"
-    if last_attempt_failed:
-        return "quiz_failed"
-    return "in_progress" if started else "not_started"
+def status_for(*, due_date: date, today: date, signed_on: date | None, passed: bool, submitted: bool,
+               started: bool, exempt: bool = False) -> str:
+    """The status a member has, from the facts of one assignment: the rule of lms.models.status,
+    evaluated here rather than in SQL."""
+    return status_of(exempt=exempt, signed_on_time=signed_on is not None and signed_on <= due_date,
+                     signed=signed_on is not None, past_due=today > due_date,
+                     progress=progress_of(passed=passed, submitted=submitted, started=started))
 
 
 def progress_for(session: Session, assignment: Assignment, *, today: date, tz: str) -> AssignmentProgress:
@@ -121,8 +113,7 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
     status = status_for(
         exempt=exempt, due_date=assignment.due_date, today=today,
         signed_on=local_date(ack.signed_at, tz) if ack else None,
-        passed=passed is not None, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
-        started=started)
+        passed=passed is not None, submitted=bool(attempts), started=started)
     return AssignmentProgress(
         assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
         attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),

@@ -33,6 +33,8 @@ from lms.models import (
 )
 from lms.services.due_dates import due_date_as_of
 from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
+from lms.models.status import progress_case, status_case, stored_facts
+from lms.models.status import stored_status as stored_status  # noqa: PLC0414 - the roster's own name too
 from lms.services.progress import STATUSES
 
 #: The roster CSV columns, in the contract's order.
@@ -122,19 +124,6 @@ def _narrow(query: Select, filters: RosterFilters, people: PeopleColumns = CURRE
             func.lower(Member.first_name).startswith(term, autoescape=True),
             func.lower(Member.first_name + " " + Member.last_name).startswith(term, autoescape=True)))
     return query
-
-
-def stored_status(today: date):
-    """A current assignment's status from its stored progress (lms.models.assignment_state):
-    exemption and signature first, as product.md ranks them, then overdue by ``today``, the one
-    part that changes with the date alone, then the stored progress."""
-    return case(
-        (Assignment.exemption_reason.is_not(None), "exempt"),
-        (Assignment.signed_on <= Assignment.due_date, "complete"),
-        (Assignment.signed_on.is_not(None), "complete_late"),
-        (Assignment.due_date < today, "overdue"),
-        else_=Assignment.progress,
-    )
 
 
 def _current(query: Select, filters: RosterFilters, cycle_id) -> Select:
@@ -349,11 +338,11 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
                .scalar_subquery())
     # The status of a row neither exempt nor signed nor overdue: one subquery over its attempts.
     # (Separate EXISTS tests would make PostgreSQL hash every attempt of every cycle, per test.)
-    progress_status = (select(case(
-        (func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0, "quiz_passed"),
-        (func.count(case((submitted, 1))) > 0, "quiz_failed"),
-        (or_(func.count(QuizAttempt.id) > 0, read.exists()), "in_progress"),
-        else_="not_started")).where(started).scalar_subquery())
+    progress_status = (select(progress_case(
+        passed=func.count(case((and_(submitted, QuizAttempt.passed.is_(True)), 1))) > 0,
+        submitted=func.count(case((submitted, 1))) > 0,
+        started=or_(func.count(QuizAttempt.id) > 0, read.exists()),
+    )).where(started).scalar_subquery())
 
     # ISO date strings compare correctly on both databases; the local date of signing is the
     # first ten characters of the recorded local time.
@@ -361,13 +350,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     # As of a date, the due date that stood then (a return from leave may have moved it since).
     due_date = due_date_as_of(filters.as_of) if filters.as_of is not None else Assignment.due_date
     due = cast(due_date, String)
-    status = case(
-        (exemptions.c.reason.is_not(None), "exempt"),
-        (and_(ack.id.is_not(None), signed_on <= due), "complete"),
-        (ack.id.is_not(None), "complete_late"),
-        (due_date < today, "overdue"),
-        else_=progress_status,
-    )
+    status = status_case(exempt=exemptions.c.reason.is_not(None),
+                         signed_on_time=and_(ack.id.is_not(None), signed_on <= due),
+                         signed=ack.id.is_not(None), past_due=due_date < today,
+                         progress=progress_status)
     query = (
         _contract_select(ack, supervisor_badge=supervisor_badge, status=status,
                          lessons_completed=lessons_completed, quiz_best=quiz_best,
@@ -491,16 +477,12 @@ def _summary_rows(session: Session, filters: RosterFilters, *, today: date, tz: 
         if filters.statuses:
             query = query.where(status.in_(filters.statuses))
         if session.get_bind().dialect.name == "postgresql":
+            named = stored_facts(today)
             facts = [Member.unit.label("unit"), Assignment.progress.label("progress"),
-                     Assignment.exemption_reason.is_not(None).label("exempt"),
-                     (Assignment.signed_on <= Assignment.due_date).label("on_time"),
-                     Assignment.signed_on.is_not(None).label("signed"),
-                     (Assignment.due_date < today).label("past_due")]
+                     *(fact.label(name) for name, fact in named.items())]
             grouped = query.add_columns(*facts, func.count().label("n")).group_by(*facts).subquery()
             unit = grouped.c.unit
-            status = case((grouped.c.exempt, "exempt"), (grouped.c.on_time, "complete"),
-                          (grouped.c.signed, "complete_late"), (grouped.c.past_due, "overdue"),
-                          else_=grouped.c.progress)
+            status = status_case(**{name: grouped.c[name] for name in named}, progress=grouped.c.progress)
             query = select(unit, status, func.sum(grouped.c.n)).group_by(unit, status)
         else:
             unit = Member.unit

@@ -9,7 +9,7 @@ from lms.db import get_session
 from lms.forms.accounts import ChangePasswordForm
 from lms.services import accounts
 from lms.services.audit import record_event
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, keep_on_error, request_now
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -41,11 +41,10 @@ def change_password():
             locked = exc.field == "current_password" and accounts.count_reauthentication_failure(
                 db, member, action="account.password_change", now=request_now(), ip=client_ip(),
                 rules=accounts.SignInRules.from_config(current_app.config))
-            commit()
+            keep_on_error()  # the refused change is audited; a wrong current password counts
             if locked:
                 return signed_out_locked()
         else:
-            commit()
             flash("Your password is changed.", "success")
             return redirect(url_for(home_endpoint(member)), 303)
     status = 400 if form.errors else 200

@@ -17,7 +17,7 @@ from lms.services.hr import search_members
 from lms.services.overview import content_summary, personnel_summary
 from lms.services.personnel_history import PersonnelChangeError, edit_personnel, member_history
 from lms.services.sessions import SessionLimits, live_sessions
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, keep_on_error, request_now
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -103,7 +103,7 @@ def _refused(action: str, member: Member, form_name: str, form, exc: accounts.Ac
     locked = exc.field == "admin_password" and accounts.count_reauthentication_failure(
         db, current_user._get_current_object(), action=action, now=request_now(), ip=client_ip(),
         rules=accounts.SignInRules.from_config(current_app.config))
-    commit()
+    keep_on_error()  # the refusal is audited; a wrong password counts toward the lockout
     if locked:
         return signed_out_locked()
     return _account_page(member, 400, **{form_name: form})
@@ -144,7 +144,6 @@ def reset_second_factor(member_id: int):
                                      admin_password=form.admin_password.data, now=request_now(), ip=client_ip())
     except accounts.AccountError as exc:
         return _refused("admin.reset_second_factor", member, "mfa_form", form, exc)
-    commit()
     flash(f"The second factor of {member.full_name} is removed; they can set up a new one.", "success")
     return redirect(url_for(".member_account", member_id=member.id), 303)
 
@@ -159,7 +158,6 @@ def unlock(member_id: int):
         abort(400)
     accounts.unlock(get_session(), member, admin=current_user._get_current_object(), now=request_now(),
                     ip=client_ip())
-    commit()
     flash(f"The account of {member.full_name} is unlocked.", "success")
     return redirect(url_for(".member_account", member_id=member.id), 303)
 
@@ -179,7 +177,6 @@ def reset_password(member_id: int):
                                            ip=client_ip(), hash_method=current_app.config["PASSWORD_HASH_METHOD"])
     except accounts.AccountError as exc:
         return _refused("admin.reset_password", member, "reset_form", form, exc)
-    commit()
     # Rendered, not redirected: a redirect would need the password kept somewhere until shown.
     return render_template("admin/temporary_password.html", member=member, password=password)
 
@@ -209,7 +206,6 @@ def _change_role(member_id: int, verb: str):
                admin_password=form.admin_password.data, now=request_now(), ip=client_ip())
     except accounts.AccountError as exc:
         return _refused(f"admin.{verb}_role", member, f"{verb}_form", form, exc)
-    commit()
     done = "granted to" if verb == "grant" else "revoked from"
     flash(f"The {form.role.data} role is {done} {member.full_name}.", "success")
     return redirect(url_for(".member_account", member_id=member.id), 303)
@@ -238,7 +234,6 @@ def change_personnel(member_id: int):
         field = getattr(form, exc.field, None) if exc.field else None
         (field.errors if field is not None else form.form_errors).append(str(exc))
         return _account_page(member, 400, personnel_form=form)
-    commit()
     if diff:
         flash(f"Recorded for {member.full_name} from {effective.isoformat()}: "
               + "; ".join(f"{name} {old or '(none)'} → {new or '(none)'}" for name, (old, new) in diff.items())

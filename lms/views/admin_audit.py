@@ -13,7 +13,7 @@ from lms.db import get_session
 from lms.forms.audit import AuditFilterForm
 from lms.services.audit import AuditFilters, record_event, search_events, write_events_csv
 from lms.services.validators import ascii_int
-from lms.web import attachment, client_ip, commit, request_now
+from lms.web import attachment, client_ip, request_now
 
 bp = Blueprint("admin_audit", __name__, url_prefix="/admin/audit")
 PER_PAGE = 100
@@ -43,7 +43,6 @@ def log():
     rows, total = search_events(db, filters, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     record_event(db, "audit.view", at=request_now(), actor_id=current_user.id, ip=client_ip(),
                  details={k: v for k, v in request.args.items() if v})
-    commit()
     return render_template("admin/audit.html", form=form, rows=rows, total=total, page=page,
                            pages=max(1, -(-total // PER_PAGE)), tz=ZoneInfo(current_app.config["TIMEZONE"]))
 
@@ -60,6 +59,5 @@ def export():
     count = write_events_csv(db, _filters(form), out, current_app.config["TIMEZONE"])
     record_event(db, "audit.export", at=request_now(), actor_id=current_user.id, ip=client_ip(),
                  details={"rows": count, **{k: v for k, v in request.args.items() if v}})
-    commit()
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": attachment("audit-log.csv")})

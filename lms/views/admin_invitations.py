@@ -11,7 +11,7 @@ from lms.forms import ActionForm
 from lms.jobs import wake
 from lms.services.clock import local_words
 from lms.services.invitations import InvitationSettings, invitation_overview, invite, members_by_id
-from lms.web import client_ip, commit, request_now
+from lms.web import after_commit, client_ip, request_now
 
 bp = Blueprint("admin_invitations", __name__, url_prefix="/admin/invitations")
 admin_required = role_required("admin")
@@ -48,9 +48,8 @@ def send():
         return redirect(url_for(".overview"), 303)
     outcome = invite(db, members, now=request_now(), by_id=current_user.id, ip=client_ip(),
                      settings=InvitationSettings.from_config(current_app.config))
-    commit()
     if outcome.sent:
-        wake(current_app._get_current_object())
+        after_commit(wake, current_app._get_current_object())
     message = f"Invitations sent to {len(outcome.sent)} member(s)."
     if outcome.skipped:
         message += " Not sent: " + "; ".join(f"{m.badge} {m.full_name} ({why})" for m, why in outcome.skipped[:20])

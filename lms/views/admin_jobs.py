@@ -14,7 +14,7 @@ from lms.jobs import wake
 from lms.models import Job
 from lms.services import jobs as jobs_service
 from lms.services.clock import local_iso
-from lms.web import client_ip, commit, request_now
+from lms.web import after_commit, client_ip, request_now
 
 bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")
 admin_required = role_required("admin")
@@ -47,9 +47,9 @@ def retry(job_id: int):
     try:
         jobs_service.retry(db, job, now=request_now(), actor_id=current_user.id, ip=client_ip())
     except jobs_service.JobError as exc:
+        db.rollback()
         flash(str(exc), "error")
         return redirect(url_for(".jobs"))
-    commit()
-    wake(current_app._get_current_object())
+    after_commit(wake, current_app._get_current_object())
     flash(f"Job {job_id} queued again.", "success")
     return redirect(url_for(".jobs"))

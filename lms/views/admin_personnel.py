@@ -14,7 +14,7 @@ from lms.services.clock import local_date
 from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads
 from lms.services.personnel_history import effective_problem
-from lms.web import client_ip, commit, request_now
+from lms.web import after_commit, client_ip, keep_on_error, request_now
 
 bp = Blueprint("admin_personnel", __name__, url_prefix="/admin/personnel")
 admin_required = role_required("admin")
@@ -54,7 +54,7 @@ def upload():
             record_event(db, "personnel.upload", at=request_now(), actor_id=current_user.id,
                          ip=client_ip(), outcome="failure",
                          details={"filename": form.file.data.filename, "problems": len(problems)})
-            commit()
+            keep_on_error()  # the refused upload stays in the audit log
         else:
             stored = PersonnelUpload(filename=(form.file.data.filename or "upload.csv")[:255], data=data,
                                      sha256=plan.sha256, uploaded_by_id=current_user.id,
@@ -66,7 +66,6 @@ def upload():
                          ip=client_ip(), target=f"personnel_upload:{stored.id}",
                          details={"filename": stored.filename, "sha256": plan.sha256, "rows": len(plan.rows),
                                   "effective": stored.effective.isoformat() if stored.effective else None})
-            commit()
             return redirect(url_for(".preview", upload_id=stored.id))
     status = 400 if form.is_submitted() and (form.errors or problems) else 200
     return render_template("admin/personnel_upload.html", form=form, problems=problems), status
@@ -117,11 +116,10 @@ def apply(upload_id: int):
         invited = invite(db, members_to_invite_from_import(db, [row.badge for row in plan.rows]), now=now,
                          by_id=current_user.id, ip=client_ip(),
                          settings=InvitationSettings.from_config(current_app.config), skip_open=True)
-    commit()
     message = (f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
                f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.")
     if invited is not None:
-        wake(current_app._get_current_object())
+        after_commit(wake, current_app._get_current_object())
         message += (f" Invitations sent to {len(invited.sent)} member(s); "
                     f"{len(invited.skipped)} could not be invited (see Invitations).")
     flash(message, "success")

@@ -14,7 +14,7 @@ from lms.services.audit import record_event
 from lms.services.clock import local_words
 from lms.services.sessions import SessionLimits, revoke_session, revoke_token, start_session, stay_signed_in
 from lms.views.second_factor import begin_second_step, needs_second_step
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, keep_on_error, request_now
 
 bp = Blueprint("auth", __name__)
 
@@ -75,13 +75,12 @@ def sign_in():
         now = request_now()
         result = authenticate(db, form.badge.data, form.password.data, now=now, ip=client_ip(), rules=rules)
         if result.member is None:
-            commit()
+            keep_on_error()  # the refusal is audited and counts toward the lockout
             if result.throttled:
                 form.form_errors.append(THROTTLED)
                 return page(429)
             form.password.errors.append(_refusal(result))
         elif needs_second_step(result.member):
-            commit()
             return begin_second_step(result.member, _safe_next())
         else:
             old_token = session.get(TOKEN_KEY)
@@ -90,7 +89,6 @@ def sign_in():
             sign_in_session, token = start_session(db, result.member, now=now, ip=client_ip(),
                                                    user_agent=request.headers.get("User-Agent"))
             sign_in_session.auth_method = "password"
-            commit()
             session.clear()  # a new session at sign-in: nothing from before carries over
             session[TOKEN_KEY] = token
             login_user(result.member, fresh=True)
@@ -109,7 +107,6 @@ def sign_out():
             revoke_session(db, sign_in, now=request_now(), reason="sign_out")
         record_event(db, "auth.sign_out", at=request_now(), actor_id=current_user.id, ip=client_ip(),
                      target=f"sign_in_session:{sign_in.id}" if sign_in else None)
-        commit()
         logout_user()
         session.clear()
         flash("You have signed out.", "info")
@@ -128,7 +125,6 @@ def stay():
         abort(400)
     left = stay_signed_in(get_session(), sign_in, now=request_now(),
                           limits=SessionLimits.from_config(current_app.config))
-    commit()
     if request.accept_mimetypes.best == "application/json":
         return jsonify(seconds_left=left)
     flash("You are still signed in.", "info")

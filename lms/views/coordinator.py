@@ -84,7 +84,7 @@ from lms.services.roster import (
 )
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
 from lms.views.export_pages import export_download, export_status
-from lms.web import attachment, client_ip, commit, cycle_or_404, request_now, today
+from lms.web import after_commit, attachment, client_ip, cycle_or_404, keep_on_error, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -228,7 +228,6 @@ def new_cycle():
             members = audience_size(db, cycle.id)
             record_cycle_opened(db, cycle, members=members, actor_id=current_user.id, ip=client_ip(),
                                 now=request_now(), via="web")
-            commit()
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
                   f"due {cycle.due_date.isoformat()}.", "success")
             return redirect(url_for(".roster", cycle_id=cycle.id), 303)
@@ -268,7 +267,6 @@ def edit(cycle_id: int):
             db.rollback()
             form.name.errors.append("another cycle has just been given this name; choose another")
         else:
-            commit()
             flash(f"Saved the {cycle.name} cycle: {change.added} member{'s' if change.added != 1 else ''} "
                   f"added, {change.removed} removed.", "success")
             return redirect(url_for(".roster", cycle_id=cycle.id), 303)
@@ -293,7 +291,6 @@ def close(cycle_id: int):
             db.rollback()
             flash(str(exc), "error")
         else:
-            commit()
             flash(f"Closed the {cycle.name} cycle. It takes no more signatures; its roster stays.", "success")
         return redirect(url_for(".roster", cycle_id=cycle.id), 303)
     return render_template("coordinator/close_cycle.html", cycle=cycle, form=form,
@@ -318,7 +315,6 @@ def delete(cycle_id: int):
             db.rollback()
             flash(str(exc), "error")
             return redirect(url_for(".delete", cycle_id=cycle_id), 303)
-        commit()
         flash(f"Deleted the {name} cycle.", "success")
         return redirect(url_for(".home"), 303)
     return render_template("coordinator/delete_cycle.html", cycle=cycle, form=form,
@@ -423,7 +419,6 @@ def roster(cycle_id: int):
     summary = head.units
     _audit("roster.view", f"cycle:{cycle.id}", filters=filters_details(filters), sort=sort,
            direction=form.dir.data, page=pages.number, rows=total)
-    commit()
     return render_template(
         "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
@@ -479,8 +474,7 @@ def roster_export(cycle_id: int, kind: str):
             department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
             requested_by_id=current_user.id, ip=client_ip(),
             audit_details={"rows": total, "filters": filters_details(filters)}, file_stem=file_stem(cycle))
-        commit()
-        wake(current_app._get_current_object())
+        after_commit(wake, current_app._get_current_object())
         return redirect(url_for(".export_job", job_id=job_id), 303)
 
     def rows():
@@ -490,7 +484,6 @@ def roster_export(cycle_id: int, kind: str):
         # The event is committed before the first byte goes out, so no download goes unrecorded.
         _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, filters=filters_details(filters),
                via="web")
-        commit()
         return Response(stream_with_context(_csv_chunks(rows())), mimetype="text/csv",
                         headers=headers)
     if kind == "xlsx":
@@ -504,7 +497,6 @@ def roster_export(cycle_id: int, kind: str):
                           department=current_app.config["DEPARTMENT_NAME"])
     _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, bytes=len(body),
            filters=filters_details(filters), via="web")
-    commit()
     return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
 
 
@@ -559,7 +551,6 @@ def member_progress(cycle_id: int, member_id: int):
     cycle = cycle_or_404(cycle_id)
     member = _member_in_cycle_or_404(cycle, member_id)
     _audit("roster.view_member", f"member:{member.id}", cycle=cycle.id, cycle_name=cycle.name, badge=member.badge)
-    commit()
     return _member_page(cycle, member, ExemptionForm(formdata=None))
 
 
@@ -585,7 +576,6 @@ def grant(cycle_id: int, member_id: int):
         else:
             _audit("exemption.grant", f"exemption:{exemption.id}", cycle=cycle.id, cycle_name=cycle.name, member_id=member.id,
                    badge=member.badge, reason=exemption.reason)
-            commit()
             flash(f"{member.full_name} is exempt from the {cycle.name} cycle.", "success")
             return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
     return _member_page(cycle, member, form, 400)
@@ -614,11 +604,10 @@ def grant_quiz_attempts(cycle_id: int, member_id: int, assignment_id: int):
             locked = "password" in exc.problems and count_reauthentication_failure(
                 db, current_user._get_current_object(), action="quiz.grant_attempts", now=request_now(),
                 ip=client_ip(), rules=SignInRules.from_config(current_app.config))
-            commit()
+            keep_on_error()  # the refused grant's wrong password counts toward the lockout
             if locked:
                 return signed_out_locked()
         else:
-            commit()
             flash(f"Granted {member.full_name} {form.attempts.data} more quiz "
                   f"attempt{'s' if form.attempts.data != 1 else ''}.", "success")
             return redirect(url_for(".member_progress", cycle_id=cycle.id, member_id=member.id), 303)
@@ -645,7 +634,6 @@ def lift(cycle_id: int, exemption_id: int):
     else:
         _audit("exemption.lift", f"exemption:{exemption.id}", cycle=cycle.id, cycle_name=cycle.name, member_id=member.id,
                badge=member.badge)
-        commit()
         flash(f"Lifted {member.full_name}'s exemption from the {cycle.name} cycle.", "success")
     if request.form.get("back") == "exemptions":
         return redirect(url_for(".exemptions", cycle_id=cycle.id), 303)
@@ -658,6 +646,5 @@ def exemptions(cycle_id: int):
     """Every exemption in a cycle, current and lifted, with who granted and lifted it, when and why."""
     cycle = cycle_or_404(cycle_id)
     _audit("exemption.list", f"cycle:{cycle.id}")
-    commit()
     return render_template("coordinator/exemptions.html", cycle=cycle, exemptions=_exemptions(cycle),
                            tz=ZoneInfo(_tz()))

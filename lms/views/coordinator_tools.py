@@ -20,7 +20,7 @@ from lms.services import reminders as reminders_service
 from lms.services.audit import record_event
 from lms.services.cycles import file_stem
 from lms.services.links import public_url
-from lms.web import client_ip, commit, cycle_or_404, request_now, today
+from lms.web import after_commit, client_ip, cycle_or_404, keep_on_error, request_now, today
 
 bp = Blueprint("coordinator_tools", __name__, url_prefix="/coordinator")
 coordinator_required = role_required("coordinator", "admin")
@@ -70,7 +70,6 @@ def items_csv(cycle_id: int):
     writer.writerows(rows)
     record_event(db, "items.export", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.id}",
                  ip=client_ip(), details={"questions": len(rows)})
-    commit()
     return Response(out.getvalue(), mimetype="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{file_stem(cycle, "item-analysis")}.csv"'})
 
@@ -107,7 +106,8 @@ def _preview(cycle: Cycle, form: SendRemindersForm, status: int = 200,
                  target=f"cycle:{cycle.id}", ip=client_ip(),
                  details={"candidates": len(candidates), "already_reminded": skipped.already_reminded,
                           "no_email": skipped.no_email, "scheduled_today": len(scheduled)})
-    commit()
+    # Kept beside a refused form (400) too: the page shows the list all the same.
+    keep_on_error()
     return render_template(
         "coordinator/reminders.html", cycle=cycle, candidates=candidates[:PREVIEW_LIMIT], total=len(candidates),
         skipped=skipped, sample=sample, form=form, transport=current_app.config["MAIL_TRANSPORT"], today=today(),
@@ -149,8 +149,7 @@ def send_reminders(cycle_id: int):
     record_event(db, "reminder.queue", at=request_now(), actor_id=current_user.id, target=f"cycle:{cycle.id}",
                  ip=client_ip(), details={"queued": len(result.queued),
                                           "already_reminded": already + len(result.already_reminded)})
-    commit()
-    wake(current_app._get_current_object())
+    after_commit(wake, current_app._get_current_object())
     queued = len(result.queued)
     flash(f"Queued {queued} reminder{'' if queued == 1 else 's'}; "
           f"{already + len(result.already_reminded)} already reminded today. "
@@ -176,6 +175,5 @@ def save_schedule(cycle_id: int):
         db.rollback()
         form.days_before.errors = [str(exc)]
         return _preview(cycle, SendRemindersForm(formdata=None), 400, schedule_form=form)
-    commit()
     flash("Reminder schedule saved.", "success")
     return redirect(url_for(".reminders", cycle_id=cycle.id))

@@ -10,7 +10,7 @@ from lms.jobs import export_folder
 from lms.models import Job
 from lms.services.audit import record_event
 from lms.services.export_jobs import EXPORT, MIMETYPES
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, request_now
 
 
 def _own_export_or_404(job_id: int, kind: str) -> Job:
@@ -43,6 +43,5 @@ def export_download(job_id: int, kind: str, action: str):
     record_event(db, action, at=request_now(), actor_id=current_user.id, target=f"job:{job.id}", ip=client_ip(),
                  details={"count": job.result.get("count"), "bytes": job.result.get("bytes"),
                           "file": job.payload["download_name"]})
-    commit()
     return send_file(path, mimetype=MIMETYPES[job.payload["extension"]], as_attachment=True,
                      download_name=job.payload["download_name"], max_age=0)

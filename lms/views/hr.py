@@ -33,7 +33,7 @@ from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.receipt_signature import check_signature_as_configured
 from lms.services.verification import check_receipt
 from lms.views.export_pages import export_download, export_status
-from lms.web import attachment, client_ip, commit, request_now, today
+from lms.web import after_commit, attachment, client_ip, keep_on_error, on_rollback, request_now, today
 
 bp = Blueprint("hr", __name__, url_prefix="/hr")
 hr_required = role_required("hr")
@@ -70,7 +70,6 @@ def search():
         found = hr_service.search_members(get_session(), form.q.data, limit=SEARCH_LIMIT + 1)
         members, more = found[:SEARCH_LIMIT], len(found) > SEARCH_LIMIT
         _audit("hr.search", query=form.q.data.strip(), results=len(members))
-        commit()
     status = 400 if form.errors else 200
     return render_template("hr/search.html", form=form, members=members, more=more,
                            limit=SEARCH_LIMIT), status
@@ -85,7 +84,6 @@ def member(member_id: int):
         abort(404)
     _audit("hr.view_member", f"member:{member_id}", badge=record.member.badge,
            acknowledgments=len(record.acknowledgments))
-    commit()
     return render_template("hr/member.html", record=record, member=record.member,
                            as_of_form=AsOfForm(formdata=None, on=today()))
 
@@ -102,7 +100,6 @@ def receipt(ack_id: int):
     void = void_of(db, ack.id)
     _audit("hr.receipt_download", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge,
            receipt_sha256=stored.sha256, voided=void is not None)
-    commit()
     name = exports.receipt_file_name(ack.policy_ref, ack.policy_effective, ack.badge, ack.id)
     headers = {"Content-Disposition": attachment(name), "X-Receipt-SHA256": stored.sha256}
     if void is not None:
@@ -128,7 +125,6 @@ def check_receipt_file():
                                   actor_id=current_user.id, ip=client_ip(), now=request_now(), via="web",
                                   signature=check_signature_as_configured(data, current_app.config,
                                                                           current_app.instance_path))
-            commit()
     status = 400 if form.is_submitted() and form.errors else 200
     return render_template("hr/check_receipt.html", form=form, check=check), status
 
@@ -173,18 +169,17 @@ def export():
         # Many receipts: built by the worker, followed on its own page, downloaded when ready.
         job_id = export_jobs.queue_receipts(db, filters, now=request_now(), today=today(),
                                             requested_by_id=current_user.id, ip=client_ip())
-        commit()
-        wake(current_app._get_current_object())
+        after_commit(wake, current_app._get_current_object())
         return redirect(url_for(".export_job", job_id=job_id), 303)
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)
     try:
         result = exports.write_ack_zip(db, spool, filters, tz=tz, now=request_now())
         _audit("hr.export", "acknowledgments", count=result.count, bytes=result.bytes_written,
                filters=filters.as_details(), via="web")
-        commit()
     except BaseException:
         spool.close()
         raise
+    on_rollback(spool.close)  # the download is refused if its audit record cannot be committed
     name = f"acknowledgments-{today().isoformat()}.zip"
     return Response(exports.copy_chunks(spool), mimetype="application/zip", direct_passthrough=True,
                     headers={"Content-Disposition": attachment(name),
@@ -237,7 +232,6 @@ def as_of(member_id: int):
         abort(404)
     _audit("hr.as_of", f"member:{member_id}", badge=report.member.badge, on=on.isoformat(),
            acknowledged={e.policy.id: e.acknowledged for e in report.entries})
-    commit()
     return render_template("hr/as_of.html", form=form, member=report.member, report=report)
 
 
@@ -261,7 +255,6 @@ def evidence_pdf(member_id: int):
                                generated_at=generated_at, generated_by=current_user)
     document = pdf.create_pdf(html)
     _audit("hr.evidence_pdf", f"member:{member_id}", badge=report.member.badge, on=on.isoformat())
-    commit()
     name = f"as-of-{on.isoformat()}-badge-{exports.file_name_part(report.member.badge)}.pdf"
     return Response(document, mimetype="application/pdf",
                     headers={"Content-Disposition": attachment(name)})
@@ -288,7 +281,6 @@ def void(ack_id: int):
     form = VoidForm()
     if request.method == "GET":
         _audit("hr.view_acknowledgment", f"acknowledgment:{ack.id}", member_id=ack.member_id, badge=ack.badge)
-        commit()
     elif existing is None:
         valid = form.validate_on_submit()
         password_wrong = valid and not _password_confirmed(form)
@@ -296,7 +288,6 @@ def void(ack_id: int):
             try:
                 void_acknowledgment(db, ack=ack, reason=form.reason.data, actor=current_user,
                                     ip=client_ip(), now=request_now())
-                commit()
             except VoidError as exc:
                 db.rollback()
                 form.reason.errors.append(str(exc))
@@ -311,7 +302,7 @@ def void(ack_id: int):
         locked = password_wrong and count_reauthentication_failure(
             db, current_user._get_current_object(), action="ack.void", now=request_now(), ip=client_ip(),
             rules=SignInRules.from_config(current_app.config))
-        commit()
+        keep_on_error()  # the refused void stays on the record; a wrong password counts
         if locked:
             return signed_out_locked()
     status = 400 if request.method == "POST" else 200

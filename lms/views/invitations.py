@@ -8,7 +8,7 @@ from lms.forms.accounts import FirstPasswordForm
 from lms.services.accounts import AccountError
 from lms.services.audit import record_event
 from lms.services.invitations import InvitationError, accept, open_invitation
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, keep_on_error, request_now
 
 bp = Blueprint("invitation", __name__, url_prefix="/invitation")
 
@@ -23,7 +23,7 @@ def set_password(token: str):
     except InvitationError as exc:
         record_event(db, "account.invitation_refused", at=now, ip=client_ip(), outcome="failure",
                      details={"why": str(exc)[:120]})
-        commit()
+        keep_on_error()  # a refused link is audited
         return render_template("auth/invitation.html", problem=str(exc), form=None), 410
     member = invitation.member
     form = FirstPasswordForm()
@@ -38,7 +38,6 @@ def set_password(token: str):
             db.rollback()
             return render_template("auth/invitation.html", problem=str(exc), form=None), 410
         else:
-            commit()
             flash("Your password is set. Sign in with your badge number and your new password.", "success")
             return redirect(url_for("auth.sign_in"), 303)
     status = 400 if form.errors else 200

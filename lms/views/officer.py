@@ -29,7 +29,7 @@ from lms.services.signing import (
     signing_blockers,
 )
 from lms.services.validators import ascii_int
-from lms.web import attachment, client_ip, commit, request_now, today
+from lms.web import attachment, client_ip, keep_on_error, request_now, today
 from lms.services.records import void_of
 
 bp = Blueprint("officer", __name__, url_prefix="/training")
@@ -121,7 +121,6 @@ def mark_read(assignment_id: int, lesson_id: int):
     try:
         if progress_service.mark_lesson_read(db, assignment, lesson, request_now()):
             _audit("lesson.read", f"assignment:{assignment.id}", lesson=lesson.slug)
-        commit()
     except IntegrityError:  # a double click recorded it a moment ago
         db.rollback()
     lessons = assignment.policy_version.lessons
@@ -158,7 +157,6 @@ def start_quiz(assignment_id: int):
         attempt = quiz_service.start_attempt(db, assignment, request_now())
         if not already_open:  # a reload returns to the open attempt; only a new draw is news
             _audit("quiz.start", f"assignment:{assignment.id}", attempt=attempt.number)
-        commit()
     except quiz_service.QuizError as exc:
         db.rollback()
         flash(str(exc), "error")
@@ -184,7 +182,6 @@ def submit_quiz(assignment_id: int, attempt_id: int):
         quiz_service.submit_attempt(db, attempt, answers, request_now())
         _audit("quiz.submit", f"assignment:{assignment.id}", attempt=attempt.number, score=attempt.score,
                passed=attempt.passed)
-        commit()
     except quiz_service.AnswerError as exc:
         db.rollback()
         chosen = {p: set(ids) for p, ids in answers.items()}
@@ -222,7 +219,6 @@ def save_answers(assignment_id: int, attempt_id: int):
         answers.setdefault(position, [])
     try:
         saved = quiz_service.save_answers(db, attempt, answers, request_now())
-        commit()
     except quiz_service.AnswerError as exc:
         db.rollback()
         if wants_json:
@@ -296,7 +292,7 @@ def sign(assignment_id: int):
                 "text_sha256": form.text_sha256.data})
         _show_problems(form, problems)
         _audit_refused_signature(assignment, problems)
-        commit()
+        keep_on_error()  # the refused signature stays on the record
     elif form.validate_on_submit() and not blockers:
         try:
             facts = _signing_facts()
@@ -308,7 +304,6 @@ def sign(assignment_id: int):
             _ack, created = sign_acknowledgment(
                 db, assignment=assignment, member=current_user, typed_name=form.full_name.data,
                 password=form.password.data, shown_text_sha256=form.text_sha256.data, facts=facts)
-            commit()
         except SigningError as exc:
             db.rollback()
             _show_problems(form, exc.problems)
@@ -316,7 +311,7 @@ def sign(assignment_id: int):
             locked = "password" in exc.problems and count_reauthentication_failure(
                 db, current_user._get_current_object(), action="ack.sign", now=request_now(), ip=client_ip(),
                 rules=SignInRules.from_config(current_app.config))
-            commit()
+            keep_on_error()  # the refused signature is audited; a wrong password counts
             if locked:
                 return signed_out_locked()
         except IntegrityError:  # a simultaneous submit of the same signature won the race
@@ -382,11 +377,9 @@ def complete_signature(signature: dict, proof: SignerProof):
         _ack, created = sign_acknowledgment(
             db, assignment=assignment, member=current_user, typed_name=signature.get("typed_name") or "",
             shown_text_sha256=signature.get("text_sha256") or "", proof=proof, facts=facts)
-        commit()
     except SigningError as exc:
         db.rollback()
-        _audit_refused_signature(assignment, exc.problems)
-        commit()
+        _audit_refused_signature(assignment, exc.problems)  # kept: the refusal answers with a redirect
         for message in exc.problems.values():
             flash(message, "error")
         return redirect(url_for("officer.sign", assignment_id=assignment.id), 303)
@@ -433,7 +426,6 @@ def receipt(ack_id: int):
     void = void_of(db, ack.id)
     record_event(db, "receipt.download", at=request_now(), actor_id=current_user.id,
                  target=f"acknowledgment:{ack.id}", ip=client_ip(), details={"voided": void is not None})
-    commit()
     filename = (f"receipt-{ack.policy_ref}-{ack.policy_effective.isoformat()}-{ack.badge}"
                 f"{'-VOIDED' if void else ''}.pdf")
     headers = {"Content-Disposition": attachment(filename), "X-Receipt-SHA256": stored.sha256}

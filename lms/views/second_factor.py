@@ -21,7 +21,7 @@ from lms.services import second_factor as mfa
 from lms.services.accounts import SignInRules
 from lms.services.sessions import revoke_token, start_session
 from lms.auth import current_sign_in
-from lms.web import client_ip, commit, request_now
+from lms.web import client_ip, keep_on_error, request_now
 
 bp = Blueprint("second_factor", __name__)
 
@@ -57,7 +57,6 @@ def begin_second_step(member: Member, next_url: str | None):
     old_token = session.get(TOKEN_KEY)
     if old_token:  # signing in over a live session: that one ends
         revoke_token(get_session(), old_token, now=request_now(), reason="signed_in_again")
-        commit()
     session.clear()
     session.update({"mfa_member_id": member.id, "mfa_started": request_now().timestamp(), "mfa_next": next_url})
     return redirect(url_for("second_factor.verify"))
@@ -91,7 +90,7 @@ def verify():
                           rules=SignInRules.from_config(current_app.config))
         if used is None:
             locked = member.is_locked(now)
-            commit()
+            keep_on_error()  # the wrong code is audited and counts toward the lockout
             if locked:
                 session.clear()
                 flash("Too many wrong codes: your account is locked. Wait and sign in again, or ask an "
@@ -120,7 +119,6 @@ def _finish_sign_in(member: Member, now) -> str:
     sign_in_session, token = start_session(db, member, now=now, ip=client_ip(),
                                            user_agent=request.headers.get("User-Agent"))
     sign_in_session.auth_method = "password"
-    commit()
     session.clear()
     session[TOKEN_KEY] = token
     login_user(member, fresh=True)
@@ -158,7 +156,7 @@ def passkey_sign_in():
                                  rp=passkeys.RelyingParty.from_config(current_app.config), now=now, ip=client_ip(),
                                  rules=SignInRules.from_config(current_app.config)):
         locked = member.is_locked(now)
-        commit()
+        keep_on_error()  # the refused passkey is audited and counts toward the lockout
         if locked:
             session.clear()
             return jsonify(redirect=url_for("auth.sign_in")), 400
@@ -199,7 +197,6 @@ def start_totp():
         mfa.start_totp(get_session(), current_user._get_current_object(), now=request_now())
     except mfa.SecondFactorError as exc:
         flash(str(exc), "error")
-    commit()
     return redirect(url_for(".enrol"), 303)
 
 
@@ -227,9 +224,8 @@ def register_passkey():
                           challenge=challenge, rp=passkeys.RelyingParty.from_config(current_app.config),
                           name=str(body.get("name") or "Passkey"), now=request_now(), ip=client_ip())
     except passkeys.PasskeyError as exc:
-        commit()  # the failure is audited
+        keep_on_error()  # the failure is audited
         return jsonify(error=str(exc)), 400
-    commit()
     flash("Passkey added. Sign-in asks for it after your password.", "success")
     return jsonify(redirect=url_for(".enrol"))
 
@@ -244,9 +240,9 @@ def recovery_codes():
         codes = mfa.replace_recovery_codes(get_session(), current_user._get_current_object(), now=request_now(),
                                            ip=client_ip())
     except mfa.SecondFactorError as exc:
+        get_session().rollback()
         flash(str(exc), "error")
         return redirect(url_for(".enrol"), 303)
-    commit()
     return _codes_page(codes)
 
 
@@ -269,10 +265,9 @@ def confirm_totp():
         codes = mfa.confirm_totp(db, current_user._get_current_object(), form.code.data, now=request_now(),
                                  ip=client_ip())
     except mfa.SecondFactorError as exc:
-        commit()  # the failed attempt is audited
+        keep_on_error()  # the failed attempt is audited
         form.code.errors.append(str(exc))
         return _enrol_page(form=form, status=400)
-    commit()
     return _codes_page(codes)
 
 

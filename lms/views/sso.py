@@ -30,7 +30,7 @@ from lms.services.sso import (
     remember_assertion,
     start_sso_session,
 )
-from lms.web import CSP, client_ip, commit, csrf, request_now
+from lms.web import CSP, client_ip, csrf, keep_on_error, request_now
 
 bp = Blueprint("sso", __name__, url_prefix="/sso")
 
@@ -86,13 +86,14 @@ def _safe_next(target: str | None) -> str | None:
 
 
 def _refused(exc: SsoRefused, protocol: str, *, audited: bool = False):
-    """The clear page for a refused sign-in; the refusal is audited (once) and committed."""
+    """The clear page for a refused sign-in; the refusal is audited (once) and kept. ``audited``:
+    the service that refused recorded it already (nothing else is written then)."""
     db = get_session()
-    db.rollback()
     if not audited:
+        db.rollback()
         refuse_answer(db, protocol=protocol, provider=g.get("sso_provider"), reason=exc.reason, problem=exc.message,
                       now=request_now(), ip=client_ip())
-    commit()
+    keep_on_error()  # the refusal stays in the audit log
     status = 403 if exc.reason in ("unknown_member", "separated") else 400
     return render_template("auth/sso_refused.html", message=exc.message, reason=exc.reason,
                            local_sign_in=current_app.config.get("LOCAL_SIGN_IN", True)), status
@@ -193,7 +194,6 @@ def saml_acs():
                                              "once. Start the sign-in again.")
     except SsoRefused as exc:
         return _refused(exc, "saml")
-    commit()
     identity = answer.identity
     payload = {"provider": identity.provider, "subject": identity.subject,
                "authenticated_at": identity.authenticated_at.isoformat(), "claims": dict(identity.claims),
@@ -242,7 +242,6 @@ def _arrive(identity: Identity, pending: dict):
     try:
         member = member_for_identity(db, identity, _rules(identity.protocol), now=now, ip=client_ip())
     except SsoRefused as exc:
-        commit()  # the refusal's audit event
         return _refused(exc, identity.protocol, audited=True)
     if pending.get("purpose") == "sign":
         from lms.views.officer import complete_signature
@@ -257,7 +256,6 @@ def _arrive(identity: Identity, pending: dict):
         revoke_token(db, old_token, now=now, reason="signed_in_again")
     _, token = start_sso_session(db, member, identity, now=now, ip=client_ip(),
                                  user_agent=request.headers.get("User-Agent"))
-    commit()
     session.clear()  # a new session at sign-in: nothing from before carries over
     session[TOKEN_KEY] = token
     login_user(member, fresh=True)
