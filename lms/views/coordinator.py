@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from urllib.parse import parse_qsl
 from dataclasses import dataclass
 from datetime import date
 from itertools import islice
@@ -25,6 +26,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -32,7 +34,14 @@ from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
 from lms.jobs import wake
 from lms.forms import ActionForm
-from lms.forms.coordinator import AttemptGrantForm, CycleForm, ExemptionForm, RosterForm, grant_prefix
+from lms.forms.coordinator import (
+    AttemptGrantForm,
+    CycleForm,
+    ExemptionForm,
+    RosterActionForm,
+    RosterForm,
+    grant_prefix,
+)
 from lms.models import (
     Assignment,
     Cycle,
@@ -59,17 +68,29 @@ from lms.services.cycles import (
     lift_exemption,
     record_cycle_opened,
 )
+from lms.services.links import public_url
 from lms.services.overview import cycle_counts
 from lms.services.progress import STATUS_LABELS, STATUSES, progress_for
 from lms.services.roster import (
+    NOT_DONE,
+    NOT_DONE_STATUSES,
     SORTS,
     RosterFilters,
     member_values,
     roster_rows,
     roster_summary,
 )
+from lms.services.roster_actions import (
+    ACTIONS,
+    MAX_TICKED_ROWS,
+    ActionError,
+    ActionPlan,
+    apply_action,
+    plan_action,
+)
 from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
 from lms.views.export_pages import export_download, export_status
+from lms.services.validators import ascii_int
 from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -215,12 +236,15 @@ def new_cycle():
 
 # --- the roster ----------------------------------------------------------------------------------
 
-def _roster_form(cycle: Cycle) -> RosterForm:
-    """The roster's filter form read from the query string, with choices from the database."""
-    form = RosterForm(request.args)
+def _roster_form(cycle: Cycle, args=None) -> RosterForm:
+    """The roster's filter form read from the query string (or ``args``), with choices from the
+    database."""
+    form = RosterForm(request.args if args is None else args)
     form.policy.choices = [("", "All policies")] + [
         (v.policy_id, f"{v.policy_id} (effective {v.effective.isoformat()})") for v in cycle.policy_versions]
-    form.status.choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
+    # "Not done" first: the filter a coordinator chasing people reaches for.
+    form.status.choices = [(NOT_DONE, "Not done (anything short of complete, late or exempt)")] + [
+        (s, STATUS_LABELS[s]) for s in STATUSES]
     form.unit.choices = [(u, u) for u in _distinct(Member.unit)]
     form.shift.choices = [(s, s) for s in _distinct(Member.shift)]
     form.rank.choices = [(r, r) for r in _distinct(Member.rank)]
@@ -316,11 +340,171 @@ def roster(year: int):
         "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
-        chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
-        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
+        chart=completion_by_unit_svg(summary),
+        chart_narrow=completion_by_unit_svg(summary, narrow=True, id_prefix="unit-chart-narrow"), filters_text=describe_filters(filters),
+        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS, actions=ACTIONS, action_form=_action_form(),
+        roster_query=request.query_string.decode("ascii", "replace"),
+        not_done=sum(counts[s] for s in NOT_DONE_STATUSES),
         printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
+
+
+# --- roster actions ------------------------------------------------------------------------------
+# Tick rows (or every row that matches), choose remind, exempt or grant attempts, check the list
+# of who is affected and who is skipped, confirm. The rules are lms.services.roster_actions'.
+
+def _action_form() -> RosterActionForm:
+    """The roster action form, read from the POST (if any), with the actions as its choices."""
+    form = RosterActionForm()
+    form.action.choices = list(ACTIONS.items())
+    return form
+
+
+def _back_to_roster(cycle: Cycle, query: str | None):
+    """A redirect to the roster view the action was chosen from."""
+    url = url_for(".roster", year=cycle.year)
+    return redirect(f"{url}?{query}" if query else url, 303)
+
+
+def _action_choice(cycle: Cycle) -> tuple[RosterActionForm, RosterFilters | None, list[int] | None, str | None]:
+    """The posted choice: its form, the roster filters it was made under, the rows ticked (None
+    for every row that matches), and what is wrong with it, if anything."""
+    form = _action_form()
+    if not form.validate_on_submit():
+        problems = [e for f in form for e in f.errors]
+        return form, None, None, " ".join(problems) or "Choose an action, then try again."
+    roster_form = _roster_form(cycle, MultiDict(parse_qsl(form.query.data or "", keep_blank_values=True)))
+    filters = _roster_filters(cycle, roster_form)
+    if filters is None:
+        return form, None, None, "The roster filters are not right; correct them and choose again."
+    if form.all_matching.data:
+        return form, filters, None, None
+    ids = [ascii_int(value, low=1) for value in form.row.data or []]
+    if not ids:
+        return form, filters, None, ("Tick at least one row (or “every row that matches”), "
+                                     "then choose the action.")
+    if None in ids:
+        return form, filters, None, "A ticked row is not one of this roster's; choose the rows again."
+    if len(set(ids)) > MAX_TICKED_ROWS:
+        return form, filters, None, (f"Tick at most {MAX_TICKED_ROWS:,} rows, or use “every row that matches” "
+                                     "with filters that narrow the roster.")
+    return form, filters, sorted(set(ids)), None
+
+
+def _plan(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, ids: list[int] | None) -> ActionPlan:
+    return plan_action(get_session(), filters, action=form.action.data, assignment_ids=ids,
+                       actor_id=current_user.id, today=today(), tz=_tz(),
+                       max_members=current_app.config["ROSTER_ACTION_MAX_MEMBERS"])
+
+
+def _action_page(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, plan: ActionPlan,
+                 detail_form=None, status: int = 200, notice: str | None = None):
+    """The confirmation page: who the action affects, who it skips and why, the action's own
+    fields, and the button that applies it. The choice rides along in hidden fields."""
+    form.fingerprint.data = plan.fingerprint
+    if detail_form is None:
+        detail_form = {"exempt": ExemptionForm, "grant": AttemptGrantForm}.get(plan.action, lambda **_: None)(
+            formdata=None)
+    return render_template("coordinator/roster_action.html", cycle=cycle, form=form, plan=plan,
+                           detail_form=detail_form, filters_text=describe_filters(filters), notice=notice,
+                           action_label=ACTIONS[plan.action], ticked=None if form.all_matching.data
+                           else form.row.data), status
+
+
+def _action_scope(form: RosterActionForm, filters: RosterFilters, ids: list[int] | None) -> dict:
+    """What the coordinator chose, for the audit events."""
+    if ids is None:
+        return {"scope": "all matching", "filters": filters_details(filters)}
+    return {"scope": "ticked", "rows_ticked": len(ids)}
+
+
+@bp.post("/cycles/<int:year>/roster/actions")
+@coordinator_required
+def roster_action(year: int):
+    """Confirm an action on roster rows: the list of who it affects and who it skips, and why."""
+    cycle = _cycle_or_404(year)
+    form, filters, ids, problem = _action_choice(cycle)
+    if problem:
+        flash(problem, "error")
+        return _back_to_roster(cycle, form.query.data)
+    try:
+        plan = _plan(cycle, form, filters, ids)
+    except ActionError as exc:
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    # The list names members and their standing: a roster read, audited like one.
+    _audit("roster.action_preview", f"cycle:{cycle.year}", action=plan.action, affected=len(plan.affected),
+           skipped=len(plan.skipped), **_action_scope(form, filters, ids))
+    commit()
+    return _action_page(cycle, form, filters, plan)
+
+
+@bp.post("/cycles/<int:year>/roster/actions/apply")
+@coordinator_required
+def roster_action_apply(year: int):
+    """Apply a confirmed roster action to everyone on its list, or to nobody."""
+    cycle = _cycle_or_404(year)
+    form, filters, ids, problem = _action_choice(cycle)
+    if problem:
+        flash(problem, "error")
+        return _back_to_roster(cycle, form.query.data)
+    db = get_session()
+    try:
+        plan = _plan(cycle, form, filters, ids)
+    except ActionError as exc:
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    detail_form = {"exempt": ExemptionForm, "grant": AttemptGrantForm}.get(plan.action, lambda: None)()
+    if plan.fingerprint != form.fingerprint.data:
+        # Someone finished, was exempted or now matches the filters: the list shown is not the list.
+        return _action_page(cycle, form, filters, plan, detail_form, 409, notice=(
+            "The list changed since you opened this page (someone's training moved on, or the filters now "
+            "match different people). Nothing was done. Check the list below, then confirm again."))
+    if detail_form is not None and not detail_form.validate():
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    actor = current_user._get_current_object()
+    try:
+        result = apply_action(
+            db, plan, cycle, actor=actor, now=request_now(), today=today(), ip=client_ip(),
+            reason=getattr(detail_form, "reason", None) and detail_form.reason.data or "",
+            attempts=getattr(detail_form, "attempts", None) and detail_form.attempts.data or 0,
+            password=getattr(detail_form, "password", None) and detail_form.password.data or "",
+            department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
+            base_url=public_url(current_app.config, ""), tz=_tz(), scope=_action_scope(form, filters, ids))
+    except ActionError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    except ExemptionError as exc:
+        db.rollback()
+        detail_form.reason.errors.append(f"Nothing was done: {exc}.")
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    except GrantError as exc:
+        db.rollback()
+        for name, message in exc.problems.items():
+            (getattr(detail_form, name).errors if name else detail_form.form_errors).append(message)
+        locked = "password" in exc.problems and count_reauthentication_failure(
+            db, actor, action="quiz.grant_attempts", now=request_now(), ip=client_ip(),
+            rules=SignInRules.from_config(current_app.config))
+        commit()
+        if locked:
+            return signed_out_locked()
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    commit()
+    n = result.done
+    if plan.action == "remind":
+        wake(current_app._get_current_object())
+        message = (f"Queued {n} reminder{'' if n == 1 else 's'}; they go out in the background."
+                   + (f" {result.already_reminded} already reminded today." if result.already_reminded else ""))
+    elif plan.action == "exempt":
+        message = f"Exempted {n} member{'' if n == 1 else 's'} from the {cycle.name} cycle."
+    else:
+        attempts = detail_form.attempts.data
+        message = (f"Granted {attempts} more quiz attempt{'' if attempts == 1 else 's'} on {n} "
+                   f"assignment{'' if n == 1 else 's'}.")
+    flash(message, "success")
+    return _back_to_roster(cycle, form.query.data)
 
 
 def _csv_chunks(rows):
