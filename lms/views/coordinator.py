@@ -116,9 +116,9 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
                 "pdf": "application/pdf"}
 
 
-def _audit(action: str, target: str | None = None, **details) -> None:
+def _audit(event: str, target: str | None = None, /, **details) -> None:
     """Record what the signed-in coordinator read or did, from where, now."""
-    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+    record_event(get_session(), event, at=request_now(), actor_id=current_user.id, target=target,
                  ip=client_ip(), details=details or None)
 
 
