@@ -17,7 +17,13 @@ from lms.services import roster_actions
 from lms.services.cycles import ExemptionError
 
 from tests.conftest import PASSWORD, csrf_token
-from tests.test_coordinator import assignment_of, coordinator, department, local_today, signed_in  # noqa: F401
+from tests.test_coordinator import (  # noqa: F401
+    assignment_of,
+    coordinator,
+    department,
+    local_today,
+    signed_in,
+)
 
 NOT_DONE_BADGES = ["601", "602", "603", "604", "607", "9000"]
 

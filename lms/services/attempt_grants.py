@@ -11,7 +11,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from lms.models import Assignment, AttemptGrant, Cycle, Member, MemberRole, PolicyVersion, QuizAttempt
+from lms.models import (
+    Assignment,
+    AttemptGrant,
+    Cycle,
+    Member,
+    MemberRole,
+    PolicyVersion,
+    QuizAttempt,
+)
 from lms.services.accounts import password_matches
 from lms.services.audit import record_event
 from lms.services.quiz import submitted_attempts

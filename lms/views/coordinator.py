@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import io
 import re
-from urllib.parse import parse_qsl
 from dataclasses import dataclass
 from datetime import date
 from itertools import islice
 from math import ceil
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -26,13 +26,12 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
-from werkzeug.datastructures import MultiDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, joinedload
+from werkzeug.datastructures import MultiDict
 
 from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
-from lms.jobs import wake
 from lms.forms import ActionForm
 from lms.forms.coordinator import (
     AttemptGrantForm,
@@ -42,6 +41,7 @@ from lms.forms.coordinator import (
     RosterForm,
     grant_prefix,
 )
+from lms.jobs import wake
 from lms.models import (
     Assignment,
     Cycle,
@@ -56,8 +56,8 @@ from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
-from lms.services.clock import local_iso
 from lms.services.charts import completion_by_unit_svg, percent_complete
+from lms.services.clock import local_iso
 from lms.services.cycles import (
     CycleError,
     ExemptionError,
@@ -85,12 +85,19 @@ from lms.services.roster_actions import (
     MAX_TICKED_ROWS,
     ActionError,
     ActionPlan,
+    ActionResult,
     apply_action,
     plan_action,
 )
-from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
-from lms.views.export_pages import export_download, export_status
+from lms.services.roster_export import (
+    describe_filters,
+    filters_details,
+    render_pdf,
+    write_csv,
+    write_xlsx,
+)
 from lms.services.validators import ascii_int
+from lms.views.export_pages import export_download, export_status
 from lms.web import attachment, client_ip, commit, request_now, today
 
 bp = Blueprint("coordinator", __name__, url_prefix="/coordinator")
@@ -398,18 +405,35 @@ def _plan(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, ids: lis
                        max_members=current_app.config["ROSTER_ACTION_MAX_MEMBERS"])
 
 
+#: The fields each action asks for on its confirmation page (a reminder asks none).
+DETAIL_FORMS = {"exempt": ExemptionForm, "grant": AttemptGrantForm}
+
+
+def _detail_form(action: str, *, submitted: bool):
+    """The action's own form (reason; attempts and password), read from the POST if ``submitted``."""
+    form_class = DETAIL_FORMS.get(action)
+    if form_class is None:
+        return None
+    return form_class() if submitted else form_class(formdata=None)
+
+
 def _action_page(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, plan: ActionPlan,
                  detail_form=None, status: int = 200, notice: str | None = None):
     """The confirmation page: who the action affects, who it skips and why, the action's own
     fields, and the button that applies it. The choice rides along in hidden fields."""
     form.fingerprint.data = plan.fingerprint
     if detail_form is None:
-        detail_form = {"exempt": ExemptionForm, "grant": AttemptGrantForm}.get(plan.action, lambda **_: None)(
-            formdata=None)
+        detail_form = _detail_form(plan.action, submitted=False)
     return render_template("coordinator/roster_action.html", cycle=cycle, form=form, plan=plan,
                            detail_form=detail_form, filters_text=describe_filters(filters), notice=notice,
                            action_label=ACTIONS[plan.action], ticked=None if form.all_matching.data
                            else form.row.data), status
+
+
+def _value(form, name: str, default):
+    """A field's value, or ``default`` when the form (or the field) is absent or empty."""
+    field = getattr(form, name, None) if form is not None else None
+    return field.data if field is not None and field.data is not None else default
 
 
 def _action_scope(form: RosterActionForm, filters: RosterFilters, ids: list[int] | None) -> dict:
@@ -455,7 +479,7 @@ def roster_action_apply(year: int):
     except ActionError as exc:
         flash(str(exc), "error")
         return _back_to_roster(cycle, form.query.data)
-    detail_form = {"exempt": ExemptionForm, "grant": AttemptGrantForm}.get(plan.action, lambda: None)()
+    detail_form = _detail_form(plan.action, submitted=True)
     if plan.fingerprint != form.fingerprint.data:
         # Someone finished, was exempted or now matches the filters: the list shown is not the list.
         return _action_page(cycle, form, filters, plan, detail_form, 409, notice=(
@@ -467,9 +491,8 @@ def roster_action_apply(year: int):
     try:
         result = apply_action(
             db, plan, cycle, actor=actor, now=request_now(), today=today(), ip=client_ip(),
-            reason=getattr(detail_form, "reason", None) and detail_form.reason.data or "",
-            attempts=getattr(detail_form, "attempts", None) and detail_form.attempts.data or 0,
-            password=getattr(detail_form, "password", None) and detail_form.password.data or "",
+            reason=_value(detail_form, "reason", ""), attempts=_value(detail_form, "attempts", 0),
+            password=_value(detail_form, "password", ""),
             department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
             base_url=public_url(current_app.config, ""), tz=_tz(), scope=_action_scope(form, filters, ids))
     except ActionError as exc:
@@ -492,19 +515,22 @@ def roster_action_apply(year: int):
             return signed_out_locked()
         return _action_page(cycle, form, filters, plan, detail_form, 400)
     commit()
-    n = result.done
     if plan.action == "remind":
         wake(current_app._get_current_object())
-        message = (f"Queued {n} reminder{'' if n == 1 else 's'}; they go out in the background."
-                   + (f" {result.already_reminded} already reminded today." if result.already_reminded else ""))
-    elif plan.action == "exempt":
-        message = f"Exempted {n} member{'' if n == 1 else 's'} from the {cycle.name} cycle."
-    else:
-        attempts = detail_form.attempts.data
-        message = (f"Granted {attempts} more quiz attempt{'' if attempts == 1 else 's'} on {n} "
-                   f"assignment{'' if n == 1 else 's'}.")
-    flash(message, "success")
+    flash(_done_message(plan.action, result, cycle, _value(detail_form, "attempts", 0)), "success")
     return _back_to_roster(cycle, form.query.data)
+
+
+def _done_message(action: str, result: ActionResult, cycle: Cycle, attempts: int) -> str:
+    """What an applied roster action did, in a sentence."""
+    n = result.done
+    if action == "remind":
+        return (f"Queued {n} reminder{'' if n == 1 else 's'}; they go out in the background."
+                + (f" {result.already_reminded} already reminded today." if result.already_reminded else ""))
+    if action == "exempt":
+        return f"Exempted {n} member{'' if n == 1 else 's'} from the {cycle.name} cycle."
+    return (f"Granted {attempts} more quiz attempt{'' if attempts == 1 else 's'} on {n} "
+            f"assignment{'' if n == 1 else 's'}.")
 
 
 def _csv_chunks(rows):
