@@ -230,9 +230,12 @@ def apply_action(session: Session, plan: ActionPlan, cycle: Cycle, *, actor: Mem
         wanted = {r.member_id for r in plan.affected}
         candidates = [c for c in reminders_service.reminder_candidates(session, cycle.year, today, tz)
                       if c.member_id in wanted]
+        # The supervisor gets a copy when the cycle's reminder schedule says so, as from the reminders page.
+        schedule = reminders_service.schedule_of(session, cycle)
         queued = reminders_service.queue_reminders(
             session, candidates, now=now, today=today, sent_by_id=actor.id, ip=ip, cycle=cycle,
-            department=department, sender=sender, base_url=base_url, campaign="roster action")
+            department=department, sender=sender, base_url=base_url, campaign="roster action",
+            copy_supervisor=bool(schedule and schedule.copy_supervisor))
         result = ActionResult(done=len(queued.queued),
                               already_reminded=len(queued.already_reminded) + len(wanted) - len(candidates))
         details.update(queued=result.done, already_reminded=result.already_reminded)
