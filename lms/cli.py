@@ -735,7 +735,8 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
 @click.option("--unit", "units", multiple=True, help="Only members in this unit; repeatable.")
 @click.option("--status", "statuses", multiple=True,
               help="Only rows with this status (not_started, in_progress, quiz_failed, quiz_passed, complete, "
-                   "complete_late, overdue, exempt); repeatable.")
+                   "complete_late, overdue, exempt, or not_done for every status short of complete, "
+                   "complete_late or exempt); repeatable.")
 @click.option("--as-of", "as_of", type=_DATE,
               help="The roster as it stood at the end of this day (department time), YYYY-MM-DD.")
 @click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "pdf"]),
@@ -750,12 +751,18 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
     from zoneinfo import ZoneInfo
 
     from lms.services import roster_export
-    from lms.services.progress import STATUSES
-    from lms.services.roster import RosterError, RosterFilters, check_cycle, roster_rows, roster_summary
+    from lms.services.roster import (
+        FILTER_STATUSES,
+        RosterError,
+        RosterFilters,
+        check_cycle,
+        roster_rows,
+        roster_summary,
+    )
 
-    unknown = [s for s in statuses if s not in STATUSES]
+    unknown = [s for s in statuses if s not in FILTER_STATUSES]
     if unknown:
-        _fail(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)} (--status)")
+        _fail(f"unknown status {', '.join(unknown)}; use one of {', '.join(FILTER_STATUSES)} (--status)")
     session = get_session()
     filters = RosterFilters(cycle_id=_find_cycle(ref).id, policy_id=policy, units=list(units),
                             statuses=list(statuses), as_of=as_of and as_of.date())

@@ -241,6 +241,9 @@ class Defaults:
     EXPORT_JOB_RECEIPTS = 1000
     EXPORT_JOB_ROWS = 5000
     EXPORT_JOB_PDF_ROWS = 500
+    #: The most members one roster action (remind, exempt, grant attempts) may cover: each is a
+    #: row, an audit event and for reminders an e-mail job, written in one transaction.
+    ROSTER_ACTION_MAX_MEMBERS: Annotated[int, AtLeast(1)] = 5000
     #: Where finished exports wait (None: instance/exports); shared storage when app servers and
     #: workers run on several machines. Files are removed after EXPORT_KEEP_HOURS.
     EXPORT_DIR: str | None = None

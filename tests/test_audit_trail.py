@@ -75,7 +75,7 @@ def world(app, db, make_member, open_cycle):
     w = SimpleNamespace(app=app, db=db)
     w.officers = {name: make_member(first=name.capitalize(), last="Officer", badge=f"50{i}")
                   for i, name in enumerate(("reader", "starter", "taker", "signer", "voided", "exempt",
-                                            "lifted", "reminded", "mover", "locked"))}
+                                            "lifted", "reminded", "mover", "locked", "bulk"))}
     w.coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
     w.hr = make_member(first="Pat", last="Lee", badge="900", roles=("hr",))
     w.admin = make_member(first="Carmen", last="Reyes", badge="1005", roles=("admin",))
@@ -194,6 +194,20 @@ def _prepare_grant(w, s):
     s.grant_url = f"{s.member_url}/assignments/{s.assignment}/attempts"
     s.prefix = f"grant{s.assignment}-"
     s.client = _client(w.app, w.coordinator)
+
+
+def _roster_choice(w, s) -> dict:
+    """Exempt the "bulk" officer's row, chosen on the roster."""
+    s.client = _client(w.app, w.coordinator)
+    roster = f"/coordinator/cycles/{w.cycle_id}/roster"
+    return {"csrf_token": csrf_token(s.client, roster), "action": "exempt", "query": "",
+            "row": str(assignment_of(w.db, w.officers["bulk"]).id)}
+
+
+def _prepare_roster_action(w, s):
+    s.choice = _roster_choice(w, s)
+    page = s.client.post(f"/coordinator/cycles/{w.cycle_id}/roster/actions", data=s.choice).get_data(as_text=True)
+    s.choice["fingerprint"] = re.search(r'name="fingerprint" value="([0-9a-f]{64})"', page).group(1)
 
 
 def _prepare_failed_job(w, s):
@@ -348,6 +362,15 @@ WEB_STEPS: dict[str, Step] = {
         "exemption.lift", "coordinator", prepare=_prepare_lift,
         act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/exemptions/{s.exemption.id}/lift",
                                token_from=f"/coordinator/cycles/{w.cycle_id}/exemptions")),
+    "coordinator.roster_action": Step(
+        "roster.action_preview", "coordinator", prepare=lambda w, s: setattr(s, "choice", _roster_choice(w, s)),
+        act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.cycle_id}/roster/actions", data=s.choice),
+        details={"action": "exempt", "affected": 1}),
+    "coordinator.roster_action_apply": Step(
+        "roster.action", "coordinator", prepare=_prepare_roster_action,
+        act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.cycle_id}/roster/actions/apply",
+                                       data={**s.choice, "reason": "Academy week"}),
+        details={"action": "exempt", "affected": 1, "reason": "Academy week"}),
     "coordinator_tools.send_reminders": Step(
         "reminder.queue", "coordinator", prepare=_prepare_as("coordinator"),
         act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/reminders", {"confirm": "y"})),

@@ -95,6 +95,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "coordinator.grant_quiz_attempts": COORDINATOR,
     "coordinator.lift": COORDINATOR,
     "coordinator.exemptions": COORDINATOR,
+    "coordinator.roster_action": COORDINATOR,
+    "coordinator.roster_action_apply": COORDINATOR,
     "coordinator_tools.items": COORDINATOR,
     "coordinator_tools.items_csv": COORDINATOR,
     "coordinator_tools.reminders": COORDINATOR,

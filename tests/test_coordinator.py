@@ -231,7 +231,7 @@ def test_roster_counts_match_an_independent_count(app, client, db, department, s
     assert page_counts(html) == {"not_started": 2, "in_progress": 1, "quiz_failed": 1, "quiz_passed": 1,
                                  "complete": 1, "complete_late": 1, "overdue": 1, "exempt": 1}
     assert "9 rows match" in html
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart"' in html and "Completion by unit (done" in html
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-wide"' in html and "Completion by unit (done" in html
     assert re.search(r'<th scope="row">Traffic</th><td>4</td><td>2</td><td>50%</td>', html)
     assert '<caption id="roster-caption">' in html and 'aria-sort="ascending"' in html
     # A supervisor's badge narrows the roster to their members.

@@ -385,7 +385,24 @@ def test_chart_is_valid_accessible_svg_with_one_bar_per_unit():
     assert labels[2].startswith("<script>alert(1)</script> & Co")  # escaped in the markup, text when parsed
     assert "<script>" not in str(svg)
     assert all("style" not in el.attrib for el in root.iter())
-    assert all(_contrast(colour) >= 3 for colour in (BAR_FILL, GRID_STROKE, TEXT_FILL))
+    assert all(_contrast(colour) >= 3 for colour in (BAR_FILL, GRID_STROKE))
+    # Text in the colour of the text around it, so a high-contrast theme recolours it too.
+    assert TEXT_FILL == "currentColor" and all(t.get("fill") == "currentColor" for t in root.iter(f"{SVG}text"))
+
+
+def test_narrow_chart_keeps_its_text_legible_on_a_phone():
+    """The phone layout: 300 units wide with 13-unit text, so at 288 px (a 320 px screen) the
+    text is 12.5 px; one bar per unit, the same values, its own ids."""
+    summary = [("Patrol North", 4, 3), ("A unit with a very long name indeed", 3, 0)]
+    root = ET.fromstring(str(completion_by_unit_svg(summary, narrow=True, id_prefix="narrow")))
+    width = float(root.get("viewBox").split()[2])
+    assert int(root.get("font-size")) * 288 / width >= 12
+    assert root.find(f"{SVG}title").get("id") == "narrow-title"
+    assert len(root.findall(f".//{SVG}rect[@class='bar']")) == 2
+    values = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "value"]
+    assert values == ["75% (3 of 4)", "0% (0 of 3)"]
+    labels = ["".join(t.itertext()) for t in root.iter(f"{SVG}text") if t.get("class") != "value"]
+    assert labels[1].endswith("…") and "A unit with a very long name indeed" in labels[1]  # full name in <title>
 
 
 def test_chart_of_no_units_is_still_valid():

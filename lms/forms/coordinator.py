@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -124,6 +126,18 @@ class AttemptGrantForm(FlaskForm):
         Length(max=500, message="Keep the reason under 500 characters.")])
     password = PasswordField("Your password", validators=[
         DataRequired("Re-enter your password to grant attempts."), Length(max=256)])
+
+
+class RosterActionForm(FlaskForm):
+    """An action on roster rows: which action, the rows ticked (assignment ids) or every row that
+    matches the filters, the roster's query string those filters come from, and on the
+    confirmation page the fingerprint of the list shown. The rows are checked by the view."""
+
+    action = SelectField("Action", invalid_choice_message="Choose one of the actions.")
+    all_matching = BooleanField("Every row that matches the filters")
+    row = SelectMultipleField("Rows", validate_choice=False)
+    query = HiddenField(validators=[Length(max=4000, message="The roster filters are too long.")])
+    fingerprint = HiddenField(validators=[Length(max=64)])
 
 
 def grant_prefix(assignment_id: int) -> str:

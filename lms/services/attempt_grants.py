@@ -11,7 +11,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from lms.models import Assignment, AttemptGrant, Cycle, Member, MemberRole, PolicyVersion
+from lms.models import (
+    Assignment,
+    AttemptGrant,
+    Cycle,
+    Member,
+    MemberRole,
+    PolicyVersion,
+    QuizAttempt,
+)
 from lms.services.accounts import password_matches
 from lms.services.audit import record_event
 from lms.services.quiz import submitted_attempts
@@ -31,24 +39,15 @@ class GrantError(ValueError):
         self.problems = problems
 
 
-def grant_attempts(session: Session, *, assignment: Assignment, granted_by: Member, password: str,
-                   attempts: int, reason: str, now: datetime, ip: str | None) -> AttemptGrant:
-    """Grant ``attempts`` extra quiz attempts on ``assignment``, for ``reason``.
-
-    Raises GrantError naming every problem and writes nothing then; a wrong ``password`` is
-    reported under the ``password`` field so the caller can count it toward lockout. The caller
-    commits.
-    """
-    problems: dict[str | None, str] = {}
+def _may_grant(granted_by: Member) -> None:
     if not granted_by.is_active or not any(granted_by.has_role(role) for role in GRANTING_ROLES):
         raise GrantError({None: "Only a training coordinator may grant quiz attempts."})
-    if granted_by.id == assignment.member_id:
-        raise GrantError({None: "You cannot grant quiz attempts to yourself; ask another coordinator."})
-    if assignment.superseded_at is not None:
-        raise GrantError({None: "This assignment was replaced by a later policy version; "
-                                "grant attempts on the current one."})
-    if any(a.passed for a in submitted_attempts(session, assignment.id)):
-        raise GrantError({None: f"{assignment.member.full_name} has already passed this quiz."})
+
+
+def _grant_problems(granted_by: Member, password: str, attempts: int, reason: str) -> tuple[dict[str | None, str], str]:
+    """What is wrong with the grant's own fields (attempts, reason, password), and the reason
+    with its whitespace tidied."""
+    problems: dict[str | None, str] = {}
     if not isinstance(attempts, int) or isinstance(attempts, bool) or \
             not 1 <= attempts <= MAX_ATTEMPTS_PER_GRANT:
         problems["attempts"] = f"Grant from 1 to {MAX_ATTEMPTS_PER_GRANT} attempts."
@@ -59,20 +58,88 @@ def grant_attempts(session: Session, *, assignment: Assignment, granted_by: Memb
         problems["reason"] = "Keep the reason under 500 characters."
     if not password_matches(granted_by, password or ""):
         problems["password"] = "That is not your current password."
-    if problems:
-        raise GrantError(problems)
+    return problems, reason
+
+
+def _record_grant(session: Session, assignment: Assignment, granted_by: Member, attempts: int, reason: str,
+                  now: datetime, ip: str | None, via: str | None = None) -> AttemptGrant:
     grant = AttemptGrant(assignment_id=assignment.id, attempts=attempts, reason=reason,
                          granted_by_id=granted_by.id, granted_at=now)
     session.add(grant)
     session.flush()
     version = assignment.policy_version
+    details = {"badge": assignment.member.badge, "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name,
+               "policy": version.policy_id, "version": version.effective.isoformat(),
+               "attempts": attempts, "reason": reason, "grant_id": grant.id}
+    if via:
+        details["via"] = via
     record_event(session, "quiz.grant_attempts", at=now, actor_id=granted_by.id,
-                 target=f"assignment:{assignment.id}", ip=ip,
-                 details={"badge": assignment.member.badge, "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name,
-                          "policy": version.policy_id, "version": version.effective.isoformat(),
-                          "attempts": attempts, "reason": reason, "grant_id": grant.id})
+                 target=f"assignment:{assignment.id}", ip=ip, details=details)
+    return grant
+
+
+def grant_attempts(session: Session, *, assignment: Assignment, granted_by: Member, password: str,
+                   attempts: int, reason: str, now: datetime, ip: str | None) -> AttemptGrant:
+    """Grant ``attempts`` extra quiz attempts on ``assignment``, for ``reason``.
+
+    Raises GrantError naming every problem and writes nothing then; a wrong ``password`` is
+    reported under the ``password`` field so the caller can count it toward lockout. The caller
+    commits.
+    """
+    _may_grant(granted_by)
+    if granted_by.id == assignment.member_id:
+        raise GrantError({None: "You cannot grant quiz attempts to yourself; ask another coordinator."})
+    if assignment.superseded_at is not None:
+        raise GrantError({None: "This assignment was replaced by a later policy version; "
+                                "grant attempts on the current one."})
+    if any(a.passed for a in submitted_attempts(session, assignment.id)):
+        raise GrantError({None: f"{assignment.member.full_name} has already passed this quiz."})
+    problems, reason = _grant_problems(granted_by, password, attempts, reason)
+    if problems:
+        raise GrantError(problems)
+    grant = _record_grant(session, assignment, granted_by, attempts, reason, now, ip)
     session.flush()
     return grant
+
+
+def passed_assignments(session: Session, assignment_ids: list[int]) -> set[int]:
+    """Those of ``assignment_ids`` whose quiz has a submitted, passed attempt (one query)."""
+    if not assignment_ids:
+        return set()
+    return set(session.scalars(select(QuizAttempt.assignment_id).distinct().where(
+        QuizAttempt.assignment_id.in_(assignment_ids), QuizAttempt.submitted_at.is_not(None),
+        QuizAttempt.passed.is_(True))))
+
+
+def grant_attempts_to_many(session: Session, *, assignment_ids: list[int], granted_by: Member, password: str,
+                           attempts: int, reason: str, now: datetime, ip: str | None,
+                           via: str = "roster action") -> list[AttemptGrant]:
+    """grant_attempts for several assignments at once, all or none: the password is checked once,
+    and any assignment that may not have attempts granted (the granter's own, replaced, or a quiz
+    already passed) refuses the whole grant, naming it. One ``quiz.grant_attempts`` audit event
+    per assignment, as for a single grant. The caller commits (or rolls back on GrantError)."""
+    _may_grant(granted_by)
+    problems, reason = _grant_problems(granted_by, password, attempts, reason)
+    if problems:
+        raise GrantError(problems)
+    assignments = list(session.scalars(
+        select(Assignment).where(Assignment.id.in_(assignment_ids))
+        .options(joinedload(Assignment.member), joinedload(Assignment.cycle),
+                 joinedload(Assignment.policy_version)).order_by(Assignment.id)))
+    if len(assignments) != len(set(assignment_ids)):
+        raise GrantError({None: "Some of the selected assignments no longer exist; check the list again."})
+    passed = passed_assignments(session, [a.id for a in assignments])
+    for assignment in assignments:
+        if assignment.member_id == granted_by.id:
+            raise GrantError({None: "You cannot grant quiz attempts to yourself; ask another coordinator."})
+        if assignment.superseded_at is not None:
+            raise GrantError({None: f"{assignment.member.full_name}'s assignment was replaced by a later "
+                                    "policy version; check the list again."})
+        if assignment.id in passed:
+            raise GrantError({None: f"{assignment.member.full_name} has already passed this quiz."})
+    grants = [_record_grant(session, a, granted_by, attempts, reason, now, ip, via) for a in assignments]
+    session.flush()
+    return grants
 
 
 def attempt_grants(session: Session, assignment_ids: list[int]) -> dict[int, list[AttemptGrant]]:

@@ -485,16 +485,22 @@ class ExemptionError(ValueError):
     """An exemption that cannot be granted or lifted as asked."""
 
 
-def grant_exemption(session: Session, *, cycle: Cycle, member: Member, reason: str,
-                    granted_by_id: int | None, now: datetime) -> Exemption:
-    """Excuse a member from a cycle; the reason is required and kept. Nobody excuses themselves."""
-    if granted_by_id is not None and granted_by_id == member.id:
-        raise ExemptionError("you cannot exempt yourself; another coordinator must grant it")
+def exemption_reason(reason: str | None) -> str:
+    """The reason for an exemption with its whitespace tidied; ExemptionError if too short or long."""
     reason = " ".join((reason or "").split())
     if len(reason) < 3:
         raise ExemptionError("give the reason for the exemption (e.g. military leave)")
     if len(reason) > 500:
         raise ExemptionError("the reason must be at most 500 characters")
+    return reason
+
+
+def grant_exemption(session: Session, *, cycle: Cycle, member: Member, reason: str,
+                    granted_by_id: int | None, now: datetime) -> Exemption:
+    """Excuse a member from a cycle; the reason is required and kept. Nobody excuses themselves."""
+    if granted_by_id is not None and granted_by_id == member.id:
+        raise ExemptionError("you cannot exempt yourself; another coordinator must grant it")
+    reason = exemption_reason(reason)
     if current_exemption(session, cycle.id, member.id) is not None:
         raise ExemptionError(f"{member.full_name} is already exempt from the {cycle.name} cycle")
     exemption = Exemption(cycle_id=cycle.id, member_id=member.id, reason=reason,

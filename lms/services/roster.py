@@ -35,7 +35,7 @@ from lms.services.due_dates import due_date_as_of
 from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
 from lms.models.status import progress_case, status_case, stored_facts
 from lms.models.status import stored_status as stored_status  # noqa: PLC0414 - the roster's own name too
-from lms.services.progress import STATUSES
+from lms.services.progress import STATUS_LABELS, STATUSES
 
 #: The roster CSV columns, in the contract's order.
 ROSTER_COLUMNS = ["badge", "last_name", "first_name", "rank", "unit", "shift", "supervisor_badge",
@@ -43,6 +43,13 @@ ROSTER_COLUMNS = ["badge", "last_name", "first_name", "rank", "unit", "shift", "
                   "acknowledged_at", "policy_version", "due_date", "exemption_reason"]
 #: Statuses that count as done in the completion-by-unit figures.
 DONE_STATUSES = ("complete", "complete_late", "exempt")
+#: A status filter that stands for every status short of done ("everyone not done").
+NOT_DONE = "not_done"
+NOT_DONE_STATUSES = tuple(s for s in STATUSES if s not in DONE_STATUSES)
+#: What a status filter may name: each status, or NOT_DONE.
+FILTER_STATUSES = STATUSES + (NOT_DONE,)
+#: The status filters in words.
+STATUS_FILTER_LABELS = {NOT_DONE: "Not done (anything short of complete, late or exempt)", **STATUS_LABELS}
 SORTS = ("last_name", "first_name", "badge", "rank", "unit", "shift", "supervisor_badge", "status",
          "due_date", "acknowledged_at", "quiz_best_score")
 
@@ -94,9 +101,19 @@ def _grouped_counts(before, cycle_id):
 
 
 def _check_statuses(filters: RosterFilters) -> None:
-    if filters.statuses and not set(filters.statuses) <= set(STATUSES):
-        unknown = sorted(set(filters.statuses) - set(STATUSES))
-        raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
+    if filters.statuses and not set(filters.statuses) <= set(FILTER_STATUSES):
+        unknown = sorted(set(filters.statuses) - set(FILTER_STATUSES))
+        raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(FILTER_STATUSES)}")
+
+
+def expand_statuses(statuses) -> list[str]:
+    """The statuses a status filter stands for: NOT_DONE becomes every status short of done."""
+    expanded: list[str] = []
+    for status in statuses:
+        for s in NOT_DONE_STATUSES if status == NOT_DONE else (status,):
+            if s not in expanded:
+                expanded.append(s)
+    return expanded
 
 
 def _narrow(query: Select, filters: RosterFilters, people: PeopleColumns = CURRENT) -> Select:
@@ -210,7 +227,7 @@ def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Se
         return query.where(Assignment.id.in_(page))
     query = _current(query, filters, cycle_id)
     if filters.statuses:
-        query = query.where(status.in_(filters.statuses))
+        query = query.where(status.in_(expand_statuses(filters.statuses)))
     return query
 
 
@@ -264,7 +281,7 @@ def _page_ids(filters: RosterFilters, *, today: date, sort: str, descending: boo
              .limit(limit).offset(offset))
     query = _current(query, filters, cycle_id)
     if filters.statuses:
-        query = query.where(stored_status(today).in_(filters.statuses))
+        query = query.where(stored_status(today).in_(expand_statuses(filters.statuses)))
     return query
 
 
@@ -380,7 +397,7 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     query = _narrow(query, filters, people)
     if filters.statuses:
         inner = query.subquery()
-        query = select(*inner.c).where(inner.c.status.in_(filters.statuses))
+        query = select(*inner.c).where(inner.c.status.in_(expand_statuses(filters.statuses)))
     return query
 
 
@@ -475,7 +492,7 @@ def _summary_rows(session: Session, filters: RosterFilters, *, today: date, tz: 
         query = _current(select().select_from(Assignment).join(Member, Member.id == Assignment.member_id),
                          filters, _cycle_id(filters))
         if filters.statuses:
-            query = query.where(status.in_(filters.statuses))
+            query = query.where(status.in_(expand_statuses(filters.statuses)))
         if session.get_bind().dialect.name == "postgresql":
             named = stored_facts(today)
             facts = [Member.unit.label("unit"), Assignment.progress.label("progress"),

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.progress import STATUS_LABELS, STATUSES
-from lms.services.roster import ROSTER_COLUMNS, RosterFilters
+from lms.services.roster import ROSTER_COLUMNS, STATUS_FILTER_LABELS, RosterFilters
 
 if TYPE_CHECKING:
     from weasyprint import Document
@@ -185,7 +185,7 @@ def describe_filters(filters: RosterFilters, cycle_name: str | None = None) -> s
             parts.append(f"{label}{'s' if len(values) > 1 else ''} {', '.join(values)}")
     if filters.statuses:
         parts.append(f"status{'es' if len(filters.statuses) > 1 else ''} "
-                     + ", ".join(STATUS_LABELS.get(s, s) for s in filters.statuses))
+                     + ", ".join(STATUS_FILTER_LABELS.get(s, s) for s in filters.statuses))
     if filters.search and filters.search.strip():
         parts.append(f"search “{filters.search.strip()}”")
     parts.append(f"as of the end of {filters.as_of.isoformat()}" if filters.as_of else "as of now")

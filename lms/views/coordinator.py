@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import islice
 from math import ceil
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -27,19 +28,21 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, joinedload
+from werkzeug.datastructures import MultiDict
 
 from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
-from lms.jobs import wake
 from lms.forms import ActionForm
 from lms.forms.coordinator import (
     AttemptGrantForm,
     CycleEditForm,
     CycleForm,
     ExemptionForm,
+    RosterActionForm,
     RosterForm,
     grant_prefix,
 )
+from lms.jobs import wake
 from lms.models import (
     Assignment,
     Cycle,
@@ -54,8 +57,8 @@ from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
-from lms.services.clock import local_iso
 from lms.services.charts import completion_by_unit_svg, percent_complete
+from lms.services.clock import local_iso
 from lms.services.cycles import (
     CycleError,
     ExemptionError,
@@ -73,16 +76,35 @@ from lms.services.cycles import (
     plan_edit,
     record_cycle_opened,
 )
+from lms.services.links import public_url
 from lms.services.overview import cycle_counts
 from lms.services.progress import STATUS_LABELS, STATUSES, progress_for
 from lms.services.roster import (
+    NOT_DONE,
+    NOT_DONE_STATUSES,
     SORTS,
     RosterFilters,
     member_values,
     roster_rows,
     roster_summary,
 )
-from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
+from lms.services.roster_actions import (
+    ACTIONS,
+    MAX_TICKED_ROWS,
+    ActionError,
+    ActionPlan,
+    ActionResult,
+    apply_action,
+    plan_action,
+)
+from lms.services.roster_export import (
+    describe_filters,
+    filters_details,
+    render_pdf,
+    write_csv,
+    write_xlsx,
+)
+from lms.services.validators import ascii_int
 from lms.views.export_pages import export_download, export_status
 from lms.web import after_commit, attachment, client_ip, cycle_or_404, keep_on_error, request_now, today
 
@@ -110,9 +132,9 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
                 "pdf": "application/pdf"}
 
 
-def _audit(action: str, target: str | None = None, **details) -> None:
+def _audit(event: str, target: str | None = None, /, **details) -> None:
     """Record what the signed-in coordinator read or did, from where, now."""
-    record_event(get_session(), action, at=request_now(), actor_id=current_user.id, target=target,
+    record_event(get_session(), event, at=request_now(), actor_id=current_user.id, target=target,
                  ip=client_ip(), details=details or None)
 
 
@@ -323,12 +345,15 @@ def delete(cycle_id: int):
 
 # --- the roster ----------------------------------------------------------------------------------
 
-def _roster_form(cycle: Cycle) -> RosterForm:
-    """The roster's filter form read from the query string, with choices from the database."""
-    form = RosterForm(request.args)
+def _roster_form(cycle: Cycle, args=None) -> RosterForm:
+    """The roster's filter form read from the query string (or ``args``), with choices from the
+    database."""
+    form = RosterForm(request.args if args is None else args)
     form.policy.choices = [("", "All policies")] + [
         (v.policy_id, f"{v.policy_id} (effective {v.effective.isoformat()})") for v in cycle.policy_versions]
-    form.status.choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
+    # "Not done" first: the filter a coordinator chasing people reaches for.
+    form.status.choices = [(NOT_DONE, "Not done (anything short of complete, late or exempt)")] + [
+        (s, STATUS_LABELS[s]) for s in STATUSES]
     form.unit.choices = [(u, u) for u in _distinct(Member.unit)]
     form.shift.choices = [(s, s) for s in _distinct(Member.shift)]
     form.rank.choices = [(r, r) for r in _distinct(Member.rank)]
@@ -423,11 +448,189 @@ def roster(cycle_id: int):
         "coordinator/roster.html", cycle=cycle, form=form, filters=filters, rows=rows, counts=counts,
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
-        chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters, cycle.name),
-        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
+        chart=completion_by_unit_svg(summary),
+        chart_narrow=completion_by_unit_svg(summary, narrow=True, id_prefix="unit-chart-narrow"),
+        filters_text=describe_filters(filters, cycle.name),
+        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS, actions=ACTIONS, action_form=_action_form(),
+        roster_query=request.query_string.decode("ascii", "replace"),
+        not_done=sum(counts[s] for s in NOT_DONE_STATUSES),
         printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
+
+
+# --- roster actions ------------------------------------------------------------------------------
+# Tick rows (or every row that matches), choose remind, exempt or grant attempts, check the list
+# of who is affected and who is skipped, confirm. The rules are lms.services.roster_actions'.
+
+def _action_form() -> RosterActionForm:
+    """The roster action form, read from the POST (if any), with the actions as its choices."""
+    form = RosterActionForm()
+    form.action.choices = list(ACTIONS.items())
+    return form
+
+
+def _back_to_roster(cycle: Cycle, query: str | None):
+    """A redirect to the roster view the action was chosen from."""
+    url = url_for(".roster", cycle_id=cycle.id)
+    return redirect(f"{url}?{query}" if query else url, 303)
+
+
+def _action_choice(cycle: Cycle) -> tuple[RosterActionForm, RosterFilters | None, list[int] | None, str | None]:
+    """The posted choice: its form, the roster filters it was made under, the rows ticked (None
+    for every row that matches), and what is wrong with it, if anything."""
+    form = _action_form()
+    if not form.validate_on_submit():
+        problems = [e for f in form for e in f.errors]
+        return form, None, None, " ".join(problems) or "Choose an action, then try again."
+    roster_form = _roster_form(cycle, MultiDict(parse_qsl(form.query.data or "", keep_blank_values=True)))
+    filters = _roster_filters(cycle, roster_form)
+    if filters is None:
+        return form, None, None, "The roster filters are not right; correct them and choose again."
+    if form.all_matching.data:
+        return form, filters, None, None
+    ids = [ascii_int(value, low=1) for value in form.row.data or []]
+    if not ids:
+        return form, filters, None, ("Tick at least one row (or “every row that matches”), "
+                                     "then choose the action.")
+    if None in ids:
+        return form, filters, None, "A ticked row is not one of this roster's; choose the rows again."
+    if len(set(ids)) > MAX_TICKED_ROWS:
+        return form, filters, None, (f"Tick at most {MAX_TICKED_ROWS:,} rows, or use “every row that matches” "
+                                     "with filters that narrow the roster.")
+    return form, filters, sorted(set(ids)), None
+
+
+def _plan(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, ids: list[int] | None) -> ActionPlan:
+    return plan_action(get_session(), filters, action=form.action.data, assignment_ids=ids,
+                       actor_id=current_user.id, today=today(), tz=_tz(),
+                       max_members=current_app.config["ROSTER_ACTION_MAX_MEMBERS"])
+
+
+#: The fields each action asks for on its confirmation page (a reminder asks none).
+DETAIL_FORMS = {"exempt": ExemptionForm, "grant": AttemptGrantForm}
+
+
+def _detail_form(action: str, *, submitted: bool):
+    """The action's own form (reason; attempts and password), read from the POST if ``submitted``."""
+    form_class = DETAIL_FORMS.get(action)
+    if form_class is None:
+        return None
+    return form_class() if submitted else form_class(formdata=None)
+
+
+def _action_page(cycle: Cycle, form: RosterActionForm, filters: RosterFilters, plan: ActionPlan,
+                 detail_form=None, status: int = 200, notice: str | None = None):
+    """The confirmation page: who the action affects, who it skips and why, the action's own
+    fields, and the button that applies it. The choice rides along in hidden fields."""
+    form.fingerprint.data = plan.fingerprint
+    if detail_form is None:
+        detail_form = _detail_form(plan.action, submitted=False)
+    return render_template("coordinator/roster_action.html", cycle=cycle, form=form, plan=plan,
+                           detail_form=detail_form, filters_text=describe_filters(filters, cycle.name), notice=notice,
+                           action_label=ACTIONS[plan.action], ticked=None if form.all_matching.data
+                           else form.row.data), status
+
+
+def _value(form, name: str, default):
+    """A field's value, or ``default`` when the form (or the field) is absent or empty."""
+    field = getattr(form, name, None) if form is not None else None
+    return field.data if field is not None and field.data is not None else default
+
+
+def _action_scope(form: RosterActionForm, filters: RosterFilters, ids: list[int] | None) -> dict:
+    """What the coordinator chose, for the audit events."""
+    if ids is None:
+        return {"scope": "all matching", "filters": filters_details(filters)}
+    return {"scope": "ticked", "rows_ticked": len(ids)}
+
+
+@bp.post("/cycles/<int:cycle_id>/roster/actions")
+@coordinator_required
+def roster_action(cycle_id: int):
+    """Confirm an action on roster rows: the list of who it affects and who it skips, and why."""
+    cycle = cycle_or_404(cycle_id)
+    form, filters, ids, problem = _action_choice(cycle)
+    if problem:
+        flash(problem, "error")
+        return _back_to_roster(cycle, form.query.data)
+    try:
+        plan = _plan(cycle, form, filters, ids)
+    except ActionError as exc:
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    # The list names members and their standing: a roster read, audited like one.
+    _audit("roster.action_preview", f"cycle:{cycle.id}", action=plan.action, affected=len(plan.affected),
+           skipped=len(plan.skipped), **_action_scope(form, filters, ids))
+    return _action_page(cycle, form, filters, plan)
+
+
+@bp.post("/cycles/<int:cycle_id>/roster/actions/apply")
+@coordinator_required
+def roster_action_apply(cycle_id: int):
+    """Apply a confirmed roster action to everyone on its list, or to nobody."""
+    cycle = cycle_or_404(cycle_id)
+    form, filters, ids, problem = _action_choice(cycle)
+    if problem:
+        flash(problem, "error")
+        return _back_to_roster(cycle, form.query.data)
+    db = get_session()
+    try:
+        plan = _plan(cycle, form, filters, ids)
+    except ActionError as exc:
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    detail_form = _detail_form(plan.action, submitted=True)
+    if plan.fingerprint != form.fingerprint.data:
+        # Someone finished, was exempted or now matches the filters: the list shown is not the list.
+        return _action_page(cycle, form, filters, plan, detail_form, 409, notice=(
+            "The list changed since you opened this page (someone's training moved on, or the filters now "
+            "match different people). Nothing was done. Check the list below, then confirm again."))
+    if detail_form is not None and not detail_form.validate():
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    actor = current_user._get_current_object()
+    try:
+        result = apply_action(
+            db, plan, cycle, actor=actor, now=request_now(), today=today(), ip=client_ip(),
+            reason=_value(detail_form, "reason", ""), attempts=_value(detail_form, "attempts", 0),
+            password=_value(detail_form, "password", ""),
+            department=current_app.config["DEPARTMENT_NAME"], sender=current_app.config["MAIL_SENDER"],
+            base_url=public_url(current_app.config, ""), tz=_tz(), scope=_action_scope(form, filters, ids))
+    except ActionError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+        return _back_to_roster(cycle, form.query.data)
+    except ExemptionError as exc:
+        db.rollback()
+        detail_form.reason.errors.append(f"Nothing was done: {exc}.")
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    except GrantError as exc:
+        db.rollback()
+        for name, message in exc.problems.items():
+            (getattr(detail_form, name).errors if name else detail_form.form_errors).append(message)
+        locked = "password" in exc.problems and count_reauthentication_failure(
+            db, actor, action="quiz.grant_attempts", now=request_now(), ip=client_ip(),
+            rules=SignInRules.from_config(current_app.config))
+        keep_on_error()  # the wrong password stays counted
+        if locked:
+            return signed_out_locked()
+        return _action_page(cycle, form, filters, plan, detail_form, 400)
+    if plan.action == "remind":
+        after_commit(wake, current_app._get_current_object())
+    flash(_done_message(plan.action, result, cycle, _value(detail_form, "attempts", 0)), "success")
+    return _back_to_roster(cycle, form.query.data)
+
+
+def _done_message(action: str, result: ActionResult, cycle: Cycle, attempts: int) -> str:
+    """What an applied roster action did, in a sentence."""
+    n = result.done
+    if action == "remind":
+        return (f"Queued {n} reminder{'' if n == 1 else 's'}; they go out in the background."
+                + (f" {result.already_reminded} already reminded today." if result.already_reminded else ""))
+    if action == "exempt":
+        return f"Exempted {n} member{'' if n == 1 else 's'} from the {cycle.name} cycle."
+    return (f"Granted {attempts} more quiz attempt{'' if attempts == 1 else 's'} on {n} "
+            f"assignment{'' if n == 1 else 's'}.")
 
 
 def _csv_chunks(rows):
