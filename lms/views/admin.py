@@ -12,7 +12,7 @@ from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, PersonnelFor
 from lms.models import ROLES, Member
 from lms.services import accounts
 from lms.services.audit import record_event
-from lms.services.clock import local_date, local_iso
+from lms.services.clock import local_date
 from lms.services.hr import search_members
 from lms.services.overview import content_summary, personnel_summary
 from lms.services.personnel_history import PersonnelChangeError, edit_personnel, member_history
@@ -43,11 +43,6 @@ def _member_or_404(member_id: int) -> Member:
     if member is None:
         abort(404)
     return member
-
-
-def _local_time(moment) -> str:
-    """A UTC time as the department's local ISO 8601 with offset."""
-    return local_iso(moment, current_app.config["TIMEZONE"]) if moment else "—"
 
 
 def _personnel_form(member: Member, formdata=None) -> PersonnelForm:
@@ -83,7 +78,7 @@ def _account_page(member: Member, status: int = 200, **forms):
     return render_template(
         "admin/member.html", member=member, now=now, locked=member.is_locked(now),
         sessions=live_sessions(db, member.id, now=now, limits=SessionLimits.from_config(current_app.config)),
-        events=accounts.account_events(db, member.id), local=_local_time,
+        events=accounts.account_events(db, member.id),
         history=member_history(db, member.id),
         second_factor=accounts.has_second_factor(db, member),
         **_account_forms(member, **forms)), status
@@ -121,7 +116,7 @@ def members():
         found, more = found[:MEMBER_LIMIT], len(found) > MEMBER_LIMIT
     attention = accounts.accounts_needing_attention(db, now=request_now())
     return render_template("admin/members.html", form=form, found=found, more=more, limit=MEMBER_LIMIT,
-                           attention=attention, now=request_now(), local=_local_time), 400 if form.errors else 200
+                           attention=attention, now=request_now()), 400 if form.errors else 200
 
 
 @bp.get("/members/<int:member_id>")

@@ -13,7 +13,6 @@ from lms.forms import ActionForm
 from lms.jobs import wake
 from lms.models import Job
 from lms.services import jobs as jobs_service
-from lms.services.clock import local_iso
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")
@@ -31,7 +30,7 @@ def jobs():
     return render_template("admin/jobs.html", failed=jobs_service.failed_jobs(db),
                            counts=jobs_service.status_counts(db), heartbeat_age=age,
                            workers=jobs_service.live_workers(db, now=now, within=within),
-                           form=ActionForm(formdata=None), local=lambda t: local_iso(t, current_app.config["TIMEZONE"]) if t else "—")
+                           form=ActionForm(formdata=None))
 
 
 @bp.post("/<int:job_id>/retry")

@@ -47,7 +47,6 @@ from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
-from lms.services.clock import local_iso
 from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.cycles import (
     CycleError,
@@ -318,7 +317,7 @@ def roster(year: int):
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
         chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
         sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
-        printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
+        printed_at=request_now(),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
 
