@@ -74,3 +74,8 @@ def sign(client, assignment_id: int, full_name: str, password: str = PASSWORD, t
     data = {"full_name": full_name, "password": password, "csrf_token": token,
             "text_sha256": text_sha256 or (shown.group(1) if shown else "")}
     return client.post(f"/training/{assignment_id}/sign", data=data)
+
+
+def day_shown(day) -> str:
+    """How a page shows a date: in words, in a <time> that carries the ISO date."""
+    return f'<time datetime="{day.isoformat()}">{day:%B} {day.day}, {day.year}</time>'

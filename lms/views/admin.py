@@ -12,7 +12,7 @@ from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, PersonnelFor
 from lms.models import ROLES, Member
 from lms.services import accounts
 from lms.services.audit import record_event
-from lms.services.clock import local_date
+from lms.services.clock import date_words, local_date
 from lms.services.hr import search_members
 from lms.services.overview import content_summary, personnel_summary
 from lms.services.personnel_history import PersonnelChangeError, edit_personnel, member_history
@@ -67,8 +67,11 @@ def _account_forms(member: Member, **given) -> dict:
         "personnel_form": _personnel_form(member),
     }
     forms.update(given)
-    forms["grant_form"].role.choices = role_choices([r for r in ROLES if not member.has_role(r)])
-    forms["revoke_form"].role.choices = role_choices(member.role_names)
+    # A required menu starts with an empty choice (HTML requires it), so nobody grants or revokes
+    # the first role in the list by not looking.
+    choose = [SelectChoice("", "Choose a role")]
+    forms["grant_form"].role.choices = choose + role_choices([r for r in ROLES if not member.has_role(r)])
+    forms["revoke_form"].role.choices = choose + role_choices(member.role_names)
     return forms
 
 
@@ -235,9 +238,9 @@ def change_personnel(member_id: int):
         return _account_page(member, 400, personnel_form=form)
     commit()
     if diff:
-        flash(f"Recorded for {member.full_name} from {effective.isoformat()}: "
+        flash(f"Recorded for {member.full_name} from {date_words(effective)}: "
               + "; ".join(f"{name} {old or '(none)'} → {new or '(none)'}" for name, (old, new) in diff.items())
               + ".", "success")
     else:
-        flash(f"No change: {member.full_name} already had these values on {effective.isoformat()}.", "info")
+        flash(f"No change: {member.full_name} already had these values on {date_words(effective)}.", "info")
     return redirect(url_for(".member_account", member_id=member.id), 303)

@@ -48,6 +48,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
 from lms.services.charts import completion_by_unit_svg, percent_complete
+from lms.services.clock import date_words
 from lms.services.cycles import (
     CycleError,
     ExemptionError,
@@ -206,7 +207,7 @@ def new_cycle():
                                 now=request_now(), via="web")
             commit()
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
-                  f"due {cycle.due_date.isoformat()}.", "success")
+                  f"due {date_words(cycle.due_date)}.", "success")
             return redirect(url_for(".roster", year=cycle.year), 303)
     status = 400 if request.method == "POST" else 200
     return render_template("coordinator/new_cycle.html", form=form), status
@@ -218,7 +219,7 @@ def _roster_form(cycle: Cycle) -> RosterForm:
     """The roster's filter form read from the query string, with choices from the database."""
     form = RosterForm(request.args)
     form.policy.choices = [("", "All policies")] + [
-        (v.policy_id, f"{v.policy_id} (effective {v.effective.isoformat()})") for v in cycle.policy_versions]
+        (v.policy_id, f"{v.policy_id} (effective {date_words(v.effective)})") for v in cycle.policy_versions]
     form.status.choices = [(s, STATUS_LABELS[s]) for s in STATUSES]
     form.unit.choices = [(u, u) for u in _distinct(Member.unit)]
     form.shift.choices = [(s, s) for s in _distinct(Member.shift)]
@@ -235,7 +236,7 @@ def _roster_filters(cycle: Cycle, form: RosterForm) -> RosterFilters | None:
     if unknown:
         form.supervisor.errors.append(f"No supervisor has badge {', '.join(unknown)}; check the number.")
     if not form.as_of.errors and form.as_of.data and form.as_of.data > today():
-        form.as_of.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+        form.as_of.errors.append(f"Choose a date up to today ({date_words(today())}); "
                                  "the roster cannot show days still to come.")
     if not valid or any(f.errors for f in form):
         return None

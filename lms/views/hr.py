@@ -27,7 +27,7 @@ from lms.services import export_jobs, exports
 from lms.services import hr as hr_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure, password_matches
 from lms.services.audit import record_event
-from lms.services.clock import local_date, local_iso
+from lms.services.clock import date_words, local_date, local_iso
 from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.receipt_signature import check_signature_as_configured
@@ -302,7 +302,7 @@ def void(ack_id: int):
                 form.reason.errors.append(str(exc))
             else:
                 flash(f"Acknowledgment of policy {ack.policy_ref} (effective "
-                      f"{ack.policy_effective.isoformat()}) is void. The member must sign again.", "success")
+                      f"{date_words(ack.policy_effective)}) is void. The member must sign again.", "success")
                 return redirect(url_for(".member", member_id=ack.member_id), 303)
         # A refused void is audited like a refused signature: which fields failed, never their values.
         _audit("ack.void", f"acknowledgment:{ack.id}", outcome="failure",
