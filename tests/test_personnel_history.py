@@ -296,7 +296,7 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     # Without a date: the day it is applied, said so; a bad date is refused beside the field.
     response = upload(client, personnel_csv({"615": {"shift": "Night"}}))
     preview = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f'<dd id="effective-date">{today.isoformat()} (the day it is applied: today)' in preview
+    assert f'<dd id="effective-date"><time datetime="{today.isoformat()}">{today:%B} {today.day}, {today.year}</time> (the day it is applied: today)' in preview
     bad = upload(client, personnel_csv(), "31/12/2026")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.get_data(as_text=True)
 
