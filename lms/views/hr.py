@@ -137,7 +137,7 @@ def _export_form(choices: exports.FilterChoices) -> ExportForm:
     form = ExportForm()
     form.policy.choices = [("", "Any policy")] + [(p, f"{p} {title}") for p, title in choices.policies]
     form.version.choices = [("", "Any version")] + [
-        (d.isoformat(), f"{d.isoformat()} (policy {', '.join(ids)})") for d, ids in choices.versions]
+        (d.isoformat(), f"{date_words(d)} (policy {', '.join(ids)})") for d, ids in choices.versions]
     form.unit.choices = [("", "Any unit")] + [(u, u) for u in choices.units]
     return form
 
@@ -211,7 +211,7 @@ def _as_of_date(form: AsOfForm) -> date | None:
     if not form.validate():
         return None
     if form.on.data > today():
-        form.on.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+        form.on.errors.append(f"Choose a date up to today ({date_words(today())}); "
                               "the record cannot answer for days still to come.")
         return None
     return form.on.data
