@@ -9,6 +9,7 @@ from lms.auth import role_required, session_seconds_left, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm, SignatureForm, SsoSignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
+from lms.services import library as library_service
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
@@ -18,7 +19,6 @@ from lms.services.clock import local_date
 from lms.services.deadlines import DueNotice, due_notice
 from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
-from lms.services import library as library_service
 from lms.services.policy_text import render_policy, search_policy
 from lms.services.versions import changes_since_previous
 from lms.services.receipt_signature import SigningConfigError, receipt_sealer
