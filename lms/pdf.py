@@ -25,7 +25,7 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from lms.config import PACKAGE_DIR
-from lms.services.clock import local_date
+from lms.services.clock import date_words, local_date
 
 STATIC_DIR = (PACKAGE_DIR / "static").resolve()
 TEMPLATE_DIR = PACKAGE_DIR / "templates" / "pdf"
@@ -39,8 +39,8 @@ _local = threading.local()
 
 
 def long_date(day: date) -> str:
-    """``November 26, 2013``: a date no reader can take for another."""
-    return f"{day:%B} {day.day}, {day.year}"
+    """``November 26, 2013``: a date no reader can take for another (the pages' own words)."""
+    return date_words(day)
 
 
 def long_datetime(iso: str) -> str:

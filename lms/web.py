@@ -4,20 +4,21 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import quote, urlsplit
 
 from flask import Flask, abort, current_app, g, has_request_context, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from sqlalchemy.exc import OperationalError
 
 from lms.db import get_session, utcnow
-from lms.services.clock import local_date
+from lms.services.clock import as_moment, date_words, datetime_words, local_date, local_iso
 from lms.services.links import is_loopback
 from lms.services.progress import STATUS_LABELS
 from lms.services.quiz import correct_needed
@@ -108,6 +109,9 @@ def init_app(app: Flask) -> None:
                                  this_url=this_url, correct_needed=correct_needed)
     # A UTC instant as the department's calendar day (a void at 11 pm Chicago is that day's).
     app.jinja_env.filters["local_day"] = lambda moment: local_date(moment, app.config["TIMEZONE"])
+    # Every date and time a page shows goes through these two, so they read one way everywhere.
+    app.jinja_env.filters["date_words"] = lambda value: date_words_html(value, app.config["TIMEZONE"])
+    app.jinja_env.filters["datetime_words"] = lambda value: datetime_words_html(value, app.config["TIMEZONE"])
 
     for code, title in ((400, "Bad request"), (403, "Not allowed"), (404, "Not found"),
                         (405, "Method not allowed"), (409, "Conflict"), (413, "Too large"),
@@ -144,6 +148,26 @@ def _error_page(code: int, title: str):
         return render_template("errors/error.html", code=code, title=title,
                                description=description, reference=None), code
     return handler
+
+
+def date_words_html(value: date | datetime | str | None, tz_name: str) -> Markup:
+    """A date in words for a page, "December 31, 2026", in a ``<time>`` that gives machines the
+    ISO date; an instant counts as its day in the department's time zone; nothing is "—"."""
+    if value is None or value == "":
+        return Markup("—")
+    if isinstance(value, (datetime, str)):
+        value = local_date(as_moment(value), tz_name)
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), date_words(value))
+
+
+def datetime_words_html(value: datetime | str | None, tz_name: str) -> Markup:
+    """An instant in words in the department's time zone, "December 1, 2026, 7:12 a.m. CST", in a
+    ``<time>`` that gives machines ISO 8601 with the offset; nothing is "—"."""
+    if value is None or value == "":
+        return Markup("—")
+    moment = as_moment(value)
+    return Markup('<time datetime="{}">{}</time>').format(local_iso(moment, tz_name),
+                                                           datetime_words(moment, tz_name))
 
 
 def request_now() -> datetime:

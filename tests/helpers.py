@@ -86,3 +86,6 @@ def cycle_id_of(source, year: int) -> int:
         return source.scalars(select(Cycle.id).where(Cycle.year == year)).one()
     with get_database(source).sessionmaker() as session:
         return session.scalars(select(Cycle.id).where(Cycle.year == year)).one()
+def day_shown(day) -> str:
+    """How a page shows a date: in words, in a <time> that carries the ISO date."""
+    return f'<time datetime="{day.isoformat()}">{day:%B} {day.day}, {day.year}</time>'

@@ -70,6 +70,9 @@ EXPECTED: dict[str, dict[str, str]] = {
 
     "officer.dashboard": OFFICER,
     "officer.history": OFFICER,
+    "officer.library": OFFICER,
+    # The version is the other member's assignment: not on this officer's shelf, so hidden.
+    "officer.library_policy": OFFICERS_OTHER_MEMBER,
     "officer.assignment": OFFICERS_OTHER_MEMBER,
     "officer.lesson": OFFICERS_OTHER_MEMBER,
     "officer.mark_read": OFFICERS_OTHER_MEMBER,
@@ -179,7 +182,7 @@ def world(app, client, auth, db, make_member, open_cycle):
     db.commit()
     values = {
         "cycle_id": cycle.id, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
-        "attempt_id": attempt.id, "ack_id": ack.id, "exemption_id": exemption.id, "upload_id": upload.id,
+        "attempt_id": attempt.id, "ack_id": ack.id, "version_id": assignment.policy_version_id, "exemption_id": exemption.id, "upload_id": upload.id,
         "kind": "csv", "filename": "css/app.css", "job_id": job_id, "token": "not-a-real-token",
     }
     return {"values": values, "members": members}

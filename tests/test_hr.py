@@ -430,12 +430,12 @@ def test_as_of_before_and_after_signing(app, client, auth, db, desk):
     before = client.get(url, query_string={"on": (day - timedelta(days=1)).isoformat()})
     page = before.get_data(as_text=True)
     assert before.status_code == 200
-    assert "effective 2013-11-26" in page
+    assert 'effective <time datetime="2013-11-26">November 26, 2013</time>' in page
     assert page.count('<span class="answer answer-no">No</span>') == 2 and "answer-yes" not in page
 
     after = client.get(url, query_string={"on": day.isoformat()}).get_data(as_text=True)
     assert after.count('<span class="answer answer-yes">Yes</span>') == 2
-    assert f"signed {ack.signed_at_local}" in after and ack.verification_code in after
+    assert f'signed <time datetime="{ack.signed_at_local}">' in after and ack.verification_code in after
     assert f'href="/hr/members/{alex.id}/as-of.pdf?on={day.isoformat()}"' in after
 
     early = client.get(url, query_string={"on": "2013-11-25"}).get_data(as_text=True)

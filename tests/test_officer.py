@@ -33,7 +33,7 @@ def test_officer_completes_training_end_to_end(client, auth, db, make_member, op
     assert response.status_code == 302 and response.headers["Location"].endswith("/training/")
     dashboard = client.get("/training/").get_data(as_text=True)
     assert "annual training: policy 16.3 Social Media" in dashboard
-    assert "effective 11/26/2013" in dashboard
+    assert 'effective <time datetime="2013-11-26">November 26, 2013</time>' in dashboard
     assert "Not started" in dashboard and "Progress: 0%" in dashboard
 
     # Lessons: one per section, each with the verbatim policy text; progress is saved as read.
@@ -190,7 +190,9 @@ def test_quiz_requires_every_answer_and_keeps_choices(client, auth, db, make_mem
     html = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "Question 5: choose an answer" in html
-    assert 'aria-describedby="q5-scenario q5-error"' in html
+    # The error is said first: before the scenario on the page and in the fieldset's description.
+    assert 'aria-describedby="q5-error q5-scenario"' in html
+    assert html.index('id="q5-error"') < html.index('id="q5-scenario"')
     chosen = answers["q1"][0]
     assert re.search(rf'value="{chosen}" checked', html)
 

@@ -277,11 +277,11 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     response = upload(client, personnel_csv({"613": {"unit": "Traffic", "supervisor": "602"}}), back.isoformat())
     assert response.status_code == 302
     preview = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f'<dd id="effective-date">{back.isoformat()} (a past date' in preview
+    assert f'<dd id="effective-date"><time datetime="{back.isoformat()}">{back:%B} {back.day}, {back.year}</time> (a past date' in preview
     assert "unit: Patrol North → Traffic" in preview
     token = csrf_token(client, response.headers["Location"])
     applied = client.post(response.headers["Location"] + "/apply", data={"csrf_token": token})
-    assert f"1 changed, 0 separated. Effective {back.isoformat()}." in \
+    assert f"1 changed, 0 separated. Effective {back:%B} {back.day}, {back.year}." in \
         client.get(applied.headers["Location"]).get_data(as_text=True)
     rows = db.scalars(select(PersonnelChange).join(Member, Member.id == PersonnelChange.member_id)
                       .where(Member.badge == "613", PersonnelChange.source == "web:people.csv")).all()
@@ -297,7 +297,7 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     # Without a date: the day it is applied, said so; a bad date is refused beside the field.
     response = upload(client, personnel_csv({"615": {"shift": "Night"}}))
     preview = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f'<dd id="effective-date">{today.isoformat()} (the day it is applied: today)' in preview
+    assert f'<dd id="effective-date"><time datetime="{today.isoformat()}">{today:%B} {today.day}, {today.year}</time> (the day it is applied: today)' in preview
     bad = upload(client, personnel_csv(), "31/12/2026")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.get_data(as_text=True)
 
@@ -316,10 +316,10 @@ def test_an_admin_edit_appends_a_change_from_its_date(app, db, client, admin, de
                               rank="Officer", supervisor="601", effective=moved.isoformat())
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f"Recorded for Ed Elder from {moved.isoformat()}" in page
+    assert f"Recorded for Ed Elder from {moved:%B} {moved.day}, {moved.year}" in page
     assert "unit Traffic → Patrol North" in page and "supervisor 602 → 601" in page
     history = page[page.index('id="personnel-history"'):]
-    assert f"<td>{moved.isoformat()}</td><td>unit</td><td>Patrol North</td>" in history
+    assert f'<td><time datetime="{moved.isoformat()}">{moved:%B} {moved.day}, {moved.year}</time></td><td>unit</td><td>Patrol North</td>' in history
     assert member(db, "615").unit == "Patrol North"
     earlier = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved - timedelta(days=1)), today))
     later = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved), today))

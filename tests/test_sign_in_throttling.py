@@ -103,8 +103,8 @@ def test_the_locked_message_appears_only_with_the_right_password(app, db, make_m
     assert right.status_code == 400 and REFUSED not in page
     local = locked_until.astimezone(ZoneInfo("America/Chicago"))
     hour = local.hour % 12 or 12
-    assert f"Your account is locked until {hour}:{local:%M} " in page
-    assert f"{local:%A}, {local:%B} {local.day}, {local.year} ({local.tzname()})" in page
+    assert (f"Your account is locked until {local:%B} {local.day}, {local.year}, {hour}:{local:%M} "
+            f"{'a.m.' if local.hour < 12 else 'p.m.'} {local.tzname()} after") in page
     db.expire_all()
     reasons = [(e.details["reason"], e.details.get("password_right", False)) for e in db.scalars(
         select(AuditEvent).where(AuditEvent.action == "auth.sign_in").order_by(AuditEvent.id))]

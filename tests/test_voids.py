@@ -14,7 +14,7 @@ from lms.services.clock import local_date
 from lms.services.verification import RECEIPT_EXIT_CODES
 
 from tests.conftest import PASSWORD, csrf_token
-from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
+from tests.helpers import assignment_of, day_shown, pass_quiz, read_all_lessons, sign
 
 REASON = "Signed under the wrong badge, HR ticket 4411"
 
@@ -71,7 +71,7 @@ def voided(app, client, auth, db, make_member, open_cycle):
 def test_public_verify_page_says_voided_with_the_date_only(client, voided):
     ack = voided["ack"]
     page = client.get("/verify", query_string={"code": ack.verification_code}).get_data(as_text=True)
-    assert f"voided on {voided['on'].strftime('%m/%d/%Y')}" in page
+    assert f"voided on {day_shown(voided['on'])}" in page
     assert "Yes: this code matches" not in page
     # No reason, no name: the public learns only that the record was corrected, and when.
     assert REASON not in page and "Alex Rivera" not in page and "Pat Lee" not in page
@@ -81,7 +81,7 @@ def test_officer_sees_the_void_and_why_they_must_sign_again(client, auth, db, vo
     ack = voided["ack"]
     auth.sign_in(voided["alex"].badge)
     history = client.get("/training/history").get_data(as_text=True)
-    assert "Voided</span> on " + voided["on"].strftime("%m/%d/%Y") in history and REASON in history
+    assert "Voided</span> on " + day_shown(voided["on"]) in history and REASON in history
     assert "You must sign this policy again" in history and "Download voided PDF" in history
 
     receipt = client.get(f"/training/receipts/{ack.id}.pdf")
@@ -109,7 +109,7 @@ def test_officer_sees_the_void_and_why_they_must_sign_again(client, auth, db, vo
 def test_hr_member_page_and_receipt_mark_the_void(client, auth, db, voided):
     auth.sign_in(voided["hr"].badge)
     page = client.get(f"/hr/members/{voided['alex'].id}").get_data(as_text=True)
-    assert f"Voided</span> {voided['on'].isoformat()} by Pat Lee" in page and REASON in page
+    assert f"Voided</span> {day_shown(voided['on'])} by Pat Lee" in page and REASON in page
     assert "Receipt PDF (voided)" in page
     receipt = client.get(f"/hr/receipts/{voided['ack'].id}.pdf")
     assert receipt.status_code == 200 and receipt.headers["X-Acknowledgment-Voided"] == voided["on"].isoformat()
@@ -120,7 +120,7 @@ def test_as_of_evidence_says_why_the_answer_is_no(client, auth, voided, tmp_path
     day = voided["on"].isoformat()
     page = client.get(f"/hr/members/{voided['alex'].id}/as-of", query_string={"on": day}).get_data(as_text=True)
     assert 'answer-no">No</span>: the acknowledgment signed' in page
-    assert voided["ack"].verification_code in page and f"on {day}: {REASON}" in page
+    assert voided["ack"].verification_code in page and f"on {day_shown(voided['on'])}: {REASON}" in page
 
     response = client.get(f"/hr/members/{voided['alex'].id}/as-of.pdf", query_string={"on": day})
     assert response.status_code == 200
@@ -157,7 +157,7 @@ def test_hr_checks_a_receipt_file_on_the_web_with_the_cli_answer(client, auth, r
     response = check_on_the_web(client, voided["pdf"])
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert f"Voided: this receipt matches an acknowledgment voided on {voided['on'].isoformat()}" in html
+    assert f"Voided: this receipt matches an acknowledgment voided on {day_shown(voided['on'])}" in html
     assert REASON in html and voided["ack"].verification_code in html
 
     response = check_on_the_web(client, b"%PDF-1.7 not a receipt")

@@ -1,5 +1,6 @@
 """HR's forms: the shape of input only; which policies, versions and units exist is the service's
 to check (the view passes the choices in, so the forms never query the database)."""
+import re
 from datetime import date
 
 from flask_wtf import FlaskForm
@@ -10,6 +11,20 @@ from wtforms.validators import DataRequired, Length, Optional
 from lms.services.validators import date_problem
 
 _DATE_MESSAGE = "Enter a date as YYYY-MM-DD, for example 2026-03-31."
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_date_input_value(text: str) -> bool:
+    """Whether a date input can show ``text``: YYYY-MM-DD naming a real day."""
+    if not _ISO_DATE.fullmatch(text):
+        return False
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 class IsoDateField(DateField):
@@ -27,6 +42,15 @@ class IsoDateField(DateField):
         if problem:
             self.data = None
             raise ValueError(f"{problem[:1].upper()}{problem[1:]}.")
+
+    def __call__(self, **kwargs):
+        """A date picker, except when what was submitted is not a date at all: a date input shows
+        such a value as blank (and HTML forbids it there), so it comes back in a text box, as
+        typed, beside its error."""
+        raw = " ".join(self.raw_data or ()).strip()
+        if raw and not _is_date_input_value(raw):
+            kwargs["type"] = "text"
+        return super().__call__(**kwargs)
 
 
 def _optional_date(value) -> date | None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from lms.models import Invitation, Member, SignInSession
 from lms.services.accounts import set_first_password
 from lms.services.audit import record_event
-from lms.services.clock import local_words
+from lms.services.clock import datetime_words
 from lms.services.mail import Audit, queue_email
 from lms.services.links import public_url
 
@@ -79,7 +79,7 @@ def build_message(member: Member, link: str, expires_at: datetime, settings: Inv
         f"The {settings.department} uses Roll Call for policy training and acknowledgments. "
         f"Your badge number {member.badge} is your sign-in name.\n\n"
         f"Choose your password here (the link works once):\n\n    {link}\n\n"
-        f"The link expires at {local_words(expires_at, settings.timezone)}. If it has expired, "
+        f"The link expires at {datetime_words(expires_at, settings.timezone)}. If it has expired, "
         f"ask an administrator to send a new one.\n\n"
         f"If you did not expect this e-mail, tell your supervisor; do not forward it.\n")
     return message

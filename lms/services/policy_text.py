@@ -89,39 +89,112 @@ def parse_policy(text: str, policy_id: str) -> list[Block]:
     return blocks
 
 
-def _items_html(items: list[Item], kind: str) -> str:
+def _phrase_pattern(phrase: str) -> str:
+    """A regular expression for ``phrase`` taken literally, any run of spaces matching any other."""
+    return re.escape(" ".join(phrase.split())).replace(r"\ ", r"\s+")
+
+
+def _marked(text: str, highlight: str | None) -> Markup:
+    """``text`` escaped, each occurrence of ``highlight`` (any case) in a ``<mark>``."""
+    if not highlight or not highlight.split():
+        return escape(text)
+    pieces = re.split(f"({_phrase_pattern(highlight)})", text, flags=re.IGNORECASE)
+    return Markup("").join(Markup("<mark>{}</mark>").format(piece) if i % 2 else escape(piece)
+                           for i, piece in enumerate(pieces))
+
+
+def _items_html(items: list[Item], kind: str, highlight: str | None = None) -> str:
     """An ordered list whose markers are the text's own labels (A, B… or 1, 2…)."""
     style = ' type="A"' if kind == "lettered" else ""
     parts = [f'<ol class="policy-{kind}"{style}>']
     for item in items:
         value = ord(item.label) - ord("A") + 1 if kind == "lettered" else int(item.label)
-        parts.append(f'<li value="{value}">{escape(item.text)}')
-        parts.extend(f"<br>{escape(line)}" for line in item.more)
+        parts.append(f'<li value="{value}">{_marked(item.text, highlight)}')
+        parts.extend(f"<br>{_marked(line, highlight)}" for line in item.more)
         if item.children:
-            parts.append(_items_html(item.children, "numbered"))
+            parts.append(_items_html(item.children, "numbered", highlight))
         parts.append("</li>")
     parts.append("</ol>")
     return "".join(parts)
 
 
-def render_policy(text: str, policy_id: str, *, heading_level: int = 3) -> Markup:
+def render_policy(text: str, policy_id: str, *, heading_level: int = 3, anchors: bool = False,
+                  highlight: str | None = None) -> Markup:
     """The policy text as HTML: headings at ``heading_level`` (numbered sections one deeper once a
     heading in capitals such as PROCEDURES stands above them), lettered and numbered items as
-    ordered lists, indented lines under a label as a list, the rest as paragraphs."""
+    ordered lists, indented lines under a label as a list, the rest as paragraphs.
+
+    With ``anchors`` each heading gets ``id="section-N"`` (N counting headings from 1, as
+    ``search_policy`` numbers them) so a search result can link to it; ``highlight`` marks each
+    occurrence of a phrase."""
     html: list[str] = []
     under_capitals = False  # numbered sections after a heading in capitals ("PROCEDURES") sit under it
+    headings = 0
     for block in parse_policy(text, policy_id):
         if block.kind == "heading":
+            headings += 1
             numbered = block.text[:1].isdigit()
             level = heading_level + 1 if numbered and under_capitals else heading_level
             under_capitals = under_capitals or not numbered
-            html.append(f'<h{level} class="policy-heading">{escape(block.text)}</h{level}>')
+            anchor = f' id="section-{headings}"' if anchors else ""
+            html.append(f'<h{level} class="policy-heading"{anchor}>{_marked(block.text, highlight)}</h{level}>')
         elif block.kind == "paragraph":
-            html.append(f"<p>{escape(block.text)}</p>")
+            html.append(f"<p>{_marked(block.text, highlight)}</p>")
         elif block.kind == "lines":
-            html.append(f"<p>{escape(block.text)}</p><ul class=\"policy-lines\">")
-            html.extend(f"<li>{escape(line)}</li>" for line in block.lines)
+            html.append(f"<p>{_marked(block.text, highlight)}</p><ul class=\"policy-lines\">")
+            html.extend(f"<li>{_marked(line, highlight)}</li>" for line in block.lines)
             html.append("</ul>")
         else:
-            html.append(_items_html(block.items, block.kind))
+            html.append(_items_html(block.items, block.kind, highlight))
     return Markup("".join(html))
+
+
+@dataclass
+class SearchHit:
+    """One passage of a policy text holding the phrase: the section it is in (``section`` 0 before
+    the first heading), and the passage cut around the first occurrence as before/match/after."""
+
+    section: int
+    heading: str
+    before: str
+    match: str
+    after: str
+
+
+def _passages(block: Block) -> list[str]:
+    """The pieces of text of a block, each searched on its own (a paragraph, an item, a line)."""
+    if block.kind in ("heading", "paragraph"):
+        return [block.text]
+    if block.kind == "lines":
+        return [block.text, *block.lines]
+    texts: list[str] = []
+
+    def walk(items: list[Item]) -> None:
+        for item in items:
+            texts.extend([item.text, *item.more])
+            walk(item.children)
+    walk(block.items)
+    return texts
+
+
+def search_policy(text: str, policy_id: str, phrase: str, *, context: int = 80) -> list[SearchHit]:
+    """Every passage of the policy text holding ``phrase`` (any case, runs of spaces as one), in
+    order, each with the heading of its section and about ``context`` characters either side."""
+    words = " ".join(phrase.split())
+    if not words:
+        return []
+    pattern = re.compile(_phrase_pattern(words), re.IGNORECASE)
+    hits: list[SearchHit] = []
+    section, heading = 0, "Beginning of the policy"
+    for block in parse_policy(text, policy_id):
+        if block.kind == "heading":
+            section, heading = section + 1, block.text
+        for passage in _passages(block):
+            found = pattern.search(passage)
+            if found is None:
+                continue
+            start, end = max(0, found.start() - context), min(len(passage), found.end() + context)
+            hits.append(SearchHit(section, heading,
+                                  ("…" if start else "") + passage[start:found.start()], found.group(),
+                                  passage[found.end():end] + ("…" if end < len(passage) else "")))
+    return hits

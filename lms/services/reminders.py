@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 
 from lms.models import Cycle, Member, Policy, Reminder, ReminderSchedule
 from lms.services.audit import record_event
+from lms.services.clock import date_words
 # The transports moved to lms.services.mail; imported here too for older callers.
 from lms.services.mail import (  # noqa: F401
     Audit,
@@ -168,13 +169,13 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
     """
     overdue = any(r.status == "overdue" for r in rows)
     subject = (f"Overdue: {cycle.name} policy training" if overdue
-               else f"Reminder: {cycle.name} policy training due {_long_date(min(r.due_date for r in rows))}")
+               else f"Reminder: {cycle.name} policy training due {date_words(min(r.due_date for r in rows))}")
     lines = [f"Dear {member.first_name} {member.last_name},", "",
              f"Our records show that your {cycle.name} policy training is not complete:", ""]
     for row in rows:
-        when = (f"was due {row.due_date:%A}, {_long_date(row.due_date)}, and is overdue"
+        when = (f"was due {row.due_date:%A}, {date_words(row.due_date)}, and is overdue"
                 if row.status == "overdue"
-                else f"due {row.due_date:%A}, {_long_date(row.due_date)}; {_STATUS_LINES.get(row.status, row.status)}")
+                else f"due {row.due_date:%A}, {date_words(row.due_date)}; {_STATUS_LINES.get(row.status, row.status)}")
         link = (f"Continue at {base_url.rstrip('/')}{row.path}" if base_url
                 else f"In Roll Call, open My training (page {row.path}).")
         lines += [f"  * Policy {row.policy} {row.policy_title}: {when}.", f"    {link}", ""]
@@ -190,11 +191,6 @@ def build_message(member: Candidate, rows: Sequence[DueItem], cycle: Cycle, depa
         message["Cc"] = copy_to
     message.set_content("\n".join(lines) + "\n")
     return message
-
-
-def _long_date(day: date) -> str:
-    """E.g. "March 31, 2031" (strftime's %-d is not portable)."""
-    return f"{day:%B} {day.day}, {day.year}"
 
 
 def _claim(session: Session, values: dict) -> int | None:

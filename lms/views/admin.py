@@ -12,7 +12,7 @@ from lms.forms.accounts import AdminPasswordForm, MemberLookupForm, PersonnelFor
 from lms.models import ROLES, Member
 from lms.services import accounts
 from lms.services.audit import record_event
-from lms.services.clock import local_date, local_iso
+from lms.services.clock import date_words, local_date
 from lms.services.hr import search_members
 from lms.services.overview import content_summary, personnel_summary
 from lms.services.personnel_history import PersonnelChangeError, edit_personnel, member_history
@@ -45,11 +45,6 @@ def _member_or_404(member_id: int) -> Member:
     return member
 
 
-def _local_time(moment) -> str:
-    """A UTC time as the department's local ISO 8601 with offset."""
-    return local_iso(moment, current_app.config["TIMEZONE"]) if moment else "—"
-
-
 def _personnel_form(member: Member, formdata=None) -> PersonnelForm:
     """The personnel form, filled with the member's values today unless submitted."""
     supervisor = member.supervisor.badge if member.supervisor else ""
@@ -72,8 +67,11 @@ def _account_forms(member: Member, **given) -> dict:
         "personnel_form": _personnel_form(member),
     }
     forms.update(given)
-    forms["grant_form"].role.choices = role_choices([r for r in ROLES if not member.has_role(r)])
-    forms["revoke_form"].role.choices = role_choices(member.role_names)
+    # A required menu starts with an empty choice (HTML requires it), so nobody grants or revokes
+    # the first role in the list by not looking.
+    choose = [SelectChoice("", "Choose a role")]
+    forms["grant_form"].role.choices = choose + role_choices([r for r in ROLES if not member.has_role(r)])
+    forms["revoke_form"].role.choices = choose + role_choices(member.role_names)
     return forms
 
 
@@ -83,7 +81,7 @@ def _account_page(member: Member, status: int = 200, **forms):
     return render_template(
         "admin/member.html", member=member, now=now, locked=member.is_locked(now),
         sessions=live_sessions(db, member.id, now=now, limits=SessionLimits.from_config(current_app.config)),
-        events=accounts.account_events(db, member.id), local=_local_time,
+        events=accounts.account_events(db, member.id),
         history=member_history(db, member.id),
         second_factor=accounts.has_second_factor(db, member),
         **_account_forms(member, **forms)), status
@@ -121,7 +119,7 @@ def members():
         found, more = found[:MEMBER_LIMIT], len(found) > MEMBER_LIMIT
     attention = accounts.accounts_needing_attention(db, now=request_now())
     return render_template("admin/members.html", form=form, found=found, more=more, limit=MEMBER_LIMIT,
-                           attention=attention, now=request_now(), local=_local_time), 400 if form.errors else 200
+                           attention=attention, now=request_now()), 400 if form.errors else 200
 
 
 @bp.get("/members/<int:member_id>")
@@ -235,9 +233,9 @@ def change_personnel(member_id: int):
         (field.errors if field is not None else form.form_errors).append(str(exc))
         return _account_page(member, 400, personnel_form=form)
     if diff:
-        flash(f"Recorded for {member.full_name} from {effective.isoformat()}: "
+        flash(f"Recorded for {member.full_name} from {date_words(effective)}: "
               + "; ".join(f"{name} {old or '(none)'} → {new or '(none)'}" for name, (old, new) in diff.items())
               + ".", "success")
     else:
-        flash(f"No change: {member.full_name} already had these values on {effective.isoformat()}.", "info")
+        flash(f"No change: {member.full_name} already had these values on {date_words(effective)}.", "info")
     return redirect(url_for(".member_account", member_id=member.id), 303)

@@ -9,7 +9,6 @@ from lms.auth import role_required
 from lms.db import get_session
 from lms.forms import ActionForm
 from lms.jobs import wake
-from lms.services.clock import local_words
 from lms.services.invitations import InvitationSettings, invitation_overview, invite, members_by_id
 from lms.web import after_commit, client_ip, request_now
 
@@ -22,9 +21,7 @@ admin_required = role_required("admin")
 def overview():
     """Members without a password and invited members who never signed in, with their last link."""
     rows = invitation_overview(get_session())
-    tz = current_app.config["TIMEZONE"]
-    return render_template("admin/invitations.html", rows=rows, now=request_now(), form=ActionForm(formdata=None),
-                           local=lambda t: local_words(t, tz) if t else "never")
+    return render_template("admin/invitations.html", rows=rows, now=request_now(), form=ActionForm(formdata=None))
 
 
 @bp.post("/send")

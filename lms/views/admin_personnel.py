@@ -10,7 +10,7 @@ from lms.forms.personnel import PersonnelApplyForm, PersonnelUploadForm
 from lms.models import PersonnelUpload
 from lms.services.audit import record_event
 from lms.jobs import wake
-from lms.services.clock import local_date
+from lms.services.clock import date_words, local_date
 from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads
 from lms.services.personnel_history import effective_problem
@@ -117,7 +117,7 @@ def apply(upload_id: int):
                          by_id=current_user.id, ip=client_ip(),
                          settings=InvitationSettings.from_config(current_app.config), skip_open=True)
     message = (f"Imported {upload.filename}: {counts['added']} added, {counts['changed']} changed, "
-               f"{counts['separated']} separated. Effective {plan.effective.isoformat()}.")
+               f"{counts['separated']} separated. Effective {date_words(plan.effective)}.")
     if invited is not None:
         after_commit(wake, current_app._get_current_object())
         message += (f" Invitations sent to {len(invited.sent)} member(s); "

@@ -11,7 +11,7 @@ from lms.db import get_session
 from lms.forms import ActionForm, SignInForm
 from lms.services.accounts import LOCKED_UNTIL_UNLOCKED, SignInRules, authenticate
 from lms.services.audit import record_event
-from lms.services.clock import local_words
+from lms.services.clock import datetime_words
 from lms.services.sessions import SessionLimits, revoke_session, revoke_token, start_session, stay_signed_in
 from lms.views.second_factor import begin_second_step, needs_second_step
 from lms.web import client_ip, keep_on_error, request_now
@@ -43,7 +43,7 @@ def _refusal(result) -> str:
     if result.reason == "locked" and result.locked_until is not None:
         if result.locked_until == LOCKED_UNTIL_UNLOCKED:
             return "Your account is locked after too many failed attempts; ask an administrator to unlock it."
-        until = local_words(result.locked_until, current_app.config["TIMEZONE"])
+        until = datetime_words(result.locked_until, current_app.config["TIMEZONE"])
         return (f"Your account is locked until {until} after too many failed attempts. "
                 "Try again then, or ask an administrator to unlock it.")
     return SIGN_IN_REFUSED

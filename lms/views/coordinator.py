@@ -58,7 +58,7 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
 from lms.services.charts import completion_by_unit_svg, percent_complete
-from lms.services.clock import local_iso
+from lms.services.clock import date_words
 from lms.services.cycles import (
     CycleError,
     ExemptionError,
@@ -251,7 +251,7 @@ def new_cycle():
             record_cycle_opened(db, cycle, members=members, actor_id=current_user.id, ip=client_ip(),
                                 now=request_now(), via="web")
             flash(f"Opened the {cycle.name} cycle: {members} member{'s' if members != 1 else ''} assigned, "
-                  f"due {cycle.due_date.isoformat()}.", "success")
+                  f"due {date_words(cycle.due_date)}.", "success")
             return redirect(url_for(".roster", cycle_id=cycle.id), 303)
     status = 400 if request.method == "POST" else 200
     return render_template("coordinator/new_cycle.html", form=form, plan=None), status
@@ -350,7 +350,7 @@ def _roster_form(cycle: Cycle, args=None) -> RosterForm:
     database."""
     form = RosterForm(request.args if args is None else args)
     form.policy.choices = [("", "All policies")] + [
-        (v.policy_id, f"{v.policy_id} (effective {v.effective.isoformat()})") for v in cycle.policy_versions]
+        (v.policy_id, f"{v.policy_id} (effective {date_words(v.effective)})") for v in cycle.policy_versions]
     # "Not done" first: the filter a coordinator chasing people reaches for.
     form.status.choices = [(NOT_DONE, "Not done (anything short of complete, late or exempt)")] + [
         (s, STATUS_LABELS[s]) for s in STATUSES]
@@ -369,7 +369,7 @@ def _roster_filters(cycle: Cycle, form: RosterForm) -> RosterFilters | None:
     if unknown:
         form.supervisor.errors.append(f"No supervisor has badge {', '.join(unknown)}; check the number.")
     if not form.as_of.errors and form.as_of.data and form.as_of.data > today():
-        form.as_of.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+        form.as_of.errors.append(f"Choose a date up to today ({date_words(today())}); "
                                  "the roster cannot show days still to come.")
     if not valid or any(f.errors for f in form):
         return None
@@ -454,7 +454,7 @@ def roster(cycle_id: int):
         sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS, actions=ACTIONS, action_form=_action_form(),
         roster_query=request.query_string.decode("ascii", "replace"),
         not_done=sum(counts[s] for s in NOT_DONE_STATUSES),
-        printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
+        printed_at=request_now(),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
 

@@ -27,7 +27,7 @@ from lms.services import export_jobs, exports
 from lms.services import hr as hr_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure, password_matches
 from lms.services.audit import record_event
-from lms.services.clock import local_date, local_iso
+from lms.services.clock import date_words, local_date, local_iso
 from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.receipt_signature import check_signature_as_configured
@@ -133,7 +133,7 @@ def _export_form(choices: exports.FilterChoices) -> ExportForm:
     form = ExportForm()
     form.policy.choices = [("", "Any policy")] + [(p, f"{p} {title}") for p, title in choices.policies]
     form.version.choices = [("", "Any version")] + [
-        (d.isoformat(), f"{d.isoformat()} (policy {', '.join(ids)})") for d, ids in choices.versions]
+        (d.isoformat(), f"{date_words(d)} (policy {', '.join(ids)})") for d, ids in choices.versions]
     form.unit.choices = [("", "Any unit")] + [(u, u) for u in choices.units]
     return form
 
@@ -206,7 +206,7 @@ def _as_of_date(form: AsOfForm) -> date | None:
     if not form.validate():
         return None
     if form.on.data > today():
-        form.on.errors.append(f"Choose a date up to today ({today().isoformat()}); "
+        form.on.errors.append(f"Choose a date up to today ({date_words(today())}); "
                               "the record cannot answer for days still to come.")
         return None
     return form.on.data
@@ -293,7 +293,7 @@ def void(ack_id: int):
                 form.reason.errors.append(str(exc))
             else:
                 flash(f"Acknowledgment of policy {ack.policy_ref} (effective "
-                      f"{ack.policy_effective.isoformat()}) is void. The member must sign again.", "success")
+                      f"{date_words(ack.policy_effective)}) is void. The member must sign again.", "success")
                 return redirect(url_for(".member", member_id=ack.member_id), 303)
         # A refused void is audited like a refused signature: which fields failed, never their values.
         _audit("ack.void", f"acknowledgment:{ack.id}", outcome="failure",

@@ -9,15 +9,17 @@ from lms.auth import role_required, session_seconds_left, signed_out_locked
 from lms.db import get_session
 from lms.forms import ActionForm, SignatureForm, SsoSignatureForm
 from lms.models import Acknowledgment, Assignment, Lesson, QuizAttempt, Receipt
+from lms.services import library as library_service
 from lms.services import progress as progress_service
 from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import attempt_grants, training_contacts
 from lms.services.audit import record_event
 from lms.services.clock import local_date
+from lms.services.deadlines import DueNotice, due_notice
 from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
-from lms.services.policy_text import render_policy
+from lms.services.policy_text import render_policy, search_policy
 from lms.services.versions import changes_since_previous
 from lms.services.receipt_signature import SigningConfigError, receipt_sealer
 from lms.services.signing import (
@@ -59,6 +61,15 @@ def _contacts() -> list[tuple[str, str | None]]:
     """Whom the member asks about their training (TRAINING_CONTACT_*, else the coordinators)."""
     return training_contacts(get_session(), name=current_app.config.get("TRAINING_CONTACT_NAME"),
                              email=current_app.config.get("TRAINING_CONTACT_EMAIL"))
+
+
+@bp.context_processor
+def _countdown():
+    """``due_notice(item)`` for the officer's templates: the days left on an assignment, as of the
+    department's today."""
+    def notice(item: progress_service.AssignmentProgress) -> DueNotice | None:
+        return due_notice(due_date=item.assignment.due_date, status=item.status, today=today())
+    return {"due_notice": notice}
 
 
 @bp.get("/")
@@ -408,6 +419,41 @@ def history():
     """Every acknowledgment the member has signed, each voided one marked with why it was voided."""
     record = member_record(get_session(), current_user.id)
     return render_template("officer/history.html", entries=record.acknowledgments)
+
+
+def _search_phrase() -> tuple[str, str | None]:
+    """The ``q`` search phrase from the address (trimmed), and why it cannot be searched, if so."""
+    query = (request.args.get("q") or "").strip()
+    return query, library_service.query_problem(query) if query else None
+
+
+@bp.get("/library")
+@officer_required
+def library():
+    """Every policy version the member was assigned or signed, and a search through their text."""
+    entries = library_service.member_library(get_session(), current_user.id)
+    query, problem = _search_phrase()
+    results = library_service.search_library(entries, query) if query and not problem else None
+    return render_template("officer/library.html", entries=entries, query=query, problem=problem,
+                           results=results), 400 if problem else 200
+
+
+@bp.get("/library/<int:version_id>")
+@officer_required
+def library_policy(version_id: int):
+    """One version's full text with its headings, printable, with what the member signed of it and
+    when; searched within when ``q`` is given. A version not on the member's shelf is a 404."""
+    entry = library_service.library_entry(get_session(), current_user.id, version_id)
+    if entry is None:
+        abort(404)
+    version = entry.version
+    query, problem = _search_phrase()
+    searched = query if query and not problem else None
+    hits = search_policy(version.text, version.policy_id, searched) if searched else None
+    return render_template("officer/library_policy.html", entry=entry, version=version, query=query,
+                           problem=problem, hits=hits,
+                           policy_html=render_policy(version.text, version.policy_id, heading_level=3,
+                                                     anchors=True, highlight=searched)), 400 if problem else 200
 
 
 @bp.get("/receipts/<int:ack_id>.pdf")

@@ -86,6 +86,10 @@ def officer_signs(walk: Walk) -> str:
 
     walk.click(page.get_by_role("link", name="See all your acknowledgments"), "officer-history")
     assert code in page.locator("main table").inner_text()
+    walk.click(page.get_by_role("navigation", name="Main").get_by_role("link", name="Policy library"),
+               "officer-library")
+    walk.click(page.locator("main .card h3 a").first, "officer-library-policy")
+    assert code in page.locator("main .signatures").inner_text()
     walk.sign_out()
     return code
 

@@ -19,6 +19,8 @@ def test_a_transfer_from_a_date_leaves_the_earlier_record_as_it_was(page, axe, t
     today = datetime.now(ZoneInfo("America/Chicago")).date()
     moved = (today - timedelta(days=2)).isoformat()
     before = (today - timedelta(days=3)).isoformat()
+    # Typed as the date picker takes them (ISO); shown on the pages in words.
+    moved_words = f"{today - timedelta(days=2):%B} {(today - timedelta(days=2)).day}, {(today - timedelta(days=2)).year}"
 
     sign_in(page, "1005", axe=axe)
     axe.check(page)
@@ -30,9 +32,9 @@ def test_a_transfer_from_a_date_leaves_the_earlier_record_as_it_was(page, axe, t
     page.get_by_label("Unit").fill("Traffic")
     page.get_by_label("Takes effect on (optional)").fill(moved)
     page.get_by_role("button", name="Record the change").click()
-    expect(page.get_by_role("status")).to_contain_text(f"Recorded for Marcus Bell from {moved}")
+    expect(page.get_by_role("status")).to_contain_text(f"Recorded for Marcus Bell from {moved_words}")
     history = page.get_by_role("table", name="Recorded personnel changes, latest effective first")
-    expect(history.get_by_role("row").nth(1)).to_contain_text(re.compile(rf"{moved}\s*unit\s*Traffic"))
+    expect(history.get_by_role("row").nth(1)).to_contain_text(re.compile(rf"{moved_words}\s*unit\s*Traffic"))
     axe.check(page)
 
     # A dated import: the preview says when it takes effect.
@@ -42,10 +44,11 @@ def test_a_transfer_from_a_date_leaves_the_earlier_record_as_it_was(page, axe, t
     csv.write_text(HEADER + "\n1001,Dana,Whitfield,dana.whitfield@example.org,Officer,Patrol North,Night,,"
                    "2015-03-02,active,officer\n", encoding="utf-8")
     page.get_by_label("Personnel file (CSV)").set_input_files(csv)
-    ahead = (today + timedelta(days=14)).isoformat()
+    ahead_day = today + timedelta(days=14)
+    ahead = ahead_day.isoformat()
     page.get_by_label("Changes take effect on (optional)").fill(ahead)
     page.get_by_role("button", name="Check the file").click()
-    expect(page.locator("dt:text-is('Takes effect on') + dd")).to_contain_text(f"{ahead} (a future date")
+    expect(page.locator("dt:text-is('Takes effect on') + dd")).to_contain_text(f"{ahead_day:%B} {ahead_day.day}, {ahead_day.year} (a future date")
     axe.check(page)
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("load")

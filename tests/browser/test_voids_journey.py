@@ -42,7 +42,7 @@ def test_a_void_shows_wherever_the_acknowledgment_does(page, axe, tmp_path):
     page.get_by_label("Your current password").fill(DEMO_PASSWORD)
     walk.click(page.get_by_role("button", name="Void this acknowledgment"))
     row = page.get_by_role("table", name=re.compile(r"^Every acknowledgment")).get_by_role("row").nth(1)
-    expect(row).to_contain_text(f"Voided {today.isoformat()}")
+    expect(row).to_contain_text(f"Voided {today:%B} {today.day}, {today.year}")
     expect(row).to_contain_text(REASON)
     with page.expect_download() as download:
         row.get_by_role("link", name=re.compile(r"^Receipt PDF \(voided\)")).click()
@@ -55,14 +55,14 @@ def test_a_void_shows_wherever_the_acknowledgment_does(page, axe, tmp_path):
     page.get_by_label("Receipt file (PDF)").set_input_files(receipt)
     walk.click(page.get_by_role("button", name="Check the receipt"), "hr-check-receipt-voided")
     expect(page.get_by_role("heading", level=2)).to_contain_text(
-        f"Voided: this receipt matches an acknowledgment voided on {today.isoformat()}")
+        f"Voided: this receipt matches an acknowledgment voided on {today:%B} {today.day}, {today.year}")
     expect(page.locator("main")).to_contain_text(code)
     walk.sign_out()
 
     # The public verify page: voided, and when; no name, no reason.
     walk.go(f"/verify?code={code}", "public-verify-voided")
     result = page.get_by_role("status")
-    expect(result).to_contain_text(f"voided on {today.strftime('%m/%d/%Y')}")
+    expect(result).to_contain_text(f"voided on {today:%B} {today.day}, {today.year}")
     assert "Marcus" not in result.inner_text() and REASON not in result.inner_text()
 
     # Marcus: why he must sign again, on each page that shows the assignment.
