@@ -31,7 +31,7 @@ from lms.models import (
     PolicyVersion,
     QuizAttempt,
 )
-from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
+from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns, state_subquery
 from lms.services.progress import STATUSES
 
 #: The roster CSV columns, in the contract's order.
@@ -62,6 +62,9 @@ class RosterFilters:
     search: str | None = None
     #: The roster as it stood at the end of this local date; None for now.
     as_of: date | None = None
+    #: Only the members who report to the member with this badge, directly or through their
+    #: sergeants (a supervisor's roster; see reports_of); None for everyone.
+    reports_to: str | None = None
 
 
 def end_of_day_utc(day: date, tz: str) -> datetime:
@@ -95,10 +98,37 @@ def _check_statuses(filters: RosterFilters) -> None:
         raise RosterError(f"unknown status {', '.join(unknown)}; use one of {', '.join(STATUSES)}")
 
 
+def reports_of(badge: str, day: date | None = None) -> Select:
+    """The ids of the members who report to the member with ``badge``, directly or through their
+    own reports at any depth (a lieutenant's sergeants' squads): by the member rows now, or, with
+    ``day``, by the supervisor each member had on that date (lms.services.personnel_history), so a
+    transfer recorded later leaves an earlier roster as it was.
+
+    One recursive query, a level of the chain of command per step: now, each step is a lookup in
+    the index on member.supervisor_id per member reached (migration 0019); on a date, over the
+    relationships of that date worked out once (MATERIALIZED: the recursion reads them at every
+    step). UNION rather than UNION ALL drops a member reached twice, so a loop in the records
+    (A over B over A) ends; the supervisor never counts among their own reports.
+    """
+    boss = select(Member.id).where(Member.badge == badge).scalar_subquery()
+    if day is None:
+        member = aliased(Member, name="report")
+        member_id, supervisor_id = member.id, member.supervisor_id
+    else:
+        links = (select(state_subquery(day, fields=("supervisor",))).cte("supervision")
+                 .prefix_with("MATERIALIZED"))
+        member_id, supervisor_id = links.c.member_id, links.c.supervisor_id
+    reports = select(member_id.label("member_id")).where(supervisor_id == boss).cte("reports", recursive=True)
+    reports = reports.union(select(member_id).join(reports, supervisor_id == reports.c.member_id))
+    return select(reports.c.member_id).where(reports.c.member_id != boss)
+
+
 def _narrow(query: Select, filters: RosterFilters, people: PeopleColumns = CURRENT) -> Select:
     """``query`` (over Assignment joined to Member) narrowed to the filters' policy, units,
-    shifts, ranks, supervisors and search; ``people`` gives the members' units, shifts, ranks and
-    supervisors (now, or on the as-of date)."""
+    shifts, ranks, supervisors, search and chain of command; ``people`` gives the members' units,
+    shifts, ranks and supervisors (now, or on the as-of date)."""
+    if filters.reports_to is not None:
+        query = query.where(Member.id.in_(reports_of(filters.reports_to, filters.as_of)))
     if filters.policy_id:
         query = query.where(Assignment.policy_version_id.in_(
             select(PolicyVersion.id).where(PolicyVersion.policy_id == filters.policy_id)))

@@ -176,6 +176,8 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
 def describe_filters(filters: RosterFilters) -> str:
     """The filters in words, for a report's header: ``2026 cycle; unit Traffic; status Overdue``."""
     parts = [f"{filters.year} cycle"]
+    if filters.reports_to:
+        parts.append(f"members reporting to badge {filters.reports_to}")
     if filters.policy_id:
         parts.append(f"policy {filters.policy_id}")
     for label, values in (("unit", filters.units), ("shift", filters.shifts), ("rank", filters.ranks),
@@ -193,10 +195,14 @@ def describe_filters(filters: RosterFilters) -> str:
 
 def filters_details(filters: RosterFilters) -> dict:
     """The filters as JSON-ready values, for audit events."""
-    return {"year": filters.year, "policy": filters.policy_id, "units": list(filters.units),
-            "shifts": list(filters.shifts), "ranks": list(filters.ranks),
-            "supervisors": list(filters.supervisor_badges), "statuses": list(filters.statuses),
-            "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
+    details = {"year": filters.year, "policy": filters.policy_id, "units": list(filters.units),
+               "shifts": list(filters.shifts), "ranks": list(filters.ranks),
+               "supervisors": list(filters.supervisor_badges), "statuses": list(filters.statuses),
+               "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
+    if filters.reports_to:
+        # A supervisor's roster: whose reports it was limited to.
+        details["reports_to"] = filters.reports_to
+    return details
 
 
 # The PDF's member rows: a tagged table with one row (TR) per member under a header row repeated on
