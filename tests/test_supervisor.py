@@ -7,16 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lms.models import Assignment, AuditEvent, Member, Reminder
 from lms.services.cycles import create_cycle
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.services.test_roster import _walk
 from tests.test_personnel_history import import_file, local_moment, today_of
@@ -184,7 +183,7 @@ def test_a_member_outside_the_supervisors_people_is_not_found(app, db, people):
     for badge in ("631", "1001", "621", "1006"):  # another squad, the boss, a peer, themselves
         assert sergeant.get(f"/supervisor/cycles/{year}/members/{member_id(db, badge)}").status_code == 404, badge
     assert sergeant.get(f"/supervisor/cycles/{year}/members/2147483647").status_code == 404
-    assert sergeant.get(f"/supervisor/cycles/1999/roster").status_code == 404
+    assert sergeant.get("/supervisor/cycles/1999/roster").status_code == 404
     db.expire_all()
     [viewed] = db.scalars(select(AuditEvent).where(AuditEvent.action == "roster.view_member")).all()
     assert viewed.actor_id == member_id(db, "1006") and viewed.details["badge"] == "611"

@@ -15,8 +15,17 @@ from dataclasses import replace
 from math import ceil
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask import stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -32,7 +41,12 @@ from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.clock import local_iso
 from lms.services.links import public_url
 from lms.services.roster import RosterFilters, roster_rows, roster_summary
-from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_xlsx
+from lms.services.roster_export import (
+    describe_filters,
+    filters_details,
+    render_pdf,
+    write_xlsx,
+)
 from lms.services.supervision import is_report, report_counts, supervised_cycles
 from lms.views.coordinator import (
     EXPORT_TYPES,
