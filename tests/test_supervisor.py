@@ -129,6 +129,11 @@ def test_the_roster_holds_direct_reports_and_those_through_a_sergeant(app, db, p
     assert "/coordinator/" not in html.split('<main', 1)[1]
     lieutenant, _ = sign_in(app, "1001")
     assert roster_badges(lieutenant.get(f"/supervisor/cycles/{year}/roster").get_data(as_text=True)) == WATCH
+    # Each view is audited as the coordinator's is, with whose members it was limited to.
+    db.expire_all()
+    views = db.scalars(select(AuditEvent).where(AuditEvent.action == "roster.view").order_by(AuditEvent.id)).all()
+    assert [(e.actor_id, e.details["filters"]["reports_to"], e.details["rows"]) for e in views] == [
+        (member_id(db, "1006"), "1006", 3), (member_id(db, "1001"), "1001", 5)]
 
 
 def test_filters_narrow_within_the_supervisors_members_only(app, db, people):
