@@ -168,7 +168,8 @@ class PersonnelChange(Base):
     #: The new value of status, unit, shift or rank; None for supervisor, and for an emptied value.
     value: Mapped[str | None] = mapped_column(String(80))
     #: The new supervisor (field supervisor only); None when the member reports to nobody.
-    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: Indexed: a supervisor's roster as of a date finds who ever reported to them here (0019).
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     #: The department's local date from which the value holds.
     effective: Mapped[date]
     #: When the change was written (UTC) and the department's local date then: a change written

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true
+from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Join, Select
@@ -28,10 +28,11 @@ from lms.models import (
     Lesson,
     LessonProgress,
     Member,
+    PersonnelChange,
     PolicyVersion,
     QuizAttempt,
 )
-from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns, state_subquery
+from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns, supervisor_on
 from lms.services.progress import STATUSES
 
 #: The roster CSV columns, in the contract's order.
@@ -104,22 +105,30 @@ def reports_of(badge: str, day: date | None = None) -> Select:
     ``day``, by the supervisor each member had on that date (lms.services.personnel_history), so a
     transfer recorded later leaves an earlier roster as it was.
 
-    One recursive query, a level of the chain of command per step: now, each step is a lookup in
-    the index on member.supervisor_id per member reached (migration 0019); on a date, over the
-    relationships of that date worked out once (MATERIALIZED: the recursion reads them at every
-    step). UNION rather than UNION ALL drops a member reached twice, so a loop in the records
-    (A over B over A) ends; the supervisor never counts among their own reports.
+    One recursive query, a level of the chain of command per step, each step driven by indexes
+    from the members reached (SQLite runs the step once per member reached, so a step that read
+    every member would cost 50,000 × 50,000 reads for a commander). Now: the members whose row
+    names the supervisor (the index on member.supervisor_id, migration 0019). On a date: the
+    members whose row or any recorded change ever named them (the indexes on member.supervisor_id
+    and personnel_change.supervisor_id), kept if their supervisor on that date
+    (personnel_history.supervisor_on) is the one. UNION rather than UNION ALL drops a member
+    reached twice, so a loop in the records (A over B over A) ends; the supervisor never counts
+    among their own reports.
     """
     boss = select(Member.id).where(Member.badge == badge).scalar_subquery()
-    if day is None:
-        member = aliased(Member, name="report")
-        member_id, supervisor_id = member.id, member.supervisor_id
-    else:
-        links = (select(state_subquery(day, fields=("supervisor",))).cte("supervision")
-                 .prefix_with("MATERIALIZED"))
-        member_id, supervisor_id = links.c.member_id, links.c.supervisor_id
-    reports = select(member_id.label("member_id")).where(supervisor_id == boss).cte("reports", recursive=True)
-    reports = reports.union(select(member_id).join(reports, supervisor_id == reports.c.member_id))
+    member = aliased(Member, name="report")
+
+    def reporting_to(supervisor_id):
+        if day is None:
+            return member.supervisor_id == supervisor_id
+        named = aliased(PersonnelChange, name="named")
+        row = aliased(Member, name="named_member")
+        ever = union(select(named.member_id).where(named.field == "supervisor", named.supervisor_id == supervisor_id),
+                     select(row.id).where(row.supervisor_id == supervisor_id))
+        return and_(member.id.in_(ever), supervisor_on(member, day) == supervisor_id)
+
+    reports = select(member.id.label("member_id")).where(reporting_to(boss)).cte("reports", recursive=True)
+    reports = reports.union(select(member.id).select_from(reports).join(member, reporting_to(reports.c.member_id)))
     return select(reports.c.member_id).where(reports.c.member_id != boss)
 
 

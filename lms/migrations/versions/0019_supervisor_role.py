@@ -5,8 +5,8 @@ Revises: 0017
 
 A sergeant or lieutenant holds the new ``supervisor`` role and sees the members who report to
 them, directly and through their sergeants: a walk down ``member.supervisor_id`` one level at a
-time (lms.services.roster.reports_of), each level a lookup in the new index rather than a read of
-every member. The role's CHECK constraint is rebuilt to allow the new value (SQLite rebuilds the
+time (lms.services.roster.reports_of), each level a lookup in the new indexes (the member rows now;
+the recorded supervisor changes for a roster as of a date) rather than a read of every member. The role's CHECK constraint is rebuilt to allow the new value (SQLite rebuilds the
 small member_role table to do so; PostgreSQL drops and adds the constraint).
 """
 from alembic import op
@@ -30,9 +30,12 @@ def _check(condition: str) -> None:
 def upgrade() -> None:
     _check(AFTER)
     op.create_index(op.f('ix_member_supervisor_id'), 'member', ['supervisor_id'], unique=False)
+    # A plain CREATE INDEX: personnel_change is append-only (triggers), and an index leaves rows alone.
+    op.create_index(op.f('ix_personnel_change_supervisor_id'), 'personnel_change', ['supervisor_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_personnel_change_supervisor_id'), table_name='personnel_change')
     op.drop_index(op.f('ix_member_supervisor_id'), table_name='member')
     # Supervisors keep their other roles; the supervisor role itself cannot be expressed before 0019.
     op.execute("DELETE FROM member_role WHERE role = 'supervisor'")
