@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, false, func, or_, select, text, true, union
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    union,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Join, Select
@@ -32,7 +44,12 @@ from lms.models import (
     PolicyVersion,
     QuizAttempt,
 )
-from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns, supervisor_on
+from lms.services.personnel_history import (
+    CURRENT,
+    PeopleColumns,
+    as_of_columns,
+    supervisor_on,
+)
 from lms.services.progress import STATUSES
 
 #: The roster CSV columns, in the contract's order.

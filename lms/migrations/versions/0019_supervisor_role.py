@@ -11,7 +11,6 @@ small member_role table to do so; PostgreSQL drops and adds the constraint).
 """
 from alembic import op
 
-
 revision = '0019'
 down_revision = '0017'
 branch_labels = None
