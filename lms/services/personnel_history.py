@@ -61,10 +61,9 @@ CHUNK = 500
 CURRENT = PeopleColumns(Member.status, Member.unit, Member.shift, Member.rank, Member.supervisor_id)
 
 
-def state_subquery(day: date, fields: tuple[str, ...] = TRACKED_FIELDS):
+def state_subquery(day: date):
     """One row per member: ``member_id`` and their ``status``, ``unit``, ``shift``, ``rank`` and
-    ``supervisor_id`` on ``day`` (only those of ``fields``, if given: a caller that needs one
-    attribute, such as who reported to whom, pays for one lookup per member, not five).
+    ``supervisor_id`` on ``day``.
 
     The rule: for each field, the latest change effective by ``day``, the later written of a tie;
     before the member's first change of the field, their first recorded value; with no history of
@@ -75,16 +74,15 @@ def state_subquery(day: date, fields: tuple[str, ...] = TRACKED_FIELDS):
     def chosen(field: str):
         return chosen_change(Member.id, field, day).label(f"{field}_change")
 
-    columns = {f: c for f, c in (("status", "status"), ("unit", "unit"), ("shift", "shift"), ("rank", "rank"),
-                                 ("supervisor", "supervisor_id")) if f in fields}
+    columns = {"status": "status", "unit": "unit", "shift": "shift", "rank": "rank", "supervisor": "supervisor_id"}
     ids = select(Member.id.label("member_id"), *(getattr(Member, c).label(f"row_{c}") for c in columns.values()),
-                 *(chosen(f) for f in columns)).subquery("personnel_ids")
-    rows = {f: aliased(PersonnelChange, name=f"{f}_change") for f in columns}
+                 *(chosen(f) for f in TRACKED_FIELDS)).subquery("personnel_ids")
+    rows = {f: aliased(PersonnelChange, name=f"{f}_change") for f in TRACKED_FIELDS}
     values = [case((rows[f].id.is_(None), ids.c[f"row_{c}"]),
                    else_=rows[f].supervisor_id if f == "supervisor" else rows[f].value).label(c)
               for f, c in columns.items()]
     query = select(ids.c.member_id, *values).select_from(ids)
-    for f in columns:
+    for f in TRACKED_FIELDS:
         query = query.outerjoin(rows[f], rows[f].id == ids.c[f"{f}_change"])
     return query.subquery("personnel_as_of")
 
