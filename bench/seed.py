@@ -13,7 +13,7 @@ Python and written in bulk: ``executemany`` on SQLite with foreign keys deferred
 ``COPY`` on PostgreSQL. One receipt is rendered once and stored for every acknowledgment with a
 short comment after its ``%%EOF`` naming the record, so each copy has its own SHA-256; record
 hashes are computed with ``lms.services.records`` in chain order, exactly as signing does.
-The demo logins (badges 1001-1005, password ``rollcall-demo-2026``) are included.
+The demo logins (badges 1001-1006, password ``rollcall-demo-2026``) are included.
 """
 from __future__ import annotations
 
@@ -310,7 +310,7 @@ def _naive_utc(moment: datetime) -> datetime:
 
 
 def make_people(count: int, rng: random.Random, fake: Faker, now: datetime, today: date) -> list[Person]:
-    """The demo logins, then ``count`` - 5 Faker personnel (names drawn from seeded pools)."""
+    """The demo logins, then ``count`` minus their number of Faker personnel (names drawn from seeded pools)."""
     firsts = list({fake.first_name() for _ in range(1500)})
     lasts = list({fake.last_name() for _ in range(2500)})
     firsts.sort(), lasts.sort()

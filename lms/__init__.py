@@ -45,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     from lms.views import auth as auth_views
     from lms.views import account as account_views
     from lms.views import sso
-    from lms.views import admin_invitations, invitations, second_factor
+    from lms.views import admin_invitations, invitations, second_factor, supervisor
 
     db.init_app(app)
     auth.init_app(app)
@@ -54,7 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     jobs.init_app(app)
     for blueprint in (auth_views.bp, officer.bp, coordinator.bp, coordinator_tools.bp, hr.bp, admin.bp,
                       admin_personnel.bp, admin_audit.bp, admin_jobs.bp, public.bp, account_views.bp, sso.bp,
-                      admin_invitations.bp, invitations.bp, second_factor.bp):
+                      admin_invitations.bp, invitations.bp, second_factor.bp, supervisor.bp):
         app.register_blueprint(blueprint)
     second_factor.init_gate(app)
     app.cli.add_command(cli.lms)

@@ -140,7 +140,7 @@ def home_endpoint(member: Member) -> str:
     # Staff are usually members in training too; their work page comes first, and "My training"
     # stays one link away in the header.
     for role, endpoint in (("coordinator", "coordinator.home"), ("hr", "hr.home"), ("admin", "admin.home"),
-                           ("officer", "officer.dashboard")):
+                           ("supervisor", "supervisor.home"), ("officer", "officer.dashboard")):
         if member.has_role(role):
             return endpoint
     return "officer.dashboard"

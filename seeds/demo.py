@@ -48,7 +48,12 @@ DEMO_PEOPLE = [
     ("1003", "Renee", "Okafor", "coordinator", "Administration", "Day", "Lieutenant", "training coordinator"),
     ("1004", "Paul", "Lindqvist", "hr", "Administration", "Day", "Analyst", "HR / records"),
     ("1005", "Carmen", "Reyes", "admin", "Administration", "Day", "Commander", "administrator"),
+    ("1006", "Tomas", "Reyna", "supervisor", "Patrol North", "Day", "Sergeant",
+     "sergeant: his Patrol North squad's training"),
 ]
+#: The demo sergeant and the most officers of his unit and shift put in his squad.
+DEMO_SERGEANT = "1006"
+SQUAD_SIZE = 8
 
 
 def _weighted(rng: random.Random, pairs) -> str:
@@ -107,6 +112,7 @@ def seed_demo(session: Session, *, people: int, seed: int, now: datetime, tz: st
         candidates = [s for s in supervisors.get(member.unit, []) if s.id != member.id]
         if candidates:
             member.supervisor_id = rng.choice(candidates).id
+    _form_squad(session, new_members, supervisors)
 
     # The year's annual cycle (a year can have others: new hires, remedial).
     cycle = session.scalar(select(Cycle).where(Cycle.name == default_name(year)))
@@ -133,6 +139,25 @@ def seed_demo(session: Session, *, people: int, seed: int, now: datetime, tz: st
         _walk(session, assignment, member, target, rng, now, facts_base)
     session.flush()
     return logins
+
+
+def _form_squad(session: Session, new_members: list[Member], supervisors: dict[str, list[Member]]) -> None:
+    """The demo sergeant's squad: Dana Whitfield (1001) and up to SQUAD_SIZE of the new officers of
+    his unit, day shift first; he reports to one of the unit's lieutenants or commanders, if any,
+    so his lieutenant sees the squad through him."""
+    sergeant = session.scalar(select(Member).where(Member.badge == DEMO_SERGEANT))
+    if sergeant is None:
+        return
+    officers = [m for m in new_members if m.unit == sergeant.unit and m.rank == "Officer"]
+    officers.sort(key=lambda m: (m.shift != sergeant.shift, m.badge))
+    for member in officers[:SQUAD_SIZE]:
+        member.supervisor_id = sergeant.id
+    dana = session.scalar(select(Member).where(Member.badge == "1001"))
+    if dana is not None:
+        dana.supervisor_id = sergeant.id
+    bosses = [m for m in supervisors.get(sergeant.unit, []) if m.rank in ("Lieutenant", "Commander")]
+    if bosses and sergeant.supervisor_id is None:
+        sergeant.supervisor_id = bosses[0].id
 
 
 def _add_to_cycle(session: Session, cycle: Cycle, members: list[Member], now: datetime) -> None:

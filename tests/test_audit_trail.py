@@ -79,15 +79,18 @@ def world(app, db, make_member, open_cycle):
     w.coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
     w.hr = make_member(first="Pat", last="Lee", badge="900", roles=("hr",))
     w.admin = make_member(first="Carmen", last="Reyes", badge="1005", roles=("admin",))
+    w.supervisor = make_member(first="Sam", last="Sarge", badge="1006", roles=("supervisor",))
     cycle = open_cycle()
     w.year, w.cycle_id = cycle.year, cycle.id
     db.get(Member, w.officers["reminded"].id).email = "reminded@example.org"
+    # The sergeant's squad: the member to remind.
+    db.get(Member, w.officers["reminded"].id).supervisor_id = w.supervisor.id
     db.commit()
     return w
 
 
 def _member(w, key: str) -> Member:
-    if key in ("coordinator", "hr", "admin"):
+    if key in ("coordinator", "hr", "admin", "supervisor"):
         return getattr(w, key)
     return w.officers[key]
 
@@ -374,6 +377,10 @@ WEB_STEPS: dict[str, Step] = {
     "coordinator_tools.send_reminders": Step(
         "reminder.queue", "coordinator", prepare=_prepare_as("coordinator"),
         act=lambda w, s: _post(s.client, f"/coordinator/cycles/{w.cycle_id}/reminders", {"confirm": "y"})),
+    "supervisor.send_reminders": Step(
+        "reminder.queue", "supervisor", prepare=_prepare_as("supervisor"),
+        act=lambda w, s: _post(s.client, f"/supervisor/cycles/{w.cycle_id}/reminders", {"confirm": "y"}),
+        details={"queued": 1, "reports_to": "1006"}),
     "coordinator_tools.save_schedule": Step(
         "reminder.schedule", "coordinator", prepare=_prepare_as("coordinator"),
         act=lambda w, s: s.client.post(f"/coordinator/cycles/{w.cycle_id}/reminders/schedule", data={

@@ -18,7 +18,7 @@ from lms.services.cycles import grant_exemption
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 
-ROLES = ("anonymous", "officer", "coordinator", "hr", "admin")
+ROLES = ("anonymous", "officer", "supervisor", "coordinator", "hr", "admin")
 
 # What a request may come to:
 OK = "ok"          # the view ran: 2xx, a redirect other than to sign-in, or its own 400/409/410
@@ -34,12 +34,15 @@ def only(*allowed: str, others: str = DENIED, allowed_outcome: str = OK) -> dict
 
 
 EVERYONE = {role: OK for role in ROLES}
-SIGNED_IN = only("officer", "coordinator", "hr", "admin")
+SIGNED_IN = only("officer", "supervisor", "coordinator", "hr", "admin")
 OFFICER = only("officer")
 OFFICERS_OTHER_MEMBER = only("officer", allowed_outcome=HIDDEN)
 COORDINATOR = only("coordinator", "admin")
 HR = only("hr")
 ADMIN = only("admin")
+SUPERVISOR = only("supervisor")
+#: The member in the URL does not report to the test's supervisor: not found, like any other.
+SUPERVISORS_OTHER_MEMBER = only("supervisor", allowed_outcome=HIDDEN)
 
 EXPECTED: dict[str, dict[str, str]] = {
     "static": EVERYONE,
@@ -112,6 +115,17 @@ EXPECTED: dict[str, dict[str, str]] = {
     "admin_jobs.jobs": ADMIN,
     "admin_jobs.retry": ADMIN,
     "coordinator_tools.send_reminders": COORDINATOR,
+
+    # A supervisor's pages: their own reports only (the world's supervisor has none; the members
+    # of the URLs report to nobody), so another member is a 404.
+    "supervisor.home": SUPERVISOR,
+    "supervisor.roster": SUPERVISOR,
+    "supervisor.roster_export": SUPERVISOR,
+    "supervisor.member_progress": SUPERVISORS_OTHER_MEMBER,
+    "supervisor.reminders": SUPERVISOR,
+    "supervisor.send_reminders": SUPERVISOR,
+    "supervisor.export_job": only("supervisor", allowed_outcome=HIDDEN),
+    "supervisor.export_job_download": only("supervisor", allowed_outcome=HIDDEN),
 
     "hr.home": HR,
     "hr.search": HR,

@@ -80,10 +80,10 @@ def test_seed_demo_adds_personnel_a_cycle_and_the_demo_logins(app, runner, fresh
     assert "Seeded 8 personnel." in result.output
     assert f"Demo logins (password for all: {DEMO_PASSWORD}):" in result.output
     logins = [line.split() for line in result.output.splitlines() if line.startswith("  badge ")]
-    assert [line[1] for line in logins] == ["1001", "1002", "1003", "1004", "1005"]
+    assert [line[1] for line in logins] == ["1001", "1002", "1003", "1004", "1005", "1006"]
     names = {f"{first} {last}" for _, first, last, *_ in DEMO_PEOPLE}
     assert {" ".join(line[2:4]) for line in logins} == names
-    assert scalar(app, select(func.count(Member.id))) == 8 + 5
+    assert scalar(app, select(func.count(Member.id))) == 8 + len(DEMO_PEOPLE)
     year = today(app).year
     assert rows(app, select(Cycle.year, Cycle.due_date)) == [(year, date(year, 12, 31))]
     # Every active member is assigned; people on leave or separated are not.

@@ -12,7 +12,7 @@ from lms.models import MEMBER_STATUSES, ROLES
 _MAX = 1024
 
 
-ROLE_LABELS = {"officer": "Officer", "coordinator": "Training coordinator", "hr": "HR / records",
+ROLE_LABELS = {"officer": "Officer", "supervisor": "Supervisor (sees their reports)", "coordinator": "Training coordinator", "hr": "HR / records",
                "admin": "Administrator"}
 
 

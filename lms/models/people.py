@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms.db import Base, UTCDateTime
 
 MEMBER_STATUSES = ("active", "leave", "separated")
-ROLES = ("officer", "coordinator", "hr", "admin")
+ROLES = ("officer", "supervisor", "coordinator", "hr", "admin")
 
 
 class Member(Base):
@@ -32,7 +32,9 @@ class Member(Base):
     rank: Mapped[str | None] = mapped_column(String(40), index=True)
     unit: Mapped[str | None] = mapped_column(String(80), index=True)
     shift: Mapped[str | None] = mapped_column(String(40), index=True)
-    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: Indexed: a supervisor's roster walks down from them, one level of reports at a time
+    #: (lms.services.roster.reports_of; migration 0019).
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     hire_date: Mapped[date | None]
     #: active, leave or separated; separated members keep every record but cannot sign in.
     status: Mapped[str] = mapped_column(String(20), default="active")
@@ -90,7 +92,7 @@ class MemberRole(Base):
 
     __tablename__ = "member_role"
     __table_args__ = (
-        CheckConstraint("role IN ('officer', 'coordinator', 'hr', 'admin')", name="role"),
+        CheckConstraint("role IN ('officer', 'supervisor', 'coordinator', 'hr', 'admin')", name="role"),
     )
 
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)
@@ -166,7 +168,8 @@ class PersonnelChange(Base):
     #: The new value of status, unit, shift or rank; None for supervisor, and for an emptied value.
     value: Mapped[str | None] = mapped_column(String(80))
     #: The new supervisor (field supervisor only); None when the member reports to nobody.
-    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"))
+    #: Indexed: a supervisor's roster as of a date finds who ever reported to them here (0019).
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("member.id"), index=True)
     #: The department's local date from which the value holds.
     effective: Mapped[date]
     #: When the change was written (UTC) and the department's local date then: a change written

@@ -107,10 +107,11 @@ class QueueResult:
     already_reminded: list[Candidate] = field(default_factory=list)
 
 
-def _due_rows(cycle_id: int, today: date, tz: str) -> Select:
+def _due_rows(cycle_id: int, today: date, tz: str, reports_to: str | None = None) -> Select:
     """Roster rows of the cycle that are not done, with the member's and the supervisor's
-    e-mail, the policy title, and whether the member was already reminded on ``today``."""
-    roster = roster_select(RosterFilters(cycle_id=cycle_id, statuses=list(REMINDED_STATUSES)),
+    e-mail, the policy title, and whether the member was already reminded on ``today``;
+    ``reports_to`` (a supervisor's badge) keeps only the members who report to them."""
+    roster = roster_select(RosterFilters(cycle_id=cycle_id, statuses=list(REMINDED_STATUSES), reports_to=reports_to),
                            today=today, tz=tz).subquery()
     reminded = exists().where(Reminder.member_id == roster.c.member_id, Reminder.sent_on == today)
     supervisor = aliased(Member)
@@ -127,11 +128,12 @@ def _no_email(column):
     return or_(column.is_(None), func.trim(column) == "")
 
 
-def reminder_candidates(session: Session, cycle_id: int, today: date, tz: str) -> list[Candidate]:
+def reminder_candidates(session: Session, cycle_id: int, today: date, tz: str,
+                        reports_to: str | None = None) -> list[Candidate]:
     """Members of the cycle who are not done with some assignment (see REMINDED_STATUSES), have
     an e-mail address and were not reminded on ``today`` (the department's local date); sorted
-    by name."""
-    inner = _due_rows(cycle_id, today, tz).subquery()
+    by name. ``reports_to`` (a supervisor's badge) keeps only the members who report to them."""
+    inner = _due_rows(cycle_id, today, tz, reports_to).subquery()
     rows = session.execute(
         select(inner).where(~_no_email(inner.c.email), inner.c.reminded.is_(False))
         .order_by(inner.c.last_name, inner.c.first_name, inner.c.badge, inner.c.policy))
@@ -149,9 +151,11 @@ def reminder_candidates(session: Session, cycle_id: int, today: date, tz: str) -
     return list(candidates.values())
 
 
-def skipped_counts(session: Session, cycle_id: int, today: date, tz: str) -> Skipped:
-    """How many members who are not done get no reminder: reminded today, or no e-mail."""
-    inner = _due_rows(cycle_id, today, tz).subquery()
+def skipped_counts(session: Session, cycle_id: int, today: date, tz: str,
+                   reports_to: str | None = None) -> Skipped:
+    """How many members who are not done get no reminder: reminded today, or no e-mail
+    (of those who report to ``reports_to``, if given)."""
+    inner = _due_rows(cycle_id, today, tz, reports_to).subquery()
     no_email = _no_email(inner.c.email)
     reminded, missing = session.execute(select(
         func.count(distinct(case((~no_email & inner.c.reminded, inner.c.member_id)))),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, and_, case, cast, false, func, literal, or_, select, text, true
+from sqlalchemy import Integer, String, and_, case, cast, false, func, literal, or_, select, text, true, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Join, Select
@@ -28,13 +28,19 @@ from lms.models import (
     Lesson,
     LessonProgress,
     Member,
+    PersonnelChange,
     PolicyVersion,
     QuizAttempt,
 )
-from lms.services.due_dates import due_date_as_of
-from lms.services.personnel_history import CURRENT, PeopleColumns, as_of_columns
 from lms.models.status import progress_case, status_case, stored_facts
 from lms.models.status import stored_status as stored_status  # noqa: PLC0414 - the roster's own name too
+from lms.services.due_dates import due_date_as_of
+from lms.services.personnel_history import (
+    CURRENT,
+    PeopleColumns,
+    as_of_columns,
+    supervisor_on,
+)
 from lms.services.progress import STATUS_LABELS, STATUSES
 
 #: The roster CSV columns, in the contract's order.
@@ -73,6 +79,9 @@ class RosterFilters:
     search: str | None = None
     #: The roster as it stood at the end of this local date; None for now.
     as_of: date | None = None
+    #: Only the members who report to the member with this badge, directly or through their
+    #: sergeants (a supervisor's roster; see reports_of); None for everyone.
+    reports_to: str | None = None
 
 
 def end_of_day_utc(day: date, tz: str) -> datetime:
@@ -116,10 +125,45 @@ def expand_statuses(statuses) -> list[str]:
     return expanded
 
 
+def reports_of(badge: str, day: date | None = None) -> Select:
+    """The ids of the members who report to the member with ``badge``, directly or through their
+    own reports at any depth (a lieutenant's sergeants' squads): by the member rows now, or, with
+    ``day``, by the supervisor each member had on that date (lms.services.personnel_history), so a
+    transfer recorded later leaves an earlier roster as it was.
+
+    One recursive query, a level of the chain of command per step, each step driven by indexes
+    from the members reached (SQLite runs the step once per member reached, so a step that read
+    every member would cost 50,000 × 50,000 reads for a commander). Now: the members whose row
+    names the supervisor (the index on member.supervisor_id, migration 0019). On a date: the
+    members whose row or any recorded change ever named them (the indexes on member.supervisor_id
+    and personnel_change.supervisor_id), kept if their supervisor on that date
+    (personnel_history.supervisor_on) is the one. UNION rather than UNION ALL drops a member
+    reached twice, so a loop in the records (A over B over A) ends; the supervisor never counts
+    among their own reports.
+    """
+    boss = select(Member.id).where(Member.badge == badge).scalar_subquery()
+    member = aliased(Member, name="report")
+
+    def reporting_to(supervisor_id):
+        if day is None:
+            return member.supervisor_id == supervisor_id
+        named = aliased(PersonnelChange, name="named")
+        row = aliased(Member, name="named_member")
+        ever = union(select(named.member_id).where(named.field == "supervisor", named.supervisor_id == supervisor_id),
+                     select(row.id).where(row.supervisor_id == supervisor_id))
+        return and_(member.id.in_(ever), supervisor_on(member, day) == supervisor_id)
+
+    reports = select(member.id.label("member_id")).where(reporting_to(boss)).cte("reports", recursive=True)
+    reports = reports.union(select(member.id).select_from(reports).join(member, reporting_to(reports.c.member_id)))
+    return select(reports.c.member_id).where(reports.c.member_id != boss)
+
+
 def _narrow(query: Select, filters: RosterFilters, people: PeopleColumns = CURRENT) -> Select:
     """``query`` (over Assignment joined to Member) narrowed to the filters' policy, units,
-    shifts, ranks, supervisors and search; ``people`` gives the members' units, shifts, ranks and
-    supervisors (now, or on the as-of date)."""
+    shifts, ranks, supervisors, search and chain of command; ``people`` gives the members' units,
+    shifts, ranks and supervisors (now, or on the as-of date)."""
+    if filters.reports_to is not None:
+        query = query.where(Member.id.in_(reports_of(filters.reports_to, filters.as_of)))
     if filters.policy_id:
         query = query.where(Assignment.policy_version_id.in_(
             select(PolicyVersion.id).where(PolicyVersion.policy_id == filters.policy_id)))

@@ -177,6 +177,8 @@ def describe_filters(filters: RosterFilters, cycle_name: str | None = None) -> s
     """The filters in words, for a report's header: ``2026 annual cycle; unit Traffic; status Overdue``
     (``cycle_name`` names the cycle; without it, its id)."""
     parts = [f"{cycle_name} cycle" if cycle_name else f"cycle {filters.cycle_id}"]
+    if filters.reports_to:
+        parts.append(f"members reporting to badge {filters.reports_to}")
     if filters.policy_id:
         parts.append(f"policy {filters.policy_id}")
     for label, values in (("unit", filters.units), ("shift", filters.shifts), ("rank", filters.ranks),
@@ -194,10 +196,14 @@ def describe_filters(filters: RosterFilters, cycle_name: str | None = None) -> s
 
 def filters_details(filters: RosterFilters) -> dict:
     """The filters as JSON-ready values, for audit events."""
-    return {"cycle_id": filters.cycle_id, "policy": filters.policy_id, "units": list(filters.units),
-            "shifts": list(filters.shifts), "ranks": list(filters.ranks),
-            "supervisors": list(filters.supervisor_badges), "statuses": list(filters.statuses),
-            "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
+    details = {"cycle_id": filters.cycle_id, "policy": filters.policy_id, "units": list(filters.units),
+               "shifts": list(filters.shifts), "ranks": list(filters.ranks),
+               "supervisors": list(filters.supervisor_badges), "statuses": list(filters.statuses),
+               "search": filters.search or None, "as_of": filters.as_of.isoformat() if filters.as_of else None}
+    if filters.reports_to:
+        # A supervisor's roster: whose reports it was limited to.
+        details["reports_to"] = filters.reports_to
+    return details
 
 
 # The PDF's member rows: a tagged table with one row (TR) per member under a header row repeated on

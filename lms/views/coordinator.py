@@ -721,10 +721,12 @@ def export_job_download(job_id: int):
 # --- a member in a cycle -------------------------------------------------------------------------
 
 def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int = 200,
-                 grant_form: AttemptGrantForm | None = None):
+                 grant_form: AttemptGrantForm | None = None, *, template: str = "coordinator/member.html",
+                 read_only: bool = False):
     """Render a member's progress in a cycle: each policy's lessons, attempts, the attempts granted,
     signature, and the exemptions granted and lifted. ``grant_form`` is a submitted grant form to
-    show with its errors in place of that assignment's blank one."""
+    show with its errors in place of that assignment's blank one. ``read_only`` (a supervisor's
+    view, in ``template``) leaves out the forms to exempt and to grant attempts."""
     db, tz = get_session(), _tz()
     assignments = list(db.scalars(
         select(Assignment).where(Assignment.cycle_id == cycle.id, Assignment.member_id == member.id)
@@ -741,10 +743,11 @@ def _member_page(cycle: Cycle, member: Member, form: ExemptionForm, status: int 
                       "grants": grants[assignment.id],
                       "grant_form": grant_form if grant_form is not None and grant_form._prefix == prefix + "-"
                       else AttemptGrantForm(formdata=None, prefix=prefix)})
-    return render_template("coordinator/member.html", cycle=cycle, member=member, items=items,
+    return render_template(template, cycle=cycle, member=member, items=items,
                            exemption=current_exemption(db, cycle.id, member.id),
                            exemptions=_exemptions(cycle, member.id), form=form,
-                           can_grant=member.id != current_user.id, tz=ZoneInfo(tz)), status
+                           can_grant=member.id != current_user.id and not read_only, read_only=read_only,
+                           tz=ZoneInfo(tz)), status
 
 
 @bp.get("/cycles/<int:cycle_id>/members/<int:member_id>")

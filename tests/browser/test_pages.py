@@ -116,6 +116,17 @@ def _coordinator(walk: Walk) -> None:
     walk.sign_out()
 
 
+def _supervisor(walk: Walk) -> None:
+    page = walk.page
+    sign_in(page, "1006", axe=walk.axe)
+    walk.look("supervisor-home")
+    walk.click(page.get_by_role("link", name=re.compile("roster of your members")).first, "supervisor-roster")
+    walk.click(page.locator("table.roster-table tbody th a").first, "supervisor-member")
+    page.go_back()
+    walk.click(page.get_by_role("link", name="Remind your members who are not done"), "supervisor-reminders")
+    walk.sign_out()
+
+
 def _hr(walk: Walk) -> None:
     page = walk.page
     sign_in(page, "1004", axe=walk.axe)
@@ -150,9 +161,10 @@ def test_main_pages(request, size, axe, screenshots):
     walk.go("/sign-in", "public-sign-in")
     code = officer_signs(walk)
     _coordinator(walk)
+    _supervisor(walk)
     _hr(walk)
     _admin(walk)
     walk.go(f"/verify?code={code}", "public-verify")
     assert "Yes: this code matches" in page.locator("main").inner_text()
 
-    assert len(walk.urls) == 28
+    assert len(walk.urls) == 34
