@@ -68,7 +68,15 @@ from lms.services.roster import (
     roster_rows,
     roster_summary,
 )
-from lms.services.roster_export import describe_filters, filters_details, render_pdf, write_csv, write_xlsx
+from lms.services.roster_export import (
+    describe_filters,
+    filters_details,
+    nothing_matches,
+    pdf_refusal,
+    render_pdf,
+    write_csv,
+    write_xlsx,
+)
 from lms.views.export_pages import export_download, export_status
 from lms.web import attachment, client_ip, commit, request_now, today
 
@@ -80,10 +88,6 @@ PAGE_SIZE = 50
 #: Rows per chunk of a streamed CSV: large enough to keep the number of writes small, small
 #: enough that memory holds one chunk rather than the whole roster.
 CSV_CHUNK_ROWS = 1000
-#: The PDF lays out every row, at about 5 ms a row (2,000 rows took 9 s here), inside the request;
-#: a larger view is refused with a pointer to CSV/XLSX or a narrower filter, so a PDF stays well
-#: within a gunicorn worker's default 30 s timeout.
-PDF_MAX_ROWS = 2000
 #: Roster columns a coordinator can sort by, with their header labels, in table order.
 SORT_LABELS = {"last_name": "Name", "badge": "Badge", "rank": "Rank", "unit": "Unit", "shift": "Shift",
                "supervisor_badge": "Supervisor", "status": "Status", "quiz_best_score": "Quiz best",
@@ -317,7 +321,7 @@ def roster(year: int):
         total=total, pages=pages, sort=sort, descending=descending, query_args=_query_args,
         summary=[(unit, n, done, percent_complete(n, done)) for unit, n, done in summary],
         chart=completion_by_unit_svg(summary), filters_text=describe_filters(filters),
-        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS,
+        sort_labels=SORT_LABELS, pdf_max_rows=current_app.config["ROSTER_PDF_MAX_ROWS"],
         printed_at=local_iso(request_now(), tz)[:16].replace("T", " "),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
@@ -340,7 +344,12 @@ def _csv_chunks(rows):
 @bp.get("/cycles/<int:year>/roster.<any(csv, xlsx, pdf):kind>")
 @coordinator_required
 def roster_export(year: int, kind: str):
-    """The current view of the roster (every page of it) as CSV, XLSX or PDF."""
+    """The current view of the roster (every page of it) as CSV, XLSX or PDF.
+
+    CSV always streams. XLSX and PDF up to EXPORT_JOB_ROWS / EXPORT_JOB_PDF_ROWS rows are built in
+    the request (well under a second or two); larger ones run as jobs with a progress page and a
+    download. A PDF over ROSTER_PDF_MAX_ROWS is refused with CSV/XLSX offered; an empty view
+    is not exported at all."""
     cycle = _cycle_or_404(year)
     form = _roster_form(cycle)
     filters = _roster_filters(cycle, form)
@@ -352,9 +361,13 @@ def roster_export(year: int, kind: str):
     head = roster_summary(db, filters, today=today(), tz=tz)
     counts = head.counts
     total = sum(counts.values())
-    if kind == "pdf" and total > PDF_MAX_ROWS:
-        abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
-                               f"{PDF_MAX_ROWS:,} rows or fewer (by unit or status, say), or export CSV or XLSX.")
+    if total == 0:
+        # Nothing to hand over: back to the roster, which says so, rather than an empty file.
+        flash(nothing_matches(), "error")
+        return redirect(url_for(".roster", year=cycle.year, **_query_args(page=None)), 303)
+    refusal = pdf_refusal(total, current_app.config["ROSTER_PDF_MAX_ROWS"]) if kind == "pdf" else None
+    if refusal:
+        abort(400, description=refusal)
     name = f"roster-{cycle.year}-{(filters.as_of or today()).isoformat()}.{kind}"
     headers = {"Content-Disposition": attachment(name)}
     title = f"{cycle.name} roster"
@@ -366,7 +379,8 @@ def roster_export(year: int, kind: str):
             db, filters, fmt=kind, sort=sort, descending=descending, title=title, filters_text=filters_text,
             department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
             requested_by_id=current_user.id, ip=client_ip(),
-            audit_details={"rows": total, "filters": filters_details(filters)})
+            audit_details={"rows": total, "filters": filters_details(filters)},
+            pdf_max_rows=current_app.config["ROSTER_PDF_MAX_ROWS"])
         commit()
         wake(current_app._get_current_object())
         return redirect(url_for(".export_job", job_id=job_id), 303)
