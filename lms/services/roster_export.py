@@ -178,7 +178,7 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
     count = 0
     for values in _contract_values(rows):
         count += 1
-        status, unit = values[status_at], values[unit_at] or ""
+        status, unit = values[status_at] or "", values[unit_at] or ""
         by_status[status] = by_status.get(status, 0) + 1
         unit_counts = by_unit.setdefault(unit, {})
         unit_counts[status] = unit_counts.get(status, 0) + 1
@@ -219,16 +219,17 @@ def _write_summary(sheet, bold, by_status: Mapping[str, int], by_unit: Mapping[s
                    total: int) -> None:
     """The Summary sheet: rows by status (with the total), then a table of units by status."""
     statuses = [s for s in STATUSES if s in by_status] + sorted(set(by_status) - set(STATUSES))
+    labels = {status: STATUS_LABELS.get(status, status) or "(no status)" for status in statuses}
     sheet.write_row(0, 0, ["Status", "Rows"], bold)
     row = 1
     for status in statuses:
-        sheet.write_string(row, 0, STATUS_LABELS.get(status, status))
+        sheet.write_string(row, 0, labels[status])
         sheet.write_number(row, 1, by_status[status])
         row += 1
     sheet.write_string(row, 0, "Total", bold)
     sheet.write_number(row, 1, total, bold)
     row += 2
-    sheet.write_row(row, 0, ["Unit", "Rows", *(STATUS_LABELS.get(s, s) for s in statuses)], bold)
+    sheet.write_row(row, 0, ["Unit", "Rows", *(labels[s] for s in statuses)], bold)
     for unit in sorted(by_unit, key=lambda u: (u == "", u.casefold())):
         row += 1
         counts = by_unit[unit]
