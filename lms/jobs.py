@@ -349,8 +349,12 @@ def run_pending(app: Flask, *, worker: str | None = None, limit: int | None = No
 def _judge(kind: str, exc: BaseException):
     from lms.services.mail import Failure, judge
 
+    from lms.services.export_jobs import ExportRefused
+
     if kind == "email":
         return judge(exc)
+    if isinstance(exc, ExportRefused):  # trying again would refuse again; the message says why
+        return Failure(str(exc), permanent=True, connection=False)
     return Failure(f"{type(exc).__name__}: {exc}", permanent=isinstance(exc, LookupError), connection=False)
 
 
