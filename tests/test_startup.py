@@ -15,10 +15,10 @@ from lms.config import PROJECT_ROOT
 #: Libraries only some paths need: XLSX (XlsxWriter; openpyxl only in tests), PDF (WeasyPrint), demo
 #: data (Faker, seeds), migrations (Alembic), reading content/ (PyYAML), lesson pages (markdown-it),
 #: signing receipts (pyHanko and its ASN.1 library), single sign-on (pysaml2, Authlib, joserfc,
-#: requests), passkeys (webauthn), QR codes (segno), background jobs (Huey).
+#: requests), passkeys (webauthn), QR codes (segno), authenticator codes (pyotp), background jobs (Huey).
 LOADED_WHEN_NEEDED = {"openpyxl", "xlsxwriter", "weasyprint", "faker", "seeds", "alembic", "yaml", "markdown_it",
                       "pyhanko", "pyhanko_certvalidator", "asn1crypto", "saml2", "authlib", "joserfc", "requests",
-                      "webauthn", "segno", "huey"}
+                      "webauthn", "segno", "pyotp", "huey"}
 
 
 def _packages_loaded(code: str, instance: Path) -> set[str]:
