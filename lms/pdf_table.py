@@ -87,6 +87,21 @@ class _Splitter:
         self.pdf.add_object(element)
         return element
 
+    def baseline(self, span) -> tuple | None:
+        """Where the line that ``span`` marks is drawn (page and the y of its text matrix)."""
+        [mcid] = [k for k in _kids(span) if isinstance(k, int)] or [None]
+        page = self.page_index.get(bytes(span["Pg"]))
+        if mcid is None or page is None:
+            return None
+        ops = self.ops(page)
+        at = self._mcid_at[page].get(mcid)
+        for op in ops[at + 2:at + 12] if at is not None else ():
+            if isinstance(op, bytes) and op.endswith(b" Tm"):
+                return page, op.split()[5]
+            if op == b"EMC":
+                break
+        return None
+
     def split_line(self, span, line: Line, cells: list, row_reference) -> bool:
         """Cut the line that ``span`` (a Span element holding one MCID) marks into one marked
         sequence per column span, added to ``cells``; False if it is not drawn as expected."""
@@ -179,9 +194,20 @@ class _Splitter:
                 cells.append(old_cell)
             else:
                 cells.append(self.new_element(role, row.reference, page_reference, attributes=attributes))
-        for n, span in enumerate(spans):
-            if n >= len(lines) or not self.split_line(span, lines[n], cells, row.reference):
-                # Kept whole, in the first cell: tagged, if less finely.
+        # A line is usually one Span; a line with a character from a fallback font is several,
+        # on the same baseline. Grouped by baseline, the groups match the lines of the text.
+        groups: list[tuple[object, list]] = []
+        for span in spans:
+            baseline = self.baseline(span)
+            if groups and baseline is not None and groups[-1][0] == baseline:
+                groups[-1][1].append(span)
+            else:
+                groups.append((baseline, [span]))
+        matched = len(groups) == len(lines)
+        for n, (_, members) in enumerate(groups):
+            if matched and len(members) == 1 and self.split_line(members[0], lines[n], cells, row.reference):
+                continue
+            for span in members:  # kept whole, in the first cell: tagged, if less finely
                 span["P"] = cells[0].reference
                 cells[0]["K"].append(span.reference)
         row["K"] = pydyf.Array([cell.reference for cell in cells])

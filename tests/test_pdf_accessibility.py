@@ -283,3 +283,28 @@ def test_roster_pdf_data_cells_name_their_column_header():
     assert len(rows) == 3
     for row in rows:
         assert [re.search(rb"/Headers \[\(([^)]*)\)\]", td)[1] for td in row] == ids
+
+
+def test_roster_pdf_line_with_a_fallback_font_stays_tagged_in_its_row():
+    """A name with a letter the monospaced font lacks (drawn from another font) leaves that line
+    whole in the row's first cell: everything stays tagged, and the row's other lines still divide
+    into their columns."""
+    row = {**_roster_rows(1)[0], "last_name": "Wójcik-Nguyễn-Bartholomew", "first_name": "Łukasz",
+           "rank": "Detective Sergeant", "unit": "Investigations — Special Victims Unit", "status": "not_started",
+           "exemption_reason": None}
+    data = roster_export.render_pdf([row], title="2031 annual roster", filters_text="f", counts={"not_started": 1},
+                                    generated_at=datetime(2031, 2, 1, tzinfo=timezone.utc),
+                                    unit_summary=[("Investigations — Special Victims Unit", 1, 0)], department="Test PD")
+    assert_accessible(data, "2031 annual roster")
+    root, _ = structure_tree(data)
+    texts = marked_texts(data)
+    [tr] = root.find("Table")[2].kids[1].kids
+    columns = roster_export.pdf_columns(show_policy=False)
+    assert tr.roles == ["TD"] * len(columns)
+    cells = {key: cell_text(td, texts) for (key, _, _), td in zip(columns, tr.kids)}
+    # The first line (with "ễ") is kept whole in the name cell; the wrapped lines below it divide.
+    assert "Nguy" in cells["name"] and "ễ" in cells["name"] and "Bartholomew, Łukasz" in cells["name"]
+    assert cells["rank"] == "Sergeant" and cells["unit"] == "Special Victims\nUnit"
+    everything = "\n".join(cells.values())
+    for value in ("Detective", "Investigations —", "Not started", "2031-03-31", "0/3"):
+        assert value in everything
