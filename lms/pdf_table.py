@@ -102,7 +102,7 @@ class _Splitter:
                 break
         return None
 
-    def split_line(self, span, line: Line, cells: list, row_reference) -> bool:
+    def split_line(self, span, line: Line, cells: list) -> bool:
         """Cut the line that ``span`` (a Span element holding one MCID) marks into one marked
         sequence per column span, added to ``cells``; False if it is not drawn as expected."""
         text, spans = line
@@ -205,7 +205,7 @@ class _Splitter:
                 groups.append((baseline, [span]))
         matched = len(groups) == len(lines)
         for n, (_, members) in enumerate(groups):
-            if matched and len(members) == 1 and self.split_line(members[0], lines[n], cells, row.reference):
+            if matched and len(members) == 1 and self.split_line(members[0], lines[n], cells):
                 continue
             for span in members:  # kept whole, in the first cell: tagged, if less finely
                 span["P"] = cells[0].reference

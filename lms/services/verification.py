@@ -75,15 +75,16 @@ class _Link:
 
 
 def _columns(model) -> list:
-    """Every mapped column of ``model``, labelled with its attribute name: selected this way, rows
-    come back as plain named tuples that read like the model (``row.badge``), with no ORM object,
-    identity map or change tracking built for each of the chain's records."""
+    """Every mapped column of ``model``, labelled with its attribute name: selected this way (and
+    run on the session's connection, as Core), rows come back as plain named tuples that read like
+    the model (``row.badge``), with no ORM object, identity map, change tracking or ORM result
+    processing for each of the chain's records."""
     return [attribute.columns[0].label(attribute.key) for attribute in inspect(model).column_attrs]
 
 
 def _acknowledgment_links(session: Session, up_to: int) -> Iterator[_Link]:
     """Acknowledgments in sequence order, each with its receipt checked and its hash recomputed."""
-    rows = session.execute(
+    rows = session.connection().execute(
         select(*_columns(Acknowledgment), Receipt.pdf.label("receipt_pdf"), Receipt.sha256.label("receipt_sha256"))
         .outerjoin(Receipt, Receipt.acknowledgment_id == Acknowledgment.id)
         .where(Acknowledgment.sequence <= up_to)
@@ -112,7 +113,7 @@ def _acknowledgment_fault(ack, pdf: bytes | None, receipt_sha256: str | None) ->
 def _void_links(session: Session, up_to: int) -> Iterator[_Link]:
     """Voids in sequence order, each with its hash recomputed and its target checked."""
     voided = aliased(Acknowledgment)
-    rows = session.execute(
+    rows = session.connection().execute(
         select(*_columns(AcknowledgmentVoid), voided.sequence.label("voided_sequence"), voided.badge.label("voided_badge"))
         .outerjoin(voided, voided.id == AcknowledgmentVoid.acknowledgment_id)
         .where(AcknowledgmentVoid.sequence <= up_to)
