@@ -297,8 +297,8 @@ def test_export_filters(app, client, auth, db, desk):
     assert _exported_badges(client, since=day.isoformat(), until=day.isoformat()) == everyone
     assert _exported_badges(client, since=(day + timedelta(days=1)).isoformat()) == set()
     assert _exported_badges(client, until=(day - timedelta(days=1)).isoformat()) == set()
-    # The two that matched nothing handed over no ZIP, so they are not recorded as exports.
-    assert [e.details["count"] for e in audit(db, "hr.export")] == [2, 1, 3, 3, 2, 3]
+    # The two that matched nothing handed over no ZIP; the searches are still on record.
+    assert [e.details["count"] for e in audit(db, "hr.export")] == [2, 1, 3, 3, 2, 3, 0, 0]
 
 
 def test_an_export_that_matches_nothing_says_so_instead_of_an_empty_zip(app, client, auth, db, desk):
@@ -309,7 +309,9 @@ def test_an_export_that_matches_nothing_says_so_instead_of_an_empty_zip(app, cli
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "There is a problem" in page and "No signed acknowledgments match these filters" in page
     assert f'value="{tomorrow}"' in page  # the filters are kept, to widen them
-    assert db.scalars(select(Job)).all() == [] and audit(db, "hr.export") == []
+    assert db.scalars(select(Job)).all() == []
+    [event] = audit(db, "hr.export")  # the search is on record: nothing found, no file
+    assert event.details["count"] == 0 and event.details["file"] is None and event.details["via"] == "web"
 
 
 def test_cli_export_acks_that_matches_nothing_writes_no_zip(app, runner, db, desk, tmp_path):

@@ -172,7 +172,11 @@ def export():
         return render_template("hr/export.html", form=form), 400
     count = exports.count_acknowledgments(db, filters, tz)
     if count == 0:
-        # Said on the form, with the filters kept, rather than handing over an empty ZIP.
+        # Said on the form, with the filters kept, rather than handing over an empty ZIP. The
+        # search itself is still a read of the records, so it is audited (count 0, no file).
+        _audit("hr.export", "acknowledgments", count=0, bytes=0, filters=filters.as_details(), via="web",
+               file=None)
+        commit()
         form.form_errors.append(nothing_matches("signed acknowledgments"))
         return render_template("hr/export.html", form=form), 200
     if count > current_app.config["EXPORT_JOB_RECEIPTS"]:
