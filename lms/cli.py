@@ -699,7 +699,8 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
     import os
     import tempfile
 
-    from lms.services.exports import ExportError, ExportFilters, check_filters, write_ack_zip
+    from lms.services.exports import ExportError, ExportFilters, check_filters, count_acknowledgments, write_ack_zip
+    from lms.services.roster_export import nothing_matches
 
     filters = ExportFilters(policy=policy, version=version and version.date(), unit=unit,
                             since=since and since.date(), until=until and until.date())
@@ -710,6 +711,8 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
         _fail("; ".join(f"{message} (--{name})" for name, message in exc.problems.items()))
     if not out.parent.is_dir():
         _fail(f"folder {out.parent} does not exist (--out)")
+    if count_acknowledgments(session, filters, current_app.config["TIMEZONE"]) == 0:
+        _fail(nothing_matches("signed acknowledgments") + " No ZIP was written.")
     now = utcnow()
     # Written beside the target and renamed into place once complete and audited, so a failure
     # leaves no partial ZIP; mkstemp makes it readable by its owner only.
@@ -740,7 +743,7 @@ def export_acks(policy, version, unit, since, until, out: Path) -> None:
 @click.option("--as-of", "as_of", type=_DATE,
               help="The roster as it stood at the end of this day (department time), YYYY-MM-DD.")
 @click.option("--format", "fmt", required=True, type=click.Choice(["csv", "xlsx", "pdf"]),
-              help="CSV (the contract's columns), XLSX, or PDF (every row laid out: slow beyond a few thousand).")
+              help="CSV (the contract's columns), XLSX, or PDF (every row laid out; refused beyond ROSTER_PDF_MAX_ROWS rows).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
 @with_appcontext
 def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path) -> None:
@@ -777,6 +780,10 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
     today = local_date(now, tz)
     title = f"{cycle.name} roster"
     filters_text = roster_export.describe_filters(filters, cycle.name)
+    summary = roster_summary(session, filters, today=today, tz=tz)
+    total = sum(summary.counts.values())
+    if fmt == "pdf" and (refusal := roster_export.pdf_refusal(total, current_app.config["ROSTER_PDF_MAX_ROWS"])):
+        _fail(f"{refusal} (--format; ROSTER_PDF_MAX_ROWS sets the limit)")
     # Everything loaded so far lives until the command exits. Frozen, it is left out of the
     # garbage collector's passes, which otherwise rescan it again and again while tens of
     # thousands of rows are read and written (about 3% of a 50,000-row export's CPU time).
@@ -796,7 +803,6 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
             with os.fdopen(fd, "wb") as handle:
                 rows = list(roster_rows(session, filters, today=today, tz=tz))
                 count = len(rows)
-                summary = roster_summary(session, filters, today=today, tz=tz)
                 handle.write(roster_export.render_pdf(
                     rows, title=title, filters_text=filters_text, generated_at=now.astimezone(ZoneInfo(tz)),
                     counts=summary.counts, unit_summary=summary.units,
@@ -809,8 +815,12 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
         raise
     # Into place only once its audit record is committed; removed if that fails.
     after_commit(os.replace, partial, out)
-    after_commit(click.echo, f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
     on_rollback(Path(partial).unlink, missing_ok=True)
+    if count == 0:
+        # The file is still written (a script may expect the CSV's header), but said plainly.
+        after_commit(click.echo, f"No members match these filters: {out} holds the column headings only.")
+    else:
+        after_commit(click.echo, f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
 
 
 @lms.command("worker")

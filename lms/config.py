@@ -238,12 +238,17 @@ class Defaults:
     #: Exports larger than these run as background jobs with a download page; smaller ones are
     #: built in the request. HR's receipt ZIP counts receipts, the roster XLSX and PDF count rows
     #: (a 1,000-row PDF takes about 1.5 s, docs/performance.md). The roster CSV always streams.
-    EXPORT_JOB_RECEIPTS = 1000
-    EXPORT_JOB_ROWS = 5000
-    EXPORT_JOB_PDF_ROWS = 500
+    EXPORT_JOB_RECEIPTS: Annotated[int, AtLeast(0)] = 1000
+    EXPORT_JOB_ROWS: Annotated[int, AtLeast(0)] = 5000
+    EXPORT_JOB_PDF_ROWS: Annotated[int, AtLeast(0)] = 500
     #: The most members one roster action (remind, exempt, grant attempts) may cover: each is a
     #: row, an audit event and for reminders an e-mail job, written in one transaction.
     ROSTER_ACTION_MAX_MEMBERS: Annotated[int, AtLeast(1)] = 5000
+    #: The roster PDF lays out every row and holds the whole document in memory while it does (about
+    #: 1.3 s and 100 MB for 1,000 rows): a larger view is refused, on the web, in jobs and on the
+    #: command line, with CSV and XLSX (which stream any size) offered instead. 2,000 rows stay
+    #: under about 150 MB; the bound for any size is this many rows.
+    ROSTER_PDF_MAX_ROWS: Annotated[int, AtLeast(1)] = 2000
     #: Where finished exports wait (None: instance/exports); shared storage when app servers and
     #: workers run on several machines. Files are removed after EXPORT_KEEP_HOURS.
     EXPORT_DIR: str | None = None

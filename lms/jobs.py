@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import Flask
-from huey import crontab
 from sqlalchemy.orm import Session
 
 from lms.db import get_database, utcnow
@@ -178,6 +177,22 @@ HANDLERS: dict[str, Handler] = {
 
 
 # --------------------------------------------------------------------------- periodic work
+
+def crontab(**fields: str) -> Callable[[datetime], bool]:
+    """``huey.crontab(**fields)``, built the first time the schedule is checked: importing Huey
+    (and the Redis and SQLite storages it loads) costs about 0.1 s, which commands that never run
+    the schedule need not pay at start-up."""
+    built: list[Callable[[datetime], bool]] = []
+
+    def when(moment: datetime) -> bool:
+        if not built:
+            from huey import crontab as huey_crontab
+
+            built.append(huey_crontab(**fields))
+        return built[0](moment)
+
+    return when
+
 
 @dataclass(frozen=True)
 class Periodic:
@@ -339,8 +354,12 @@ def run_pending(app: Flask, *, worker: str | None = None, limit: int | None = No
 def _judge(kind: str, exc: BaseException):
     from lms.services.mail import Failure, judge
 
+    from lms.services.export_jobs import ExportRefused
+
     if kind == "email":
         return judge(exc)
+    if isinstance(exc, ExportRefused):  # trying again would refuse again; the message says why
+        return Failure(str(exc), permanent=True, connection=False)
     return Failure(f"{type(exc).__name__}: {exc}", permanent=isinstance(exc, LookupError), connection=False)
 
 

@@ -117,9 +117,15 @@ def render_document(html: str) -> Document:
     return document.render(font_config=setup.font_config, stylesheets=[setup.stylesheet], **PDF_OPTIONS)
 
 
-def write_pdf(document: Document) -> bytes:
-    """The tagged PDF of a laid-out document, its running headers and footers marked as artifacts."""
-    return document.write_pdf(finisher=mark_pagination_artifacts, **PDF_OPTIONS)
+def write_pdf(document: Document, finisher=None) -> bytes:
+    """The tagged PDF of a laid-out document, its running headers and footers marked as artifacts;
+    ``finisher(document, pdf)`` first reworks the PDF's objects if given (lms.pdf_table)."""
+    def finish(document: Document, pdf: pydyf.PDF) -> None:
+        if finisher is not None:
+            finisher(document, pdf)
+        mark_pagination_artifacts(document, pdf)
+
+    return document.write_pdf(finisher=finish, **PDF_OPTIONS)
 
 
 def _object(pdf: pydyf.PDF, reference) -> object:

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select
 
 from tests.helpers import cycle_id_of
 from lms.db import get_database, utcnow
-from lms.models import Acknowledgment, Assignment, AuditEvent, Cycle, Exemption, Member
+from lms.models import Acknowledgment, Assignment, AuditEvent, Cycle, Exemption, Job, Member
 from lms.services import quiz as quiz_service
 from lms.services.clock import local_date
 from lms.services.cycles import create_cycle, grant_exemption
@@ -534,24 +534,41 @@ def test_xlsx_and_pdf_exports(app, client, db, department, signed_in):
     xlsx = client.get(f"/coordinator/cycles/{cid}/roster.xlsx?status=complete&status=exempt")
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
     assert xlsx.headers["Content-Disposition"].endswith(f'.xlsx"')
-    sheet = load_workbook(io.BytesIO(xlsx.data)).active
-    values = list(sheet.iter_rows(values_only=True))
-    assert list(values[0]) == ROSTER_COLUMNS and sorted(v[0] for v in values[1:]) == ["605", "608"]
+    workbook = load_workbook(io.BytesIO(xlsx.data))
+    values = list(workbook["Roster"].iter_rows(values_only=True))
+    assert values[0][:3] == ("Badge", "Last name", "First name") and sorted(v[0] for v in values[1:]) == ["605", "608"]
+    assert workbook["Roster"].freeze_panes == "A2"
+    assert {row[0]: row[1] for row in workbook["Summary"].iter_rows(max_row=3, values_only=True)} == {
+        "Status": "Rows", "Complete": 1, "Exempt": 1}
     pdf = client.get(f"/coordinator/cycles/{cid}/roster.pdf?unit=Traffic")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     assert [(e.details["format"], e.details["rows"]) for e in audit(db, "roster.export")] == [("xlsx", 2), ("pdf", 4)]
 
 
-def test_a_large_pdf_is_refused_with_a_way_forward(app, client, department, signed_in, monkeypatch):
-    from lms.views import coordinator as views
-
-    monkeypatch.setattr(views, "PDF_MAX_ROWS", 3)
+def test_a_large_pdf_is_refused_with_a_way_forward(app, client, db, department, signed_in):
+    app.config.update(ROSTER_PDF_MAX_ROWS=3, EXPORT_JOB_PDF_ROWS=1)  # refused before it would be queued
     year = local_today(app).year
     cid = cycle_id_of(app, year)
     page = client.get(f"/coordinator/cycles/{cid}/roster").get_data(as_text=True)
     assert "roster.pdf" not in page and "PDF for views of up to 3 rows" in page
     refused = client.get(f"/coordinator/cycles/{cid}/roster.pdf")
-    assert refused.status_code == 400 and "export CSV or XLSX" in refused.get_data(as_text=True)
+    message = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "export CSV or XLSX" in message and "narrow it to 3 rows or fewer" in message
+    assert db.scalars(select(Job)).all() == [] and audit(db, "roster.export") == []
+    # A narrower view fits.
+    assert client.get(f"/coordinator/cycles/{cid}/roster.pdf?unit=Traffic&status=complete").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx", "pdf"])
+def test_an_export_that_matches_no_member_says_so(app, client, db, department, signed_in, kind):
+    cid = cycle_id_of(app, local_today(app).year)
+    response = client.get(f"/coordinator/cycles/{cid}/roster.{kind}?unit=Traffic&q=nobody-by-this-name")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith(f"/coordinator/cycles/{cid}/roster?")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "No members match these filters, so there is nothing to export." in page
+    assert 'value="nobody-by-this-name"' in page  # the filters are kept, to widen them
+    assert audit(db, "roster.export") == []
 
 
 # --- who gets in ---------------------------------------------------------------------------------

@@ -142,3 +142,22 @@ def test_a_roster_job_queued_before_cycles_had_ids_is_still_built(app, client, a
     badges = {row[0] for row in workbook.active.iter_rows(values_only=True) if row}
     workbook.close()
     assert {"701", "703", "705", "707"} <= badges
+def test_a_queued_pdf_that_grew_past_the_bound_is_refused_not_retried(app, client, auth, db, runner, department,
+                                                                      make_member):
+    from lms.models import Member
+
+    app.config.update(EXPORT_JOB_PDF_ROWS=3, ROSTER_PDF_MAX_ROWS=4)  # Traffic's four rows: a job, within the bound
+    coordinator = make_member(first="Cora", last="Dinator", badge="880", roles=("coordinator",))
+    auth.sign_in(coordinator.badge)
+    queued = client.get(f"/coordinator/cycles/{cycle_id_of(app, 2031)}/roster.pdf?unit=Traffic")
+    assert queued.status_code == 303
+    # Before the worker gets to it, a member moves into Traffic: five rows now.
+    db.get(Member, department["Abbott"].id).unit = "Traffic"
+    db.commit()
+
+    assert "0 done" in _run(runner)
+    db.expire_all()
+    [job] = db.scalars(select(Job)).all()
+    assert job.status == "failed" and job.attempts == 1  # refused for good, not retried
+    page = client.get(queued.headers["Location"]).get_data(as_text=True)
+    assert "could not be made" in page and "narrow it to 4 rows or fewer" in page and "export CSV or XLSX" in page

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from lms import pdf
 from lms.db import utcnow
-from lms.models import Acknowledgment, AcknowledgmentVoid, Assignment, AuditEvent, Member, Receipt
+from lms.models import Acknowledgment, AcknowledgmentVoid, Assignment, AuditEvent, Job, Member, Receipt
 from lms.services import exports
 from lms.services import hr as hr_service
 from lms.services import quiz as quiz_service
@@ -279,6 +279,9 @@ def test_export_zip_holds_receipts_and_the_contract_manifest(app, client, auth, 
 def _exported_badges(client, **filters) -> set[str]:
     response = post_export(client, **filters)
     assert response.status_code == 200, response.get_data(as_text=True)
+    if response.mimetype == "text/html":  # nothing matched: the form says so, no ZIP
+        assert "No signed acknowledgments match these filters" in response.get_data(as_text=True)
+        return set()
     return {r["badge"] for r in read_export(response.data)[1]}
 
 
@@ -294,7 +297,31 @@ def test_export_filters(app, client, auth, db, desk):
     assert _exported_badges(client, since=day.isoformat(), until=day.isoformat()) == everyone
     assert _exported_badges(client, since=(day + timedelta(days=1)).isoformat()) == set()
     assert _exported_badges(client, until=(day - timedelta(days=1)).isoformat()) == set()
+    # The two that matched nothing handed over no ZIP; the searches are still on record.
     assert [e.details["count"] for e in audit(db, "hr.export")] == [2, 1, 3, 3, 2, 3, 0, 0]
+
+
+def test_an_export_that_matches_nothing_says_so_instead_of_an_empty_zip(app, client, auth, db, desk):
+    hr_sign_in(auth, desk["people"])
+    tomorrow = (today(app) + timedelta(days=1)).isoformat()
+    response = post_export(client, since=tomorrow, unit="Traffic")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "There is a problem" in page and "No signed acknowledgments match these filters" in page
+    assert f'value="{tomorrow}"' in page  # the filters are kept, to widen them
+    assert db.scalars(select(Job)).all() == []
+    [event] = audit(db, "hr.export")  # the search is on record: nothing found, no file
+    assert event.details["count"] == 0 and event.details["file"] is None and event.details["via"] == "web"
+
+
+def test_cli_export_acks_that_matches_nothing_writes_no_zip(app, runner, db, desk, tmp_path):
+    tomorrow = (today(app) + timedelta(days=1)).isoformat()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    result = runner.invoke(args=["lms", "export-acks", "--since", tomorrow, "--out", str(folder / "acks.zip")])
+    assert result.exit_code == 1
+    assert "No signed acknowledgments match these filters" in result.output and "No ZIP was written." in result.output
+    assert list(folder.iterdir()) == [] and audit(db, "hr.export") == []
 
 
 @pytest.mark.parametrize("filters,field,message", [

@@ -19,7 +19,7 @@ from lms.services.clock import local_date
 from lms.services.roster import ROSTER_COLUMNS
 
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
-from tests.test_receipt import inflated, pdf_objects
+from tests.test_receipt import _ref, _to_unicode, inflated, pdf_objects
 
 PDF_TEMPLATES = ["receipt.html", "roster.html", "evidence.html"]
 
@@ -175,10 +175,49 @@ def _roster_rows(n: int) -> list[dict]:
              "lessons_total": 3, "quiz_attempts": 0, "due_date": date(2031, 3, 31)} for i in range(n)]
 
 
+def marked_texts(data: bytes) -> dict[tuple[int, int], str]:
+    """The text of each marked-content sequence, by (page object, MCID), decoded through the fonts'
+    ToUnicode maps; the lines of one sequence joined by newlines. Artifacts are left out."""
+    objects = pdf_objects(data)
+    texts: dict[tuple[int, int], str] = {}
+    for number, (page, _) in objects.items():
+        if not re.search(rb"/Type /Page\b(?!s)", page):
+            continue
+        fonts_ref = _ref(objects[_ref(page, b"Resources")][0], b"Font")
+        fonts = {name.decode(): _to_unicode(objects[_ref(objects[int(ref)][0], b"ToUnicode")][1])
+                 for name, ref in re.findall(rb"/([\w.+-]+) (\d+) 0 R", objects[fonts_ref][0])}
+        content = objects[_ref(page, b"Contents")][1].decode("latin-1")
+        stack: list[int | None] = []
+        font = None
+        for op in re.finditer(r"/(\w+)\s*(<<[^>]*>>)?\s*BDC|/(\w+)\s+BMC|(EMC)|/([\w.+-]+) [\d.]+ Tf"
+                              r"|\[(.*?)\]\s*TJ", content):
+            if op[1]:
+                mcid = re.search(r"/MCID (\d+)", op[2] or "")
+                stack.append(int(mcid[1]) if op[1] != "Artifact" and mcid else None)
+            elif op[3]:
+                stack.append(None)
+            elif op[4]:
+                stack.pop()
+            elif op[5]:
+                font = fonts[op[5]]
+            elif stack and stack[-1] is not None:
+                raw = bytes.fromhex("".join(re.findall(r"<([0-9a-fA-F]*)>", op[6])))
+                key = (number, stack[-1])
+                text = "".join(font.get(raw[i:i + 2], "\ufffd") for i in range(0, len(raw), 2))
+                texts[key] = texts[key] + "\n" + text if key in texts else text
+    return texts
+
+
+def cell_text(cell: Element, texts: dict[tuple[int, int], str]) -> str:
+    """What a table cell holds, as a screen reader reads it: its marked content, line by line."""
+    return "\n".join(texts[(e.page, mcid)] for e in cell.walk() for mcid in e.mcids)
+
+
 @pytest.mark.parametrize("members", [0, 1, 130])
 def test_roster_member_table_is_a_tagged_table_with_one_row_per_member(members):
-    """The member table is a Table on each page: its header row (TH) repeated, then one TR per
-    member (TD); each page's header and footer are pagination artifacts."""
+    """The member table is a Table on each page: its header row repeated, a TH per column, then one
+    TR per member with a TD per column holding that column's value; each page's header and footer
+    are pagination artifacts."""
     data = roster_export.render_pdf(_roster_rows(members), title="2031 annual roster",
                                     filters_text="2031 cycle; as of now", counts={"not_started": members},
                                     generated_at=datetime(2031, 2, 1, 15, 30, tzinfo=timezone.utc),
@@ -186,15 +225,86 @@ def test_roster_member_table_is_a_tagged_table_with_one_row_per_member(members):
                                     department="Test PD")
     assert_accessible(data, "2031 annual roster")
     root, marked = structure_tree(data)
+    texts = marked_texts(data)
     # The status counts and the completion by unit come first; then the member table, one per page.
     summary, units, *member_tables = root.find("Table")
     assert len(summary.find("TR")) == 1 + 9 and len(units.find("TH")) == 4 + max(members and 1, 0)
     assert len(member_tables) == len(marked)
+    if not members:
+        [table] = member_tables
+        [header] = table.kids[0].kids
+        [row] = table.kids[1].kids
+        assert header.roles == ["TH"] and row.roles == ["TD"]
+        assert cell_text(row.kids[0], texts) == "No members match these filters."
+        return
+    columns = roster_export.pdf_columns(show_policy=False)
+    headings = [" ".join(label).replace("- ", "") for _, label, _ in columns]
     rows = []
     for table in member_tables:
         assert table.roles == ["THead", "TBody"]
         [header] = table.kids[0].kids
-        assert header.role == "TR" and header.roles == ["TH"]
+        assert header.role == "TR" and header.roles == ["TH"] * len(columns)
+        assert [cell_text(th, texts).replace("-\n", "").replace("\n", " ") for th in header.kids] == headings
         rows += table.kids[1].kids
-    assert all(r.role == "TR" and r.roles == ["TD"] for r in rows)
-    assert len(rows) == max(members, 1)  # none: one row saying "No members match these filters."
+    assert len(rows) == members
+    assert all(r.role == "TR" and r.roles == ["TD"] * len(columns) for r in rows)
+    for row, values in zip(rows, _roster_rows(members)):
+        cells = {key: cell_text(td, texts) for (key, _, _), td in zip(columns, row.kids)}
+        exempt = values["status"] == "exempt"
+        assert cells == {
+            "name": f"{values['last_name']}, Pat", "badge": values["badge"], "rank": "", "unit": "Patrol North",
+            "shift": "", "supervisor_badge": "",
+            "status": "Exempt\nExemption: Military leave" if exempt else "Not started",
+            "due_date": "2031-03-31", "lessons": "0/3", "quiz": "", "acknowledged_at": "", "policy_version": ""}
+
+
+def test_roster_pdf_data_cells_name_their_column_header():
+    """Each TD's /Headers names the TH of its own column (PDF/UA: data cells tied to headers)."""
+    data = roster_export.render_pdf(_roster_rows(3), title="2031 annual roster", filters_text="f",
+                                    counts={"not_started": 3}, generated_at=datetime(2031, 2, 1, tzinfo=timezone.utc),
+                                    unit_summary=[("Patrol North", 3, 0)], department="Test PD")
+    objects = pdf_objects(data)
+    columns = len(roster_export.pdf_columns(show_policy=False))
+
+    def cells(role: bytes) -> list[list[bytes]]:
+        """Each row of ``role`` cells, in order, as the cells' dictionaries."""
+        rows = []
+        for head, _ in objects.values():
+            if b"/S /TR" in head:
+                kids = [objects[int(n)][0] for n in re.findall(rb"(\d+) 0 R", re.search(rb"/K \[(.*?)\]", head)[1])]
+                if kids and all(b"/S /" + role in kid for kid in kids) and len(kids) == columns:
+                    rows.append(kids)
+        return rows
+
+    [header] = cells(b"TH")
+    ids = [re.search(rb"/ID \(([^)]*)\)", th)[1] for th in header]
+    assert all(b"/Scope /Column" in th for th in header) and len(set(ids)) == columns
+    rows = cells(b"TD")
+    assert len(rows) == 3
+    for row in rows:
+        assert [re.search(rb"/Headers \[\(([^)]*)\)\]", td)[1] for td in row] == ids
+
+
+def test_roster_pdf_line_with_a_fallback_font_stays_tagged_in_its_row():
+    """A name with a letter the monospaced font lacks (drawn from another font) leaves that line
+    whole in the row's first cell: everything stays tagged, and the row's other lines still divide
+    into their columns."""
+    row = {**_roster_rows(1)[0], "last_name": "Wójcik-Nguyễn-Bartholomew", "first_name": "Łukasz",
+           "rank": "Detective Sergeant", "unit": "Investigations — Special Victims Unit", "status": "not_started",
+           "exemption_reason": None}
+    data = roster_export.render_pdf([row], title="2031 annual roster", filters_text="f", counts={"not_started": 1},
+                                    generated_at=datetime(2031, 2, 1, tzinfo=timezone.utc),
+                                    unit_summary=[("Investigations — Special Victims Unit", 1, 0)], department="Test PD")
+    assert_accessible(data, "2031 annual roster")
+    root, _ = structure_tree(data)
+    texts = marked_texts(data)
+    [tr] = root.find("Table")[2].kids[1].kids
+    columns = roster_export.pdf_columns(show_policy=False)
+    assert tr.roles == ["TD"] * len(columns)
+    cells = {key: cell_text(td, texts) for (key, _, _), td in zip(columns, tr.kids)}
+    # The first line (with "ễ") is kept whole in the name cell; the wrapped lines below it divide.
+    assert "Nguy" in cells["name"] and "ễ" in cells["name"] and "Bartholomew, Łukasz" in cells["name"]
+    assert cells["rank"] == "Sergeant" and cells["unit"] == "Special Victims\nUnit"
+    everything = "\n".join(cells.values())
+    for value in ("Detective", "Investigations —", "Not started", "2031-03-31", "0/3"):
+        assert value in everything

@@ -22,6 +22,7 @@ from lms.services import roster_export
 from lms.services.charts import BAR_FILL, GRID_STROKE, TEXT_FILL, completion_by_unit_svg, percent_complete
 from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
+from lms.services.progress import STATUS_LABELS
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows, status_counts, unit_summary
 
 from tests.services.test_roster import DUE, START, _walk
@@ -178,6 +179,32 @@ def test_errors_exit_1_and_write_nothing(app, db, runner, department, tmp_path, 
     assert db.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "roster.export")) == 0
 
 
+def test_a_pdf_past_the_bound_is_refused_with_csv_and_xlsx_offered(app, db, runner, department, tmp_path):
+    app.config["ROSTER_PDF_MAX_ROWS"] = 3
+    out = tmp_path / "exports" / "roster.pdf"
+    out.parent.mkdir()
+    result = roster(runner, "--cycle", "2031", "--format", "pdf", "--out", str(out))
+
+    assert result.exit_code == 1
+    assert "this view has 8; narrow it to 3 rows or fewer" in result.output and "export CSV or XLSX" in result.output
+    assert "ROSTER_PDF_MAX_ROWS" in result.output
+    assert list(out.parent.iterdir()) == []
+    # A view within the bound is written.
+    result = roster(runner, "--cycle", "2031", "--unit", "Traffic", "--status", "complete_late", "--format", "pdf",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"%PDF")
+
+
+def test_a_roster_that_matches_no_member_says_so(app, db, runner, department, tmp_path):
+    out = tmp_path / "roster.csv"
+    result = roster(runner, "--cycle", "2031", "--unit", "Traffic", "--status", "exempt", "--format", "csv",
+                    "--out", str(out))
+    assert result.exit_code == 0
+    assert result.output.strip() == f"No members match these filters: {out} holds the column headings only."
+    assert read_csv(out) == (ROSTER_COLUMNS, [])  # the contract's header, for scripts
+
+
 def test_a_missing_folder_is_an_error(runner, department, tmp_path):
     result = roster(runner, "--cycle", "2031", "--format", "csv", "--out", str(tmp_path / "nowhere" / "r.csv"))
     assert result.exit_code == 1 and "does not exist (--out)" in result.output
@@ -249,37 +276,103 @@ def test_write_csv_escapes_every_chunk_it_writes_as_it_comes():
 
 # --- XLSX -----------------------------------------------------------------------------------------
 
-def test_xlsx_has_a_frozen_filtered_header_and_the_same_rows(app, db, runner, department, tmp_path):
+def _xlsx_as_csv_values(row: tuple) -> dict[str, str]:
+    """A Roster sheet row's typed cells written back as the CSV writes them, to compare."""
+    values = {}
+    for name, value in zip(ROSTER_COLUMNS, row):
+        if name == "status":
+            value = {label: code for code, label in STATUS_LABELS.items()}[value]
+        elif name == "acknowledged_at" and value is not None:
+            assert isinstance(value, datetime)  # a local date-time; the CSV adds the offset
+            value = value.strftime("%Y-%m-%dT%H:%M")
+        elif isinstance(value, datetime):  # Excel has dates only as date-times
+            assert value.time() == datetime.min.time()
+            value = value.date().isoformat()
+        values[name] = "" if value is None else str(value)
+    return values
+
+
+def test_xlsx_has_readable_titles_typed_cells_a_frozen_header_and_the_same_rows(app, db, runner, department,
+                                                                                tmp_path):
     out = tmp_path / "roster.xlsx"
     result = roster(runner, "--cycle", "2031", "--unit", "Traffic", "--format", "xlsx", "--out", str(out))
 
     assert result.exit_code == 0, result.output
-    sheet = load_workbook(out)["Roster"]
+    workbook = load_workbook(out)
+    assert workbook.sheetnames == ["Roster", "Summary", "About"]
+    sheet = workbook["Roster"]
     values = list(sheet.iter_rows(values_only=True))
-    assert list(values[0]) == ROSTER_COLUMNS
-    assert all(cell.font.bold for cell in sheet[1])
+    assert list(values[0]) == [roster_export.XLSX_TITLES[name] for name in ROSTER_COLUMNS]
+    assert values[0][:3] == ("Badge", "Last name", "First name") and "Due date" in values[0]
+    assert all(cell.font.b for cell in sheet[1])
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref == f"A1:P{len(values)}"
 
-    def plain(value):
-        if isinstance(value, datetime):  # Excel has dates only as date-times
-            value = value.date()
-        return "" if value is None else value.isoformat() if isinstance(value, date) else str(value)
+    # Counts and scores are numbers, dates are date cells shown ISO 8601, the rest is text.
+    column = {name: n for n, name in enumerate(ROSTER_COLUMNS)}
+    for row in sheet.iter_rows(min_row=2):
+        for name in ("lessons_completed", "lessons_total", "quiz_attempts"):
+            assert isinstance(row[column[name]].value, int) and row[column[name]].data_type == "n"
+        assert row[column["due_date"]].is_date and row[column["due_date"]].number_format == "yyyy-mm-dd"
+        assert row[column["badge"]].data_type == "s"
+        signed = row[column["acknowledged_at"]]
+        assert signed.value is None or (signed.is_date and signed.number_format == "yyyy-mm-dd hh:mm")
+    scores = [row[column["quiz_best_score"]] for row in sheet.iter_rows(min_row=2)]
+    assert any(isinstance(cell.value, (int, float)) for cell in scores)
 
-    got = [dict(zip(ROSTER_COLUMNS, map(plain, row))) for row in values[1:]]
     want = expected_rows(app, db, RosterFilters(cycle_id=cycle_id_of(app, 2031), units=["Traffic"]))
-    # Typed cells need no quote: the formula-like name is stored as text, exactly as written.
     for row in want:
         for name, value in row.items():
-            if value.startswith("'"):
+            if value.startswith("'"):  # typed cells need no quote: the text is stored as written
                 row[name] = value[1:]
+        row["acknowledged_at"] = row["acknowledged_at"][:16]
+    got = [_xlsx_as_csv_values(row) for row in values[1:]]
     assert got == want and len(got) == 4
     evil = next(row for row in sheet.iter_rows(min_row=2) if row[0].value == "707")
     assert evil[1].value == '=HYPERLINK("http://x.example","click")' and evil[1].data_type == "s"
-    due = sheet.cell(row=2, column=ROSTER_COLUMNS.index("due_date") + 1)
-    assert isinstance(due.value, datetime) and due.number_format == "yyyy-mm-dd"
-    about = {row[0]: row[1] for row in load_workbook(out)["About"].iter_rows(values_only=True)}
+
+    # Widths fit: every column is at least as wide as its longest value (within the cap).
+    # (openpyxl reads columns of equal width as one range, min..max, 1-based.)
+    widths = {n: dimension.width for dimension in sheet.column_dimensions.values()
+              for n in range(dimension.min - 1, dimension.max)}
+    for n, name in enumerate(ROSTER_COLUMNS):
+        longest = max([len(row[n]) for row in values[1:] if isinstance(row[n], str)], default=0)
+        assert widths[n] >= min(longest, roster_export.XLSX_MAX_WIDTH), name
+
+    about = {row[0]: row[1] for row in workbook["About"].iter_rows(values_only=True)}
     assert about == {"Roster": "2031 annual roster", "Filters": "2031 annual cycle; unit Traffic; as of now", "Rows": 4}
+
+
+def _summary(workbook) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """The Summary sheet as (rows by status label, with "Total"; unit -> status label -> rows)."""
+    rows = list(workbook["Summary"].iter_rows(values_only=True))
+    blank = next(n for n, row in enumerate(rows) if not any(v is not None for v in row))
+    by_status = {row[0]: row[1] for row in rows[1:blank]}
+    heading = rows[blank + 1]
+    by_unit = {row[0]: dict(zip(heading[1:], row[1:])) for row in rows[blank + 2:]}
+    return by_status, by_unit
+
+
+def test_xlsx_summary_counts_match_the_csv(app, db, runner, department, tmp_path):
+    xlsx, csv_out = tmp_path / "roster.xlsx", tmp_path / "roster.csv"
+    assert roster(runner, "--cycle", "2031", "--format", "xlsx", "--out", str(xlsx)).exit_code == 0
+    assert roster(runner, "--cycle", "2031", "--format", "csv", "--out", str(csv_out)).exit_code == 0
+    _, rows = read_csv(csv_out)
+
+    by_status, by_unit = _summary(load_workbook(xlsx))
+
+    want = {}
+    for row in rows:
+        label = STATUS_LABELS[row["status"]]
+        want[label] = want.get(label, 0) + 1
+    assert {k: v for k, v in by_status.items() if k != "Total"} == want
+    assert by_status["Total"] == len(rows) == 8
+    for unit in {row["unit"] for row in rows}:
+        in_unit = [row for row in rows if row["unit"] == unit]
+        assert by_unit[unit]["Rows"] == len(in_unit)
+        for label, n in by_unit[unit].items():
+            if label != "Rows":
+                assert n == sum(STATUS_LABELS[row["status"]] == label for row in in_unit), (unit, label)
 
 
 def test_xlsx_drops_characters_a_workbook_cannot_hold():
@@ -289,6 +382,24 @@ def test_xlsx_drops_characters_a_workbook_cannot_hold():
     assert roster_export.write_xlsx([row], out, title="t", filters_text="f") == 1
     values = next(load_workbook(out)["Roster"].iter_rows(min_row=2, values_only=True))
     assert values[1:3] == ("NullByte", "=1+1") and values[-1] == "line\nbreak"
+
+
+def test_xlsx_of_many_rows_streams_in_constant_memory():
+    """XlsxWriter's constant-memory mode writes rows in order as they come: a generator of rows is
+    consumed once, and the workbook reads back whole."""
+    def rows():
+        for n in range(3000):
+            yield {**{name: None for name in ROSTER_COLUMNS}, "badge": str(n), "last_name": f"Member{n}",
+                   "status": "not_started", "unit": f"Unit {n % 3}", "lessons_completed": 0, "lessons_total": 3,
+                   "quiz_attempts": 0, "due_date": date(2031, 3, 31)}
+
+    out = io.BytesIO()
+    assert roster_export.write_xlsx(rows(), out, title="t", filters_text="f") == 3000
+    workbook = load_workbook(out, read_only=True)
+    assert sum(1 for _ in workbook["Roster"].iter_rows(min_row=2)) == 3000
+    by_status, by_unit = _summary(load_workbook(out))
+    assert by_status == {"Not started": 3000, "Total": 3000}
+    assert {unit: counts["Rows"] for unit, counts in by_unit.items()} == {"Unit 0": 1000, "Unit 1": 1000, "Unit 2": 1000}
 
 
 # --- PDF ------------------------------------------------------------------------------------------

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from lms.config import PROJECT_ROOT
 
-#: Libraries only some paths need: XLSX (openpyxl), PDF (WeasyPrint), demo data (Faker, seeds),
-#: migrations (Alembic), reading content/ (PyYAML), lesson pages (markdown-it), signing receipts
-#: (pyHanko and its ASN.1 library).
-LOADED_WHEN_NEEDED = {"openpyxl", "weasyprint", "faker", "seeds", "alembic", "yaml", "markdown_it", "pyhanko",
-                      "pyhanko_certvalidator", "asn1crypto"}
+#: Libraries only some paths need: XLSX (XlsxWriter; openpyxl only in tests), PDF (WeasyPrint), demo
+#: data (Faker, seeds), migrations (Alembic), reading content/ (PyYAML), lesson pages (markdown-it),
+#: signing receipts (pyHanko and its ASN.1 library), single sign-on (pysaml2, Authlib, joserfc,
+#: requests), passkeys (webauthn), QR codes (segno), authenticator codes (pyotp), background jobs (Huey).
+LOADED_WHEN_NEEDED = {"openpyxl", "xlsxwriter", "weasyprint", "faker", "seeds", "alembic", "yaml", "markdown_it",
+                      "pyhanko", "pyhanko_certvalidator", "asn1crypto", "saml2", "authlib", "joserfc", "requests",
+                      "webauthn", "segno", "pyotp", "huey"}
 
 
 def _packages_loaded(code: str, instance: Path) -> set[str]:
@@ -70,4 +72,4 @@ assert result.exit_code == 0, result.output
     loaded = _packages_loaded(code, tmp_path)
 
     assert out.read_text(encoding="utf-8").startswith("badge,last_name,first_name,")
-    assert not loaded & {"openpyxl", "weasyprint", "faker", "markdown_it"}
+    assert not loaded & {"openpyxl", "xlsxwriter", "weasyprint", "faker", "markdown_it"}

@@ -160,9 +160,12 @@ def test_exports_hold_the_supervisors_members_only(app, db, people):
     body = response.get_data()
     assert body.decode("utf-8-sig").splitlines()[0] == ",".join(ROSTER_COLUMNS)
     assert sorted(csv_badges(body)) == sorted(WATCH)
-    assert csv_badges(lieutenant.get(f"{base}.csv?supervisor=2001").get_data()) == []
+    # Another sergeant's people: nothing of the lieutenant's matches, so there is nothing to download.
+    none = lieutenant.get(f"{base}.csv?supervisor=2001")
+    assert none.status_code == 303 and none.headers["Location"].startswith(f"{base}?")
+    assert "nothing to export" in lieutenant.get(none.headers["Location"]).get_data(as_text=True)
     workbook = load_workbook(io.BytesIO(lieutenant.get(f"{base}.xlsx").get_data()), read_only=True)
-    cells = {str(c) for row in workbook.active.iter_rows(values_only=True) for c in row if c is not None}
+    cells = {str(c) for row in workbook["Roster"].iter_rows(values_only=True) for c in row if c is not None}
     assert WATCH <= cells and not {"631", "632", "2001"} & cells
     pdf = lieutenant.get(f"{base}.pdf?supervisor=1006")
     assert pdf.status_code == 200 and pdf.get_data().startswith(b"%PDF")
@@ -170,7 +173,7 @@ def test_exports_hold_the_supervisors_members_only(app, db, people):
     db.expire_all()
     events = db.scalars(select(AuditEvent).where(AuditEvent.action == "roster.export")
                         .order_by(AuditEvent.id)).all()
-    assert [e.details["format"] for e in events] == ["csv", "csv", "xlsx", "pdf"]
+    assert [e.details["format"] for e in events] == ["csv", "xlsx", "pdf"]  # the empty one sent nothing
     assert all(e.actor_id == member_id(db, "1001") and e.details["filters"]["reports_to"] == "1001"
                for e in events)
     assert events[0].details["rows"] == len(WATCH)

@@ -32,6 +32,10 @@ MIMETYPES = {"zip": "application/zip",
 Progress = Callable[[int, "int | None"], None]
 
 
+class ExportRefused(ValueError):
+    """An export the worker will not build (a PDF past ROSTER_PDF_MAX_ROWS); the message says why."""
+
+
 def queue_receipts(session: Session, filters: exports.ExportFilters, *, now: datetime, today: date,
                    requested_by_id: int, ip: str | None) -> int:
     """Queue HR's receipt ZIP for ``filters``; the job id. The export's audit event ("hr.export",
@@ -46,13 +50,15 @@ def queue_receipts(session: Session, filters: exports.ExportFilters, *, now: dat
 
 def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: str, descending: bool,
                  title: str, filters_text: str, department: str, now: datetime, today: date,
-                 requested_by_id: int, ip: str | None, audit_details: dict, file_stem: str) -> int:
+                 requested_by_id: int, ip: str | None, audit_details: dict, file_stem: str,
+                 pdf_max_rows: int | None = None) -> int:
     """Queue a roster export (xlsx or pdf) of the view ``filters`` describe; the job id. The file is
     named ``{file_stem}-{date}.{fmt}`` (the view names it after the cycle)."""
     state = asdict(filters)
     state["as_of"] = filters.as_of.isoformat() if filters.as_of else None
     payload = {"type": "roster", "format": fmt, "filters": state, "sort": sort, "descending": descending,
                "title": title, "filters_text": filters_text, "department": department, "today": today.isoformat(),
+               "pdf_max_rows": pdf_max_rows,
                "download_name": f"{file_stem}-{(filters.as_of or today).isoformat()}.{fmt}",
                "extension": fmt,
                "audit": {"action": "roster.export", "actor_id": requested_by_id, "target": f"cycle:{filters.cycle_id}",
@@ -76,12 +82,14 @@ def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: date
                                        progress=lambda done: progress(done, total))
         return {"count": result.count}
     if payload["type"] == "roster":
-        from lms.services.roster_export import render_pdf, write_xlsx
+        from lms.services.roster_export import pdf_refusal, render_pdf, write_xlsx
 
         filters = roster_filters_from_state(session, payload["filters"])
         today = date.fromisoformat(payload["today"])
         head = roster_summary(session, filters, today=today, tz=tz)
         total = sum(head.counts.values())
+        if payload["format"] == "pdf" and (refusal := pdf_refusal(total, payload.get("pdf_max_rows") or total)):
+            raise ExportRefused(refusal)  # the view grew past the bound since it was queued
         progress(0, total)
         rows = _counted(roster_rows(session, filters, today=today, tz=tz, sort=payload["sort"],
                                     descending=payload["descending"]), lambda done: progress(done, total))

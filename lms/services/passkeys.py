@@ -9,21 +9,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from webauthn import (generate_authentication_options, generate_registration_options, options_to_json,
-                      verify_authentication_response, verify_registration_response)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, PublicKeyCredentialDescriptor,
-                                      ResidentKeyRequirement, UserVerificationRequirement)
 
 from lms.models import Member, PasskeyCredential
 from lms.services.accounts import SignInRules, count_failed_attempt
 from lms.services.audit import record_event
 from lms.services.links import public_url
+
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# The webauthn package (and the cryptography it loads) is imported inside the functions that use
+# it: about 0.1 s that every command-line run otherwise paid through the app's blueprints.
 
 
 class PasskeyError(ValueError):
@@ -52,11 +53,18 @@ def passkeys_of(session: Session, member_id: int) -> list[PasskeyCredential]:
 
 
 def _descriptors(credentials) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     return [PublicKeyCredentialDescriptor(id=base64url_to_bytes(c.credential_id)) for c in credentials]
 
 
 def registration_options(session: Session, member: Member, rp: RelyingParty) -> tuple[str, bytes]:
     """The options for navigator.credentials.create (JSON) and the challenge to keep until the answer."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, ResidentKeyRequirement,
+                                          UserVerificationRequirement)
+
     options = generate_registration_options(
         rp_id=rp.rp_id, rp_name=rp.name, user_id=f"member:{member.id}".encode(), user_name=member.badge,
         user_display_name=member.full_name, exclude_credentials=_descriptors(passkeys_of(session, member.id)),
@@ -68,6 +76,10 @@ def registration_options(session: Session, member: Member, rp: RelyingParty) -> 
 def register(session: Session, member: Member, response: str, *, challenge: bytes, rp: RelyingParty,
              name: str, now: datetime, ip: str | None) -> PasskeyCredential:
     """Check the authenticator's answer to the registration challenge and keep the credential."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.exceptions import WebAuthnException
+
     try:
         verified = verify_registration_response(credential=response, expected_challenge=challenge,
                                                 expected_rp_id=rp.rp_id, expected_origin=rp.origin)
@@ -88,6 +100,9 @@ def register(session: Session, member: Member, response: str, *, challenge: byte
 
 def authentication_options(session: Session, member: Member, rp: RelyingParty) -> tuple[str, bytes]:
     """The options for navigator.credentials.get (JSON), naming the member's passkeys, and the challenge."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_authentication_options(rp_id=rp.rp_id,
                                               allow_credentials=_descriptors(passkeys_of(session, member.id)),
                                               user_verification=UserVerificationRequirement.PREFERRED)
@@ -98,6 +113,9 @@ def authenticate(session: Session, member: Member, response: str, *, challenge: 
                  now: datetime, ip: str | None, rules: SignInRules = SignInRules()) -> bool:
     """Check the second step of a sign-in made with a passkey of this member; audited, and a
     failure counts toward lockout as a wrong code does."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers.exceptions import WebAuthnException
+
     credential = None
     try:
         credential_id = json.loads(response)["id"]

@@ -24,14 +24,11 @@ from lms.services.roster import ROSTER_COLUMNS, STATUS_FILTER_LABELS, RosterFilt
 if TYPE_CHECKING:
     from weasyprint import Document
 
+    from lms.pdf_table import SplitTable
+
 #: A spreadsheet treats a cell starting with one of these as a formula (CSV injection); tab and
 #: carriage return too, since some spreadsheets strip them and read what follows.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-#: XLSX column widths in characters, by contract column.
-XLSX_WIDTHS = {"badge": 9, "last_name": 18, "first_name": 14, "rank": 14, "unit": 18, "shift": 9,
-               "supervisor_badge": 11, "status": 14, "lessons_completed": 10, "lessons_total": 9,
-               "quiz_best_score": 10, "quiz_attempts": 9, "acknowledged_at": 26, "policy_version": 13,
-               "due_date": 12, "exemption_reason": 28}
 
 
 def escape_formula(value: str) -> str:
@@ -113,64 +110,151 @@ def write_csv(rows: Iterable, out: IO[str], *, header: bool = True) -> int:
     return count
 
 
+#: The XLSX roster's column titles, by contract column: the CSV keeps the contract's names, people
+#: opening the workbook read these.
+XLSX_TITLES = {"badge": "Badge", "last_name": "Last name", "first_name": "First name", "rank": "Rank",
+               "unit": "Unit", "shift": "Shift", "supervisor_badge": "Supervisor badge", "status": "Status",
+               "lessons_completed": "Lessons completed", "lessons_total": "Lessons total",
+               "quiz_best_score": "Quiz best score (%)", "quiz_attempts": "Quiz attempts",
+               "acknowledged_at": "Acknowledged (local time)", "policy_version": "Policy version (effective)",
+               "due_date": "Due date", "exemption_reason": "Exemption reason"}
+#: How each contract column is written: text, a whole number, a date, or a local date and time.
+_XLSX_KINDS = {"lessons_completed": "number", "lessons_total": "number", "quiz_best_score": "number",
+               "quiz_attempts": "number", "policy_version": "date", "due_date": "date",
+               "acknowledged_at": "datetime"}
+#: Column widths fit their content, within these bounds (characters).
+XLSX_MIN_WIDTH, XLSX_MAX_WIDTH = 6, 50
+#: Characters an XLSX file cannot hold at all (XML 1.0 forbids them); dropped.
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _local_datetime(value) -> datetime | None:
+    """A stored local time (``2031-01-08T09:00:00-06:00``) as the naive local date-time a
+    spreadsheet holds; Excel has no time zones, so the column title says "local time"."""
+    if value is None or value == "":
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=None)
+
+
 def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str) -> int:
     """Write the roster as an XLSX workbook to a binary file and return the number of rows.
 
-    Sheet "Roster": the contract columns under a bold header row, frozen, with an auto filter;
-    dates as dates, numbers as numbers. Sheet "About": the title, the filters and the row count.
+    Sheet "Roster": a bold, frozen, filtered header of readable titles, then one row per roster
+    row: dates and times as date cells (shown ISO 8601), counts and scores as numbers, statuses in
+    words, widths fitted to the content. Sheet "Summary": rows by status, and by unit and status,
+    counted from the rows written (so they always agree with the roster sheet and the CSV).
+    Sheet "About": the title, the filters and the row count.
+
+    XlsxWriter's constant-memory mode writes each row out as soon as the next one starts, so a
+    50,000-row roster holds one row in memory (and takes about half the CPU openpyxl took).
     """
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+    # Imported here: only the XLSX export needs it, and the command line starts faster without it.
+    import xlsxwriter
 
-    # Write-only mode streams rows out instead of holding 50,000 rows of cell objects; it keeps
-    # frozen panes, column widths and the auto filter, provided the first two are set before the
-    # first row.
-    workbook = Workbook(write_only=True)
-    workbook.properties.title = title
-    workbook.properties.subject = filters_text
-    workbook.properties.creator = "Roll Call"
-    sheet = workbook.create_sheet("Roster")
-    for n, name in enumerate(ROSTER_COLUMNS, 1):
-        sheet.column_dimensions[get_column_letter(n)].width = XLSX_WIDTHS.get(name, 12)
-    sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
+    workbook = xlsxwriter.Workbook(out, {"constant_memory": True, "in_memory": False,
+                                         "strings_to_formulas": False, "strings_to_urls": False,
+                                         "strings_to_numbers": False})
+    workbook.set_properties({"title": title, "subject": filters_text, "author": "Roll Call"})
+    bold = workbook.add_format({"bold": True, "text_wrap": True, "valign": "top"})
+    formats = {"date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+               "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})}
+    sheet = workbook.add_worksheet("Roster")
+    summary_sheet = workbook.add_worksheet("Summary")
+    about = workbook.add_worksheet("About")
 
-    def heading(text: str) -> WriteOnlyCell:
-        cell = WriteOnlyCell(sheet, value=text)
-        cell.font = bold
-        return cell
-
-    illegal = ILLEGAL_CHARACTERS_RE.search
-
-    def cell(value):
-        if value.__class__ is not str:
-            return value
-        if illegal(value):  # control characters cannot be stored in XLSX at all
-            value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        if value.startswith("="):
-            # openpyxl would store "=..." as a formula; a string cell shows it as written.
-            text = WriteOnlyCell(sheet, value=value)
-            text.data_type = "s"
-            return text
-        return value
-
-    sheet.append([heading(name) for name in ROSTER_COLUMNS])
+    kinds = [_XLSX_KINDS.get(name, "text") for name in ROSTER_COLUMNS]
+    status_at = ROSTER_COLUMNS.index("status")
+    unit_at = ROSTER_COLUMNS.index("unit")
+    widths = [max(len(word) for word in XLSX_TITLES[name].split()) for name in ROSTER_COLUMNS]
+    for n, kind in enumerate(kinds):
+        widths[n] = max(widths[n], {"date": 10, "datetime": 16}.get(kind, 0))
+    sheet.write_row(0, 0, [XLSX_TITLES[name] for name in ROSTER_COLUMNS], bold)
+    sheet.freeze_panes(1, 0)
+    by_status: dict[str, int] = {}
+    by_unit: dict[str, dict[str, int]] = {}
+    write_string, write_number, write_datetime = sheet.write_string, sheet.write_number, sheet.write_datetime
+    date_format, datetime_format = formats["date"], formats["datetime"]
     count = 0
     for values in _contract_values(rows):
-        sheet.append([cell(v) for v in values])
         count += 1
-    sheet.auto_filter.ref = f"A1:{get_column_letter(len(ROSTER_COLUMNS))}{count + 1}"
+        status, unit = values[status_at] or "", values[unit_at] or ""
+        by_status[status] = by_status.get(status, 0) + 1
+        unit_counts = by_unit.setdefault(unit, {})
+        unit_counts[status] = unit_counts.get(status, 0) + 1
+        for n, (kind, value) in enumerate(zip(kinds, values)):
+            if value is None or value == "":
+                continue  # a blank cell
+            if kind == "text":
+                if n == status_at:
+                    value = STATUS_LABELS.get(value, value)
+                elif _XLSX_ILLEGAL.search(value):
+                    value = _XLSX_ILLEGAL.sub("", value)
+                write_string(count, n, value)
+                if len(value) > widths[n]:
+                    widths[n] = len(value)
+            elif kind == "number":
+                write_number(count, n, value)
+            elif kind == "date":
+                write_datetime(count, n, datetime(value.year, value.month, value.day), date_format)
+            else:
+                write_datetime(count, n, _local_datetime(value), datetime_format)
+    for n, width in enumerate(widths):
+        sheet.set_column(n, n, min(max(width + 1, XLSX_MIN_WIDTH), XLSX_MAX_WIDTH))
+    sheet.autofilter(0, 0, count, len(ROSTER_COLUMNS) - 1)
 
-    about = workbook.create_sheet("About")
-    about.column_dimensions["A"].width = 10
-    about.column_dimensions["B"].width = 80
-    for label, value in (("Roster", title), ("Filters", filters_text), ("Rows", count)):
-        about.append([heading(label), cell(value)])
-    workbook.save(out)
+    _write_summary(summary_sheet, bold, by_status, by_unit, count)
+    about.set_column(0, 0, 10)
+    about.set_column(1, 1, 80)
+    for n, (label, value) in enumerate((("Roster", title), ("Filters", filters_text))):
+        about.write_string(n, 0, label, bold)
+        about.write_string(n, 1, _XLSX_ILLEGAL.sub("", value))
+    about.write_string(2, 0, "Rows", bold)
+    about.write_number(2, 1, count)
+    workbook.close()
     return count
+
+
+def _write_summary(sheet, bold, by_status: Mapping[str, int], by_unit: Mapping[str, Mapping[str, int]],
+                   total: int) -> None:
+    """The Summary sheet: rows by status (with the total), then a table of units by status."""
+    statuses = [s for s in STATUSES if s in by_status] + sorted(set(by_status) - set(STATUSES))
+    labels = {status: STATUS_LABELS.get(status, status) or "(no status)" for status in statuses}
+    sheet.write_row(0, 0, ["Status", "Rows"], bold)
+    row = 1
+    for status in statuses:
+        sheet.write_string(row, 0, labels[status])
+        sheet.write_number(row, 1, by_status[status])
+        row += 1
+    sheet.write_string(row, 0, "Total", bold)
+    sheet.write_number(row, 1, total, bold)
+    row += 2
+    sheet.write_row(row, 0, ["Unit", "Rows", *(labels[s] for s in statuses)], bold)
+    for unit in sorted(by_unit, key=lambda u: (u == "", u.casefold())):
+        row += 1
+        counts = by_unit[unit]
+        sheet.write_string(row, 0, unit or "(no unit)")
+        sheet.write_number(row, 1, sum(counts.values()))
+        for n, status in enumerate(statuses, 2):
+            sheet.write_number(row, n, counts.get(status, 0))
+    width = max([len("Total"), len("(no unit)"), *(len(u) for u in by_unit)]) + 1
+    sheet.set_column(0, 0, min(width, XLSX_MAX_WIDTH))
+    sheet.set_column(1, 1 + len(statuses), 14)
+
+
+def nothing_matches(what: str = "members") -> str:
+    """What an export that matches nothing says instead of handing over an empty file."""
+    return f"No {what} match these filters, so there is nothing to export. Widen the filters and try again."
+
+
+def pdf_refusal(rows: int, max_rows: int) -> str | None:
+    """Why a roster PDF of ``rows`` rows is refused (None if it is not): the PDF lays out every
+    row in memory, so beyond ``max_rows`` (ROSTER_PDF_MAX_ROWS) CSV or XLSX, which stream any
+    size, are the way to have the whole roster."""
+    if rows <= max_rows:
+        return None
+    return (f"The PDF lists every row, and this view has {rows:,}; narrow it to {max_rows:,} rows or fewer "
+            f"(by unit or status, say), or export CSV or XLSX, which hold any number of rows.")
 
 
 def describe_filters(filters: RosterFilters, cycle_name: str | None = None) -> str:
@@ -292,6 +376,24 @@ def _pdf_rows(rows: Iterable, columns) -> Iterator[str]:
         yield text
 
 
+def _column_spans(columns) -> list[tuple[int, int, int]]:
+    """Where each column's characters lie on a line laid out by ``_side_by_side``: (column, start,
+    end), a column's span taking the gap after it; the last runs to the end of the line."""
+    spans, start = [], 0
+    for n, (_, _, width) in enumerate(columns):
+        stop = start + width + len(PDF_GAP) if n < len(columns) - 1 else 1 << 30
+        spans.append((n, start, stop))
+        start = stop
+    return spans
+
+
+def _table_lines(text: str, spans, note_span) -> list:
+    """A cell's text as lines for lms.pdf_table: each line with the column spans it divides into;
+    the exemption line (``Exemption: …`` under the status) belongs to the status column whole."""
+    return [(line, note_span if line.lstrip().startswith("Exemption: ") and n else spans)
+            for n, line in enumerate(text.split("\n"))]
+
+
 def _as_mapping(row) -> Mapping:
     if hasattr(row, "_mapping"):
         return row._mapping
@@ -302,32 +404,52 @@ def _iso(value) -> str:
     return "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+def _roster_layout(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
+                   counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
+                   department: str | None = None) -> tuple["Document", "SplitTable | None"]:
+    """The roster PDF laid out, and how its member table's lines divide into columns (None when
+    no member matches: the table's one row then says so)."""
+    # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.
+    from lms.pdf import render_document, render_template
+    from lms.pdf_table import SplitTable
+
+    rows = list(rows)
+    columns = pdf_columns(show_policy=len({_as_mapping(row).get("policy") for row in rows}) > 1)
+    texts = list(_pdf_rows(rows, columns))
+    header = pdf_header_text(columns)
+    spans = _column_spans(columns)
+    status = [key for key, _, _ in columns].index("status")
+    note_span = [(status, 0, 1 << 30)]
+    table = SplitTable(column_count=len(columns), header=_table_lines(header, spans, note_span),
+                       rows=[_table_lines(text, spans, note_span) for text in texts]) if texts else None
+    units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
+    html = render_template(
+        "roster.html", member_rows=texts, header=header, title=title,
+        filters_text=filters_text, generated=generated_at.isoformat(timespec="seconds"),
+        department=department, counts=[(STATUS_LABELS[s], counts.get(s, 0)) for s in STATUSES],
+        total=sum(counts.values()), units=units,
+        chart=completion_by_unit_svg(unit_summary, id_prefix="roster-chart"))
+    return render_document(html), table
+
+
 def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                     counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
                     department: str | None = None) -> "Document":
     """The roster PDF laid out (landscape Letter), before it becomes bytes; its ``pages`` tell the
     page count and size."""
-    # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.
-    from lms.pdf import render_document, render_template
-
-    rows = list(rows)
-    columns = pdf_columns(show_policy=len({_as_mapping(row).get("policy") for row in rows}) > 1)
-    units = [(unit, total, complete, percent_complete(total, complete)) for unit, total, complete in unit_summary]
-    html = render_template(
-        "roster.html", member_rows=_pdf_rows(rows, columns), header=pdf_header_text(columns), title=title,
-        filters_text=filters_text, generated=generated_at.isoformat(timespec="seconds"),
-        department=department, counts=[(STATUS_LABELS[s], counts.get(s, 0)) for s in STATUSES],
-        total=sum(counts.values()), units=units,
-        chart=completion_by_unit_svg(unit_summary, id_prefix="roster-chart"))
-    return render_document(html)
+    return _roster_layout(rows, title=title, filters_text=filters_text, generated_at=generated_at, counts=counts,
+                          unit_summary=unit_summary, department=department)[0]
 
 
 def render_pdf(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
                department: str | None = None) -> bytes:
     """The roster as a tagged PDF: header with generated time and filters, status counts, the
-    completion-by-unit chart and its table, then the rows under a header repeated on each page."""
+    completion-by-unit chart and its table, then the members under a header repeated on each page,
+    tagged as a table of one row per member and one header cell and data cell per column."""
     from lms.pdf import write_pdf
+    from lms.pdf_table import split_columns
 
-    return write_pdf(roster_document(rows, title=title, filters_text=filters_text, generated_at=generated_at,
-                                     counts=counts, unit_summary=unit_summary, department=department))
+    document, table = _roster_layout(rows, title=title, filters_text=filters_text, generated_at=generated_at,
+                                     counts=counts, unit_summary=unit_summary, department=department)
+    return write_pdf(document, finisher=split_columns(table) if table else None)

@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import requests
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.metadata import create_metadata_string
-from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
+from typing import TYPE_CHECKING
 
 from lms.services.sso import MEMBER_FIELDS, Identity, SsoRefused
+
+if TYPE_CHECKING:
+    from saml2.client import Saml2Client
+
+# pysaml2 and requests are imported inside the functions that use them: loading pysaml2's XML
+# schemas took about 0.6 s, which every command-line run paid through the app's blueprints.
 
 #: How long the provider's metadata is kept before it is read again (seconds).
 CACHE_SECONDS = 3600
@@ -35,7 +35,7 @@ RETRY_SECONDS = 60
 UNREACHABLE = "The department's SAML sign-in service did not answer; try again in a minute, or ask IT."
 
 _metadata_cache: dict[str, tuple[float, str | None]] = {}
-_client_cache: dict[tuple, Saml2Client] = {}
+_client_cache: dict[tuple, "Saml2Client"] = {}
 
 
 class SamlError(SsoRefused):
@@ -99,6 +99,8 @@ def _idp_metadata_xml(source: str) -> str:
         if hit[1] is None:
             raise SamlError("provider_unreachable", UNREACHABLE)
         return hit[1]
+    import requests
+
     try:
         response = requests.get(source, timeout=HTTP_TIMEOUT)
         response.raise_for_status()
@@ -119,6 +121,11 @@ def _xmlsec() -> str:
 
 def client(settings: SamlSettings, addresses: ServiceAddresses) -> Saml2Client:
     """pysaml2's client for this service provider and the configured identity provider."""
+    from saml2 import BINDING_HTTP_POST
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
+    from saml2.saml import NAMEID_FORMAT_UNSPECIFIED
+
     metadata = _idp_metadata_xml(settings.idp_metadata)
     key = (addresses, settings, metadata)
     if key not in _client_cache:
@@ -150,6 +157,8 @@ def client(settings: SamlSettings, addresses: ServiceAddresses) -> Saml2Client:
 
 def sp_metadata(settings: SamlSettings, addresses: ServiceAddresses) -> str:
     """This service provider's metadata XML, for the identity provider's administrator."""
+    from saml2.metadata import create_metadata_string
+
     return create_metadata_string(None, client(settings, addresses).config, valid=None)
 
 
@@ -162,6 +171,8 @@ def _provider_entity(saml_client: Saml2Client) -> str:
 
 def sso_location(settings: SamlSettings, addresses: ServiceAddresses) -> str:
     """The address of the provider's single sign-on service (HTTP-Redirect binding)."""
+    from saml2 import BINDING_HTTP_REDIRECT
+
     saml_client = client(settings, addresses)
     services = saml_client.metadata.single_sign_on_service(_provider_entity(saml_client), BINDING_HTTP_REDIRECT)
     if not services:
@@ -172,6 +183,8 @@ def sso_location(settings: SamlSettings, addresses: ServiceAddresses) -> str:
 def begin(settings: SamlSettings, addresses: ServiceAddresses, *, relay_state: str, fresh: bool) -> tuple[str, str]:
     """The AuthnRequest, as (its ID, the address to send the browser to). ``fresh`` (for a
     signature) sets ForceAuthn, so the provider asks the member to sign in again."""
+    from saml2 import BINDING_HTTP_REDIRECT
+
     saml_client = client(settings, addresses)
     kwargs = {"force_authn": "true"} if fresh else {}
     request_id, info = saml_client.prepare_for_authenticate(entityid=_provider_entity(saml_client),
@@ -188,6 +201,8 @@ def verify_answer(settings: SamlSettings, addresses: ServiceAddresses, saml_resp
     Raises SamlError with a reason: ``malformed``, ``bad_signature``, ``wrong_audience``,
     ``wrong_recipient``, ``expired``, ``missing_attribute`` or ``invalid_assertion``.
     """
+    from saml2 import BINDING_HTTP_POST
+
     saml_client = client(settings, addresses)
     try:
         base64.b64decode(saml_response, validate=True)
@@ -228,6 +243,8 @@ def verify_answer(settings: SamlSettings, addresses: ServiceAddresses, saml_resp
 
 def _unaccepted(saml_response: str, addresses: ServiceAddresses) -> SamlError:
     """Why pysaml2 returned nothing: a response sent to another address, or no usable assertion."""
+    from saml2 import samlp
+
     try:
         destination = samlp.response_from_string(base64.b64decode(saml_response)).destination
     except Exception:  # unreadable: pysaml2 would have said so already

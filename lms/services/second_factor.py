@@ -9,7 +9,6 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
-import pyotp
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -67,6 +66,8 @@ def is_enrolled(session: Session, member_id: int) -> bool:
 def start_totp(session: Session, member: Member, *, now: datetime) -> TotpFactor:
     """A new secret for the member to add to their authenticator app; it counts only once a code
     from it is confirmed. An enrolled member must remove the old one first."""
+    import pyotp  # here and below: only the second factor needs it, not every command's start-up
+
     factor = totp_of(session, member.id)
     if factor is not None and factor.confirmed_at is not None:
         raise SecondFactorError("An authenticator app is already set up for this account.")
@@ -81,6 +82,8 @@ def start_totp(session: Session, member: Member, *, now: datetime) -> TotpFactor
 
 def provisioning_uri(factor: TotpFactor, member: Member, department: str) -> str:
     """The otpauth:// URI an authenticator app reads from the QR code."""
+    import pyotp
+
     return pyotp.TOTP(factor.secret, interval=STEP).provisioning_uri(
         name=f"{member.badge} ({department})", issuer_name=ISSUER)
 
@@ -90,6 +93,8 @@ def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     code = "".join(code.split())
     if not (code.isdigit() and len(code) == 6):
         return None
+    import pyotp
+
     totp = pyotp.TOTP(secret, interval=STEP)
     current = int(now.timestamp()) // STEP
     for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):

@@ -32,6 +32,7 @@ from lms.services.overview import acknowledgments_per_version
 from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.receipt_signature import check_signature_as_configured
 from lms.services.verification import check_receipt
+from lms.services.roster_export import nothing_matches
 from lms.views.export_pages import export_download, export_status
 from lms.web import after_commit, attachment, client_ip, keep_on_error, on_rollback, request_now, today
 
@@ -165,7 +166,15 @@ def export():
         for name, message in exc.problems.items():
             getattr(form, name).errors.append(message)
         return render_template("hr/export.html", form=form), 400
-    if exports.count_acknowledgments(db, filters, tz) > current_app.config["EXPORT_JOB_RECEIPTS"]:
+    count = exports.count_acknowledgments(db, filters, tz)
+    if count == 0:
+        # Said on the form, with the filters kept, rather than handing over an empty ZIP. The
+        # search itself is still a read of the records, so it is audited (count 0, no file).
+        _audit("hr.export", "acknowledgments", count=0, bytes=0, filters=filters.as_details(), via="web",
+               file=None)
+        form.form_errors.append(nothing_matches("signed acknowledgments"))
+        return render_template("hr/export.html", form=form), 200
+    if count > current_app.config["EXPORT_JOB_RECEIPTS"]:
         # Many receipts: built by the worker, followed on its own page, downloaded when ready.
         job_id = export_jobs.queue_receipts(db, filters, now=request_now(), today=today(),
                                             requested_by_id=current_user.id, ip=client_ip())

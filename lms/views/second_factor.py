@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import segno
 from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session,
                    url_for)
 from flask_login import current_user, login_required, login_user
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from lms.auth import TOKEN_KEY, home_endpoint
 from lms.db import get_session
@@ -22,6 +20,23 @@ from lms.services.accounts import SignInRules
 from lms.services.sessions import revoke_token, start_session
 from lms.auth import current_sign_in
 from lms.web import client_ip, keep_on_error, request_now
+
+
+# webauthn's helpers are imported when a passkey is used, not when the app starts (the package
+# loads cryptography and OpenSSL bindings: about 0.1 s of every command-line run).
+def base64url_to_bytes(value: str) -> bytes:
+    """A challenge kept in the session, back as bytes."""
+    from webauthn.helpers import base64url_to_bytes as decode
+
+    return decode(value)
+
+
+def bytes_to_base64url(value: bytes) -> str:
+    """A challenge as text the session can keep."""
+    from webauthn.helpers import bytes_to_base64url as encode
+
+    return encode(value)
+
 
 bp = Blueprint("second_factor", __name__)
 
@@ -171,6 +186,8 @@ def _enrol_page(factor=None, form=None, status: int = 200):
     qr = uri = None
     if factor is not None and factor.confirmed_at is None:
         uri = mfa.provisioning_uri(factor, member, current_app.config["DEPARTMENT_NAME"])
+        import segno  # here: only enrolment draws a QR code
+
         qr = segno.make(uri, error="m").svg_data_uri(scale=5, dark="#000", light="#fff")
     return render_template("account/second_factor.html", factor=factor, qr=qr, uri=uri,
                            passkeys=passkeys.passkeys_of(db, member.id),

@@ -51,7 +51,6 @@ from lms.services.supervision import is_report, report_counts, supervised_cycles
 from lms.views.coordinator import (
     EXPORT_TYPES,
     PAGE_SIZE,
-    PDF_MAX_ROWS,
     SORT_LABELS,
     Pages,
     _csv_chunks,
@@ -60,6 +59,7 @@ from lms.views.coordinator import (
     _query_args,
     _roster_filters,
     _roster_form,
+    send_roster_export,
 )
 from lms.views.coordinator_tools import PREVIEW_LIMIT, SendRemindersForm
 from lms.views.export_pages import export_download, export_status
@@ -134,7 +134,7 @@ def roster(cycle_id: int):
         chart=completion_by_unit_svg(head.units),
         chart_narrow=completion_by_unit_svg(head.units, narrow=True, id_prefix="unit-chart-narrow"),
         not_done=sum(head.counts[s] for s in NOT_DONE_STATUSES), filters_text=describe_filters(filters, cycle.name),
-        sort_labels=SORT_LABELS, pdf_max_rows=PDF_MAX_ROWS, roster_area="supervisor",
+        sort_labels=SORT_LABELS, pdf_max_rows=current_app.config["ROSTER_PDF_MAX_ROWS"], roster_area="supervisor",
         printed_at=request_now(),
         folded_in_use=_folded_in_use(form), folded_open=_folded_in_use(form),
         multiple_policies=len(cycle.policy_versions) > 1 and not filters.policy_id)
@@ -150,48 +150,9 @@ def roster_export(cycle_id: int, kind: str):
     if filters is None:
         problems = "; ".join(e for f in form for e in f.errors)
         abort(400, description=f"The roster filters are not right: {problems}")
-    filters = _my_filters(filters)
-    db, tz = get_session(), _tz()
-    sort, descending = form.sort.data, form.dir.data == "desc"
-    head = roster_summary(db, filters, today=today(), tz=tz)
-    total = sum(head.counts.values())
-    if kind == "pdf" and total > PDF_MAX_ROWS:
-        abort(400, description=f"The PDF lists every row, and this view has {total:,}; narrow it to "
-                               f"{PDF_MAX_ROWS:,} rows or fewer (by unit or status, say), or export CSV or XLSX.")
-    name = f"{file_stem(cycle)}-{current_user.badge}-{(filters.as_of or today()).isoformat()}.{kind}"
-    headers = {"Content-Disposition": attachment(name)}
-    title = f"{cycle.name} roster: members reporting to {current_user.full_name}"
-    filters_text = describe_filters(filters, cycle.name)
-    limit = {"xlsx": current_app.config["EXPORT_JOB_ROWS"], "pdf": current_app.config["EXPORT_JOB_PDF_ROWS"]}
-    if kind in limit and total > limit[kind]:
-        # A large XLSX or PDF (a lieutenant's whole watch): built by the worker, like the coordinator's.
-        job_id = export_jobs.queue_roster(
-            db, filters, fmt=kind, sort=sort, descending=descending, title=title, filters_text=filters_text,
-            department=current_app.config["DEPARTMENT_NAME"], now=request_now(), today=today(),
-            requested_by_id=current_user.id, ip=client_ip(),
-            audit_details={"rows": total, "filters": filters_details(filters)}, file_stem=f"{file_stem(cycle)}-{current_user.badge}")
-        after_commit(wake, current_app._get_current_object())
-        return redirect(url_for(".export_job", job_id=job_id), 303)
-
-    def rows():
-        return roster_rows(db, filters, today=today(), tz=tz, sort=sort, descending=descending)
-
-    if kind == "csv":
-        # Committed before the first byte goes out, so no download goes unrecorded.
-        _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, filters=filters_details(filters),
-               via="web")
-        return Response(stream_with_context(_csv_chunks(rows())), mimetype="text/csv", headers=headers)
-    if kind == "xlsx":
-        out = io.BytesIO()
-        write_xlsx(rows(), out, title=title, filters_text=filters_text)
-        body = out.getvalue()
-    else:
-        body = render_pdf(rows(), title=title, filters_text=filters_text,
-                          generated_at=request_now().astimezone(ZoneInfo(tz)), counts=head.counts,
-                          unit_summary=head.units, department=current_app.config["DEPARTMENT_NAME"])
-    _audit("roster.export", f"cycle:{cycle.id}", format=kind, rows=total, bytes=len(body),
-           filters=filters_details(filters), via="web")
-    return Response(body, mimetype=EXPORT_TYPES[kind], headers=headers)
+    return send_roster_export(cycle, form, _my_filters(filters), kind,
+                              title=f"{cycle.name} roster: members reporting to {current_user.full_name}",
+                              stem=f"{file_stem(cycle)}-{current_user.badge}")
 
 
 @bp.get("/exports/<int:job_id>")
