@@ -624,7 +624,8 @@ class Generator:
                     signed_at_local=aware.astimezone(self.zone).isoformat(timespec="seconds"),
                     timezone=department_tz, signed_from_ip=ip, user_agent=rng.choice(USER_AGENTS),
                     quiz_attempt_id=pending.attempt_id, quiz_attempt_number=pending.attempt_number,
-                    quiz_score=pending.score, verification_code=code)
+                    quiz_score=pending.score, verification_code=code,
+                    auth_method=None)  # signed with a password: no single sign-on facts in the hash
                 # Each stored copy names its record after %%EOF, so every receipt has its own hash.
                 trailer = f"%Roll Call bench copy: acknowledgment {ack_id}, {code}\n".encode()
                 state = prefix_state.copy()
