@@ -4,6 +4,7 @@ lists. Only the presentation changes: every word of the text appears once, in or
 SHA-256 stays over the exact text (``PolicyVersion.text``)."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -104,10 +105,14 @@ def _items_html(items: list[Item], kind: str) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=32)
 def render_policy(text: str, policy_id: str, *, heading_level: int = 3) -> Markup:
     """The policy text as HTML: headings at ``heading_level`` (numbered sections one deeper once a
     heading in capitals such as PROCEDURES stands above them), lettered and numbered items as
-    ordered lists, indented lines under a label as a list, the rest as paragraphs."""
+    ordered lists, indented lines under a label as a list, the rest as paragraphs.
+
+    Cached per worker by the text itself (a version's text never changes; a new version is a new
+    key): the signing page shows the same few texts to every member."""
     html: list[str] = []
     under_capitals = False  # numbered sections after a heading in capitals ("PROCEDURES") sit under it
     for block in parse_policy(text, policy_id):

@@ -66,7 +66,8 @@ def _contacts() -> list[tuple[str, str | None]]:
 def dashboard():
     """What is assigned, when it is due, and how far along the member is."""
     db = get_session()
-    items = [_progress(a) for a in progress_service.member_assignments(db, current_user.id)]
+    items = progress_service.progress_of(db, progress_service.member_assignments(db, current_user.id),
+                                         today=today(), tz=current_app.config["TIMEZONE"])
     return render_template("officer/dashboard.html", items=items, today=today())
 
 
