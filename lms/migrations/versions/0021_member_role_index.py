@@ -10,7 +10,6 @@ on SQLite, against a few microseconds with this index (docs/performance.md).
 """
 from alembic import op
 
-
 revision = '0021'
 down_revision = '0017'
 branch_labels = None
