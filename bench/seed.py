@@ -625,9 +625,7 @@ class Generator:
                     timezone=department_tz, signed_from_ip=ip, user_agent=rng.choice(USER_AGENTS),
                     quiz_attempt_id=pending.attempt_id, quiz_attempt_number=pending.attempt_number,
                     quiz_score=pending.score, verification_code=code,
-                    # Written without the sign-in method (a NULL auth_method), hashed in the form
-                    # records from before migration 0016 keep.
-                    auth_method=None)
+                    auth_method=None)  # signed with a password: no single sign-on facts in the hash
                 # Each stored copy names its record after %%EOF, so every receipt has its own hash.
                 trailer = f"%Roll Call bench copy: acknowledgment {ack_id}, {code}\n".encode()
                 state = prefix_state.copy()

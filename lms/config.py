@@ -235,6 +235,13 @@ class Defaults:
     JOBS_WORKER_WITH_APP = True
     #: Scheduled reminders go out from this local hour on (0-23).
     REMINDER_HOUR = 8
+    #: The roster page's counts per status and unit chart for a cycle of at least
+    #: ROSTER_COUNTS_KEEP_ROWS rows are kept by each worker for ROSTER_COUNTS_KEEP_SECONDS (0: always
+    #: count), per filters and day: counting 50,000 members costs about 35 ms of CPU, more than the
+    #: rest of the page, and paging or sorting asks for the same counts again (docs/performance.md).
+    #: The rows themselves are always read live; smaller rosters are counted on every view.
+    ROSTER_COUNTS_KEEP_SECONDS: Annotated[int, AtLeast(0)] = 30
+    ROSTER_COUNTS_KEEP_ROWS: Annotated[int, AtLeast(0)] = 10_000
     #: Exports larger than these run as background jobs with a download page; smaller ones are
     #: built in the request. HR's receipt ZIP counts receipts, the roster XLSX and PDF count rows
     #: (a 1,000-row PDF takes about 1.5 s, docs/performance.md). The roster CSV always streams.

@@ -338,3 +338,71 @@ def test_a_right_password_at_signing_after_a_few_wrong_ones_still_signs(client, 
         assert sign(client, a, "Alex Rivera", password=f"a wrong guess number {n}").status_code == 400
     assert sign(client, a, "Alex Rivera").status_code == 303
     assert db.scalar(select(func.count(Acknowledgment.id))) == 1
+
+
+def test_officer_pages_run_the_same_statements_whatever_the_history(app, client, auth, db, make_member, open_cycle):
+    """A member with three earlier cycles, each read, passed and signed, costs each page the same
+    statements as a member with one (progress comes from the stored columns, not from every
+    attempt of every cycle)."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import event
+
+    from lms.db import get_database
+    from lms.models import Assignment, Cycle
+    from tests.helpers import pass_quiz
+
+    newcomer = make_member(first="Nia", last="Okafor")
+    veteran = make_member(first="Sam", last="Lindqvist")
+    current = open_cycle()
+    for years_ago in (3, 2, 1):
+        year = current.year - years_ago
+        past = Cycle(year=year, name=f"{year} annual", due_date=date(year, 12, 31), audience={"units": [], "ranks": []},
+                     created_at=utcnow() - timedelta(days=365 * years_ago), policy_versions=list(current.policy_versions))
+        db.add(past)
+        db.flush()
+        for member in (veteran, newcomer) if years_ago == 1 else (veteran,):
+            db.add(Assignment(cycle_id=past.id, member_id=member.id, policy_version_id=current.policy_versions[0].id,
+                              due_date=past.due_date, assigned_at=past.created_at))
+    db.commit()
+
+    def statements_per_page(member):
+        assignments = db.scalars(select(Assignment.id).where(Assignment.member_id == member.id)
+                                 .order_by(Assignment.cycle_id)).all()
+        auth.sign_in(member.badge)
+        for a in assignments[:-1]:  # earlier cycles: read, passed, signed
+            read_all_lessons(client, a)
+            pass_quiz(client, db, a)
+            assert sign(client, a, member.full_name).status_code == 303
+        a = assignments[-1]  # this year: read and passed, not yet signed
+        read_all_lessons(client, a)
+        pass_quiz(client, db, a)
+        lesson = lesson_links(client.get(f"/training/{a}").get_data(as_text=True), a)[0]
+        pages = {"dashboard": "/training/", "assignment": f"/training/{a}", "lesson": lesson,
+                 "quiz": f"/training/{a}/quiz", "sign": f"/training/{a}/sign", "history": "/training/history"}
+        selects: list[str] = []
+
+        def note(_conn, _cursor, statement, *_args):
+            # SELECTs only: a session's last-seen time is written when a minute has passed.
+            if statement.lstrip().upper().startswith("SELECT"):
+                selects.append(statement)
+
+        counts = {}
+        engine = get_database(app).engine
+        for name, page in pages.items():
+            event.listen(engine, "before_cursor_execute", note)
+            try:
+                assert client.get(page).status_code == 200
+            finally:
+                event.remove(engine, "before_cursor_execute", note)
+            counts[name] = len(selects)
+            selects.clear()
+        auth.sign_out()
+        return len(assignments), counts
+
+    cycles, one_before = statements_per_page(newcomer)
+    assert cycles == 2
+    cycles, three_before = statements_per_page(veteran)
+    assert cycles == 4
+    assert three_before == one_before
+    assert one_before["dashboard"] <= 8

@@ -93,6 +93,8 @@ class MemberRole(Base):
     __tablename__ = "member_role"
     __table_args__ = (
         CheckConstraint("role IN ('officer', 'supervisor', 'coordinator', 'hr', 'admin')", name="role"),
+        # Who holds a role (the training coordinators every quiz page names), migration 0021.
+        Index("ix_member_role_role", "role", "member_id"),
     )
 
     member_id: Mapped[int] = mapped_column(ForeignKey("member.id"), primary_key=True)

@@ -157,11 +157,12 @@ def training_contacts(session: Session, *, name: str | None, email: str | None) 
     set, otherwise the active training coordinators on record, as (name, e-mail) pairs."""
     if name or email:
         return [(name or email, email)]
-    coordinators = session.scalars(
-        select(Member).join(MemberRole, MemberRole.member_id == Member.id)
+    # Names and addresses only: whole members would load each one's roles too, on every quiz page.
+    coordinators = session.execute(
+        select(Member.first_name, Member.last_name, Member.email).join(MemberRole, MemberRole.member_id == Member.id)
         .where(MemberRole.role == "coordinator", Member.status == "active")
         .order_by(Member.last_name, Member.first_name, Member.badge).limit(5))
-    return [(m.full_name, m.email) for m in coordinators]
+    return [(f"{first} {last}", email) for first, last, email in coordinators]
 
 
 def find_assignment(session: Session, *, cycle: Cycle, badge: str, policy_id: str | None) -> Assignment:

@@ -21,10 +21,21 @@ def _markdown():
 
 def render_lesson(lesson: Lesson, version: PolicyVersion) -> Markup:
     """The lesson as HTML; each ``::: policy SECTION`` line becomes that section's exact text."""
-    sections = split_sections(version.text, version.policy_id)
+    return Markup(_lesson_html(lesson.body_markdown, version.text, version.policy_id))
+
+
+@functools.lru_cache(maxsize=128)
+def _lesson_html(body_markdown: str, policy_text: str, policy_id: str) -> str:
+    """The HTML of a lesson, rendered once per worker for each lesson text and policy text.
+
+    Keyed by the texts themselves, not by ids: content reloads can change a lesson, and a changed
+    word makes a new key, so a stale page is never served. Rendering the Markdown took about a
+    third of a lesson page's time (docs/performance.md, "Pages against a bare Flask page").
+    """
+    sections = split_sections(policy_text, policy_id)
     parts: list[str] = []
     pending: list[str] = []
-    for line in lesson.body_markdown.split("\n"):
+    for line in body_markdown.split("\n"):
         match = DIRECTIVE.match(line)
         if match:
             parts.append(_markdown().render("\n".join(pending)))
@@ -33,7 +44,7 @@ def render_lesson(lesson: Lesson, version: PolicyVersion) -> Markup:
         else:
             pending.append(line)
     parts.append(_markdown().render("\n".join(pending)))
-    return Markup("".join(parts))
+    return "".join(parts)
 
 
 def policy_block(text: str, section: str) -> str:

@@ -4,6 +4,7 @@ lists. Only the presentation changes: every word of the text appears once, in or
 SHA-256 stays over the exact text (``PolicyVersion.text``)."""
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -118,6 +119,7 @@ def _items_html(items: list[Item], kind: str, highlight: str | None = None) -> s
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=64)
 def render_policy(text: str, policy_id: str, *, heading_level: int = 3, anchors: bool = False,
                   highlight: str | None = None) -> Markup:
     """The policy text as HTML: headings at ``heading_level`` (numbered sections one deeper once a
@@ -126,7 +128,11 @@ def render_policy(text: str, policy_id: str, *, heading_level: int = 3, anchors:
 
     With ``anchors`` each heading gets ``id="section-N"`` (N counting headings from 1, as
     ``search_policy`` numbers them) so a search result can link to it; ``highlight`` marks each
-    occurrence of a phrase."""
+    occurrence of a phrase.
+
+    Cached per worker by its arguments, the text itself among them (a version's text never
+    changes; a new version is a new key): the signing page shows the same few texts to every
+    member."""
     html: list[str] = []
     under_capitals = False  # numbered sections after a heading in capitals ("PROCEDURES") sit under it
     headings = 0

@@ -5,14 +5,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from lms.models import (
     Acknowledgment,
     AcknowledgmentVoid,
     Assignment,
     Cycle,
-    Exemption,
     Lesson,
     LessonProgress,
     PolicyVersion,
@@ -94,32 +93,53 @@ def status_for(*, due_date: date, today: date, signed_on: date | None, passed: b
 
 def progress_for(session: Session, assignment: Assignment, *, today: date, tz: str) -> AssignmentProgress:
     """The progress and status of one assignment."""
-    lessons_total = session.scalar(select(func.count(Lesson.id)).where(
-        Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False)))
-    lessons_completed = session.scalar(
-        select(func.count(LessonProgress.id)).join(Lesson)
-        .where(LessonProgress.assignment_id == assignment.id, Lesson.retired.is_(False)))
-    attempts = list(session.scalars(
-        select(QuizAttempt).where(QuizAttempt.assignment_id == assignment.id,
-                                  QuizAttempt.submitted_at.is_not(None))
-        .order_by(QuizAttempt.number)))
-    passed = next((a for a in attempts if a.passed), None)
-    ack = current_acknowledgment(session, assignment.id)
-    started = lessons_completed > 0 or bool(attempts) or session.scalar(
-        select(QuizAttempt.id).where(QuizAttempt.assignment_id == assignment.id).limit(1)) is not None
-    exempt = session.scalar(select(Exemption.id).where(
-        Exemption.cycle_id == assignment.cycle_id, Exemption.member_id == assignment.member_id,
-        Exemption.lifted_at.is_(None))) is not None
-    status = status_for(
-        exempt=exempt, due_date=assignment.due_date, today=today,
-        signed_on=local_date(ack.signed_at, tz) if ack else None,
-        passed=passed is not None, submitted=bool(attempts), started=started)
-    return AssignmentProgress(
-        assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
-        attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),
-        passed_attempt=passed, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
-        acknowledgment=ack, status=status, attempts_allowed=attempts_allowed(session, assignment),
-        voided=latest_void(session, assignment.id) if ack is None else None)
+    return progresses_for(session, [assignment], today=today, tz=tz)[0]
+
+
+def progresses_for(session: Session, assignments: list[Assignment], *, today: date,
+                   tz: str) -> list[AssignmentProgress]:
+    """The progress and status of each assignment, in the same order.
+
+    Read from the progress and counts stored on each assignment (kept in the same transaction as
+    every change by ``lms.models.assignment_state``, and held to the full computation by
+    ``tests/services/test_assignment_state.py``), so a member's page costs the same whatever their
+    history: at most four queries for any number of assignments, and no quiz questions loaded.
+    ``tz`` is kept for callers; the stored signing date is already the department's local date.
+    """
+    if not assignments:
+        return []
+    lessons_total = dict(session.execute(
+        select(Lesson.version_id, func.count(Lesson.id))
+        .where(Lesson.version_id.in_({a.policy_version_id for a in assignments}), Lesson.retired.is_(False))
+        .group_by(Lesson.version_id)).all())
+    passed: dict[int, QuizAttempt] = {}
+    with_pass = [a.id for a in assignments if a.progress == "quiz_passed"]
+    if with_pass:
+        # The attempt alone, for its score and number: its drawn questions stay unloaded.
+        for attempt in session.scalars(
+                select(QuizAttempt).where(QuizAttempt.assignment_id.in_(with_pass), QuizAttempt.passed.is_(True),
+                                          QuizAttempt.submitted_at.is_not(None))
+                .options(lazyload(QuizAttempt.items)).order_by(QuizAttempt.number.desc())):
+            passed[attempt.assignment_id] = attempt  # the first passed attempt wins
+    acknowledgments = current_acknowledgments(session, [a.id for a in assignments if a.signed_on is not None])
+    voids = latest_voids(session, [a.id for a in assignments if a.signed_on is None])
+    results = []
+    for assignment in assignments:
+        # The rule of lms.models.status over the stored facts, as the roster of now applies it.
+        signed_on = assignment.signed_on
+        status = status_of(exempt=assignment.exemption_reason is not None,
+                           signed_on_time=signed_on is not None and signed_on <= assignment.due_date,
+                           signed=signed_on is not None, past_due=today > assignment.due_date,
+                           progress=assignment.progress)
+        results.append(AssignmentProgress(
+            assignment=assignment, lessons_total=lessons_total.get(assignment.policy_version_id, 0),
+            lessons_completed=assignment.lessons_completed, attempts=assignment.quiz_attempts,
+            best_score=assignment.quiz_best_score, passed_attempt=passed.get(assignment.id),
+            last_attempt_failed=assignment.progress == "quiz_failed",
+            acknowledgment=acknowledgments.get(assignment.id), status=status,
+            attempts_allowed=assignment.policy_version.max_attempts + assignment.extra_attempts,
+            voided=voids.get(assignment.id)))
+    return results
 
 
 def attempts_allowed(session: Session, assignment: Assignment) -> int:
@@ -127,13 +147,27 @@ def attempts_allowed(session: Session, assignment: Assignment) -> int:
     return assignment.policy_version.max_attempts + session.scalar(select(extra_attempts(assignment.id)))
 
 
-def latest_void(session: Session, assignment_id: int) -> AcknowledgmentVoid | None:
-    """The void of the assignment's latest voided signature, if any."""
-    return session.scalar(
+def latest_voids(session: Session, assignment_ids: list[int]) -> dict[int, AcknowledgmentVoid]:
+    """For each of the assignments that has one, the void of its latest voided signature."""
+    if not assignment_ids:
+        return {}
+    voids = session.scalars(
         select(AcknowledgmentVoid).join(Acknowledgment, Acknowledgment.id == AcknowledgmentVoid.acknowledgment_id)
-        .where(Acknowledgment.assignment_id == assignment_id)
+        .where(Acknowledgment.assignment_id.in_(assignment_ids))
         .options(joinedload(AcknowledgmentVoid.acknowledgment))
-        .order_by(Acknowledgment.generation.desc()).limit(1))
+        .order_by(Acknowledgment.generation))
+    return {void.acknowledgment.assignment_id: void for void in voids}  # the latest generation wins
+
+
+def current_acknowledgments(session: Session, assignment_ids: list[int]) -> dict[int, Acknowledgment]:
+    """For each of the assignments that has one, the signature that stands (the latest not voided)."""
+    if not assignment_ids:
+        return {}
+    acknowledgments = session.scalars(
+        select(Acknowledgment).where(Acknowledgment.assignment_id.in_(assignment_ids),
+                                     Acknowledgment.id.not_in(select(AcknowledgmentVoid.acknowledgment_id)))
+        .order_by(Acknowledgment.generation))
+    return {ack.assignment_id: ack for ack in acknowledgments}  # the latest generation wins
 
 
 def current_acknowledgment(session: Session, assignment_id: int) -> Acknowledgment | None:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from lms.models import Assignment, AttemptItem, Question, QuizAttempt
 from lms.services.progress import attempts_allowed, completed_lesson_ids
@@ -98,9 +98,11 @@ def open_attempt(session: Session, assignment_id: int) -> QuizAttempt | None:
 
 
 def submitted_attempts(session: Session, assignment_id: int) -> list[QuizAttempt]:
-    """Submitted attempts, first to last."""
+    """Submitted attempts, first to last, with their drawn items; each item's question (with its
+    options and explanations) is loaded only if it is read, since lists of attempts show scores."""
     return list(session.scalars(select(QuizAttempt).where(
         QuizAttempt.assignment_id == assignment_id, QuizAttempt.submitted_at.is_not(None))
+        .options(selectinload(QuizAttempt.items).lazyload(AttemptItem.question))
         .order_by(QuizAttempt.number)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from itertools import islice
@@ -84,6 +85,7 @@ from lms.services.roster import (
     NOT_DONE_STATUSES,
     SORTS,
     RosterFilters,
+    RosterSummary,
     member_values,
     roster_rows,
     roster_summary,
@@ -432,7 +434,7 @@ def roster(cycle_id: int):
     sort, descending = form.sort.data, form.dir.data == "desc"
     # Counts and the unit chart from one pass over the roster: at 50,000 members each pass is
     # most of the page's time.
-    head = roster_summary(db, filters, today=today(), tz=tz)
+    head = _roster_head(db, filters, tz)
     counts = head.counts
     total = sum(counts.values())
     page_count = max(1, ceil(total / PAGE_SIZE))
@@ -629,6 +631,20 @@ def _done_message(action: str, result: ActionResult, cycle: Cycle, attempts: int
         return f"Exempted {n} member{'' if n == 1 else 's'} from the {cycle.name} cycle."
     return (f"Granted {attempts} more quiz attempt{'' if attempts == 1 else 's'} on {n} "
             f"assignment{'' if n == 1 else 's'}.")
+def _roster_head(db, filters: RosterFilters, tz: str) -> RosterSummary:
+    """The roster's counts per status and per unit; those of a large roster are kept for a few
+    seconds by this worker (ROSTER_COUNTS_KEEP_SECONDS, ROSTER_COUNTS_KEEP_ROWS in lms/config.py)."""
+    config = current_app.config
+    kept: dict = current_app.extensions.setdefault("roster_counts", {})
+    key, now = (repr(filters), today()), time.monotonic()
+    if key in kept and now - kept[key][0] < config["ROSTER_COUNTS_KEEP_SECONDS"]:
+        return kept[key][1]
+    head = roster_summary(db, filters, today=key[1], tz=tz)
+    if config["ROSTER_COUNTS_KEEP_SECONDS"] and sum(head.counts.values()) >= config["ROSTER_COUNTS_KEEP_ROWS"]:
+        if len(kept) >= 100:  # many filter combinations: start again rather than grow
+            kept.clear()
+        kept[key] = (now, head)
+    return head
 
 
 def _csv_chunks(rows):

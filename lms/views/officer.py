@@ -77,7 +77,8 @@ def _countdown():
 def dashboard():
     """What is assigned, when it is due, and how far along the member is."""
     db = get_session()
-    items = [_progress(a) for a in progress_service.member_assignments(db, current_user.id)]
+    items = progress_service.progresses_for(db, progress_service.member_assignments(db, current_user.id),
+                                         today=today(), tz=current_app.config["TIMEZONE"])
     return render_template("officer/dashboard.html", items=items, today=today())
 
 

@@ -1,7 +1,7 @@
 """due-date history: each move of an assignment's due date with the day it took effect
 
 Revision ID: 0025
-Revises: 0019
+Revises: 0021
 
 A new table only. Assignments moved before it existed keep their latest due date, as before.
 """
@@ -11,7 +11,7 @@ import lms.db
 
 
 revision = '0025'
-down_revision = '0019'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
