@@ -14,7 +14,8 @@ one there, upgrading its schema first), then times, as the median of several run
 
 Wall time is what the targets are about; CPU time is shown beside it because a busy machine
 stretches wall time. For PostgreSQL the CPU column adds the server backend's CPU (read from
-/proc when the server runs on this machine), except for the web page, where it is the client's. SQLite files go in the --sqlite folder, one per
+/proc when the server runs on this machine), except for the web page, where it is the client's.
+SQLite files go in the --sqlite folder, one per
 size; PostgreSQL sizes go in schemas ``bench_<people>`` of the --postgres database, so its
 public schema is never touched. Results: docs/performance.md; raw figures in bench/out/.
 """

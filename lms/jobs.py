@@ -180,7 +180,7 @@ class Periodic:
     name: str
     #: A huey.crontab(...) in UTC, e.g. crontab(minute="5") for five past every hour.
     when: Callable
-    run: Callable[[JobContext, Session, datetime], "dict | None"]
+    run: Callable[[JobContext, Session, datetime], dict | None]
 
 
 def switch_effective_versions(ctx: JobContext, session: Session, now: datetime) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from lms.db import utcnow
-from lms.models import Acknowledgment, Assignment, Cycle, Lesson, Member, PersonnelUpload, QuizAttempt
+from lms.models import Acknowledgment, Cycle, Lesson, Member, PersonnelUpload
 from lms.services.cycles import grant_exemption
 
 from tests.conftest import PASSWORD, csrf_token

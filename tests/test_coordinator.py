@@ -500,7 +500,7 @@ def test_xlsx_and_pdf_exports(app, client, db, department, signed_in):
     year = local_today(app).year
     xlsx = client.get(f"/coordinator/cycles/{year}/roster.xlsx?status=complete&status=exempt")
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
-    assert xlsx.headers["Content-Disposition"].endswith(f'.xlsx"')
+    assert xlsx.headers["Content-Disposition"].endswith('.xlsx"')
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
     values = list(sheet.iter_rows(values_only=True))
     assert list(values[0]) == ROSTER_COLUMNS and sorted(v[0] for v in values[1:]) == ["605", "608"]

@@ -188,7 +188,7 @@ def test_member_record_takes_the_same_queries_for_one_or_many_acknowledgments(ap
             with get_database(app).sessionmaker() as session:
                 record = hr_service.member_record(session, alex)
                 for entry in record.acknowledgments:  # what the page reads
-                    (entry.ack.policy_title, entry.cycle_name, entry.void and entry.void.voided_by.full_name)
+                    _ = (entry.ack.policy_title, entry.cycle_name, entry.void and entry.void.voided_by.full_name)
         finally:
             event.remove(engine, "before_cursor_execute", listener)
         return len(seen), len(record.acknowledgments)

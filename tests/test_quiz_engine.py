@@ -3,7 +3,6 @@ questions correct, and extra attempts granted by a coordinator (web and CLI)."""
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from collections import Counter
 from pathlib import Path

@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest

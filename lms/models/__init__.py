@@ -31,8 +31,10 @@ from lms.models.training import (
 from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
-    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
-    "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor",
+    "ChainHead", "Cycle", "CyclePolicy", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress",
+    "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
+    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder",
+    "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
     "TotpFactor", "WorkerHeartbeat",
 ]

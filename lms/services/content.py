@@ -602,7 +602,7 @@ def sync_content(session: Session, packs: list[PolicyPack]) -> None:
 
 
 def _sync_lessons(session: Session, version: PolicyVersion, lessons: list[LessonPack]) -> None:
-    existing = {l.slug: l for l in session.scalars(select(Lesson).where(Lesson.version_id == version.id))}
+    existing = {lesson.slug: lesson for lesson in session.scalars(select(Lesson).where(Lesson.version_id == version.id))}
     for position, lp in enumerate(lessons, start=1):
         lesson = existing.pop(lp.slug, None)
         if lesson is None:

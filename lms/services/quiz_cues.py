@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from math import comb
 from statistics import mean, median
-from typing import Callable
+from collections.abc import Callable
 
 from lms.services.content import OptionPack, QuestionPack, VersionPack
 

@@ -1,7 +1,8 @@
 """The roster as files: CSV (the contract), XLSX and PDF, written from ``roster.roster_rows``.
 
 The CSV and XLSX writers take rows as they come and write them a chunk at a time, so a
-50,000-member export holds no more rows than ``roster_rows`` hands over at once. The PDF is a print of the coordinator's view (status counts,
+50,000-member export holds no more rows than ``roster_rows`` hands over at once.
+The PDF is a print of the coordinator's view (status counts,
 the completion-by-unit chart and its table, then the rows) and lays out every row, so it suits a
 unit or a filtered list rather than a whole large department.
 """
@@ -297,7 +298,7 @@ def _iso(value) -> str:
 
 def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                     counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
-                    department: str | None = None) -> "Document":
+                    department: str | None = None) -> Document:
     """The roster PDF laid out (landscape Letter), before it becomes bytes; its ``pages`` tell the
     page count and size."""
     # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.

@@ -31,7 +31,8 @@ def jobs():
     return render_template("admin/jobs.html", failed=jobs_service.failed_jobs(db),
                            counts=jobs_service.status_counts(db), heartbeat_age=age,
                            workers=jobs_service.live_workers(db, now=now, within=within),
-                           form=ActionForm(formdata=None), local=lambda t: local_iso(t, current_app.config["TIMEZONE"]) if t else "—")
+                           form=ActionForm(formdata=None),
+                           local=lambda t: local_iso(t, current_app.config["TIMEZONE"]) if t else "—")
 
 
 @bp.post("/<int:job_id>/retry")

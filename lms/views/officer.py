@@ -92,7 +92,7 @@ def lesson(assignment_id: int, lesson_id: int):
     """A lesson, with the verbatim policy text it covers."""
     assignment = _own_assignment(assignment_id)
     lessons = assignment.policy_version.lessons
-    index = next((i for i, l in enumerate(lessons) if l.id == lesson_id), None)
+    index = next((i for i, each in enumerate(lessons) if each.id == lesson_id), None)
     if index is None:
         abort(404)
     db = get_session()
@@ -125,7 +125,7 @@ def mark_read(assignment_id: int, lesson_id: int):
     except IntegrityError:  # a double click recorded it a moment ago
         db.rollback()
     lessons = assignment.policy_version.lessons
-    following = next((l for l in lessons if l.position > lesson.position), None)
+    following = next((each for each in lessons if each.position > lesson.position), None)
     if following is not None:
         return redirect(url_for(".lesson", assignment_id=assignment.id, lesson_id=following.id))
     flash("All lessons read. You can take the quiz now.", "success")

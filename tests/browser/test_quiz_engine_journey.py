@@ -156,7 +156,7 @@ def test_a_coordinator_grants_an_attempt_to_a_member_at_the_limit(page, axe):
             page.get_by_role("link", name="Try again").click()
             axe.check(page)
     expect(page.get_by_text("You have used every attempt.")).to_be_visible()
-    page.get_by_role("link", name=f"Policy 16.3").first.click()
+    page.get_by_role("link", name="Policy 16.3").first.click()
     expect(page.get_by_text(re.compile(r"^You have used every attempt without passing"))).to_contain_text(
         COORDINATOR_NAME)
     axe.check(page)
