@@ -88,7 +88,7 @@ def provisioning_uri(factor: TotpFactor, member: Member, department: str) -> str
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     """The time step whose code is ``code``, within the allowed drift, or None."""
     code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
     totp = pyotp.TOTP(secret, interval=STEP)
     current = int(now.timestamp()) // STEP

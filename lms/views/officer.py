@@ -215,7 +215,12 @@ def save_answers(assignment_id: int, attempt_id: int):
     answers = _answers_from_form()
     covered = request.form.getlist("positions")
     if covered:
-        positions = {int(p) for p in covered if p.isdigit()}
+        positions = {ascii_int(p) for p in covered}
+        if None in positions:
+            message = "A question is named by its number in the digits 0-9."
+            if wants_json:
+                return jsonify(error=message), 400
+            abort(400, description=message)
     else:  # the whole form: a question left blank (checkboxes all cleared) is cleared
         positions = {item.position for item in attempt.items}
     for position in positions:
