@@ -15,10 +15,12 @@ holds the stored columns to the fully computed roster through every transition.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from itertools import islice
 
 from sqlalchemy import Date, and_, case, cast, event, exists, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.orm import Session
 
 from lms.models.policies import Lesson
@@ -53,7 +55,7 @@ def state_values(dialect: str) -> dict:
         else_="not_started")).where(QuizAttempt.assignment_id == a.c.id).scalar_subquery()
     # The roster compares the first ten characters of the recorded local time (ISO 8601) with the
     # due date; stored as a date so both databases compare dates.
-    signed_on = func.substr(Acknowledgment.signed_at_local, 1, 10)
+    signed_on: ColumnElement[Any] = func.substr(Acknowledgment.signed_at_local, 1, 10)
     if dialect == "postgresql":
         signed_on = cast(signed_on, Date)
     # Signing refuses a second live signature (under the chain lock), so max() picks the only one.
@@ -92,7 +94,7 @@ def refresh_assignment_state(bind: Session | Connection, assignment_ids: Iterabl
     nothing; loaded Assignment objects are expired so they read the new values."""
     a = Assignment.__table__
     dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
-    statement = update(a).values(**state_values(dialect))
+    statement = update(a).values(**state_values(dialect))  # type: ignore[arg-type]  # __table__ is a Table
     if assignment_ids is None:
         bind.execute(statement.where(a.c.cycle_id == cycle_id) if cycle_id is not None else statement)
     else:

@@ -89,7 +89,7 @@ def training_contacts(session: Session, *, name: str | None, email: str | None) 
     """Whom a member asks about their training: the configured contact (name and/or e-mail) if
     set, otherwise the active training coordinators on record, as (name, e-mail) pairs."""
     if name or email:
-        return [(name or email, email)]
+        return [(name or email or "", email)]
     coordinators = session.scalars(
         select(Member).join(MemberRole, MemberRole.member_id == Member.id)
         .where(MemberRole.role == "coordinator", Member.status == "active")

@@ -405,7 +405,7 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     pass_mark = reader.field(path, settings, "pass_mark", int, "settings")
     draw = reader.field(path, settings, "draw", int, "settings")
     max_attempts = reader.field(path, settings, "max_attempts", int, "settings")
-    minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or {}
+    minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or _Mapping()
     cues = reader.field(path, settings, "cues", dict, "settings", required=False) or {}
     # A threshold left to its default is reported at 'cues:' if the pack has one, else 'settings:'.
     default_line = settings.key_lines.get("cues") or data.key_lines.get("settings")

@@ -107,8 +107,8 @@ def record_cycle_opened(session: Session, cycle: Cycle, *, members: int, actor_i
 
 def audience_size(session: Session, cycle_id: int) -> int:
     """How many members a cycle assigns."""
-    return session.scalar(select(func.count(func.distinct(Assignment.member_id)))
-                          .where(Assignment.cycle_id == cycle_id))
+    return session.scalars(select(func.count(func.distinct(Assignment.member_id)))
+                           .where(Assignment.cycle_id == cycle_id)).one()
 
 
 def in_audience(cycle: Cycle, member: Member) -> bool:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import IO
+from typing import IO, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -37,8 +37,9 @@ def queue_receipts(session: Session, filters: exports.ExportFilters, *, now: dat
                "download_name": f"acknowledgments-{today.isoformat()}.zip", "extension": "zip",
                "audit": {"action": "hr.export", "actor_id": requested_by_id, "target": "acknowledgments",
                          "ip": ip, "details": {"filters": filters.as_details(), "via": "job"}}}
-    return jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
-                        created_by_id=requested_by_id)
+    # A new uuid key is never taken, so enqueue returns the id.
+    return cast(int, jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
+                                  created_by_id=requested_by_id))
 
 
 def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: str, descending: bool,
@@ -53,8 +54,9 @@ def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: st
                "extension": fmt,
                "audit": {"action": "roster.export", "actor_id": requested_by_id, "target": f"cycle:{filters.year}",
                          "ip": ip, "details": {**audit_details, "format": fmt, "via": "job"}}}
-    return jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
-                        created_by_id=requested_by_id)
+    # A new uuid key is never taken, so enqueue returns the id.
+    return cast(int, jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
+                                  created_by_id=requested_by_id))
 
 
 def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: datetime, progress: Progress) -> dict:
@@ -76,12 +78,12 @@ def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: date
 
         state = dict(payload["filters"])
         state["as_of"] = date.fromisoformat(state["as_of"]) if state["as_of"] else None
-        filters = RosterFilters(**state)
+        view = RosterFilters(**state)
         today = date.fromisoformat(payload["today"])
-        head = roster_summary(session, filters, today=today, tz=tz)
+        head = roster_summary(session, view, today=today, tz=tz)
         total = sum(head.counts.values())
         progress(0, total)
-        rows = _counted(roster_rows(session, filters, today=today, tz=tz, sort=payload["sort"],
+        rows = _counted(roster_rows(session, view, today=today, tz=tz, sort=payload["sort"],
                                     descending=payload["descending"]), lambda done: progress(done, total))
         if payload["format"] == "xlsx":
             write_xlsx(rows, out, title=payload["title"], filters_text=payload["filters_text"])

@@ -258,7 +258,7 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
     e-mail and hire date with the member row."""
     rows, problems, in_file, digest = _read_rows(data, ranks=ranks, max_bytes=max_bytes)
     existing = {m.badge: m for m in session.scalars(select(Member))}
-    badges = {m.id: m.badge for m in existing.values()}
+    badges: dict[int | None, str] = {m.id: m.badge for m in existing.values()}
     states = states_on(session, effective)
     plan = ImportPlan(sha256=digest, rows=rows, effective=effective)
     for row in rows:

@@ -102,11 +102,11 @@ def status_for(*, due_date: date, today: date, signed_on: date | None, passed: b
 
 def progress_for(session: Session, assignment: Assignment, *, today: date, tz: str) -> AssignmentProgress:
     """The progress and status of one assignment."""
-    lessons_total = session.scalar(select(func.count(Lesson.id)).where(
-        Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False)))
-    lessons_completed = session.scalar(
+    lessons_total = session.scalars(select(func.count(Lesson.id)).where(
+        Lesson.version_id == assignment.policy_version_id, Lesson.retired.is_(False))).one()
+    lessons_completed = session.scalars(
         select(func.count(LessonProgress.id)).join(Lesson)
-        .where(LessonProgress.assignment_id == assignment.id, Lesson.retired.is_(False)))
+        .where(LessonProgress.assignment_id == assignment.id, Lesson.retired.is_(False))).one()
     attempts = list(session.scalars(
         select(QuizAttempt).where(QuizAttempt.assignment_id == assignment.id,
                                   QuizAttempt.submitted_at.is_not(None))
@@ -125,7 +125,7 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
         started=started)
     return AssignmentProgress(
         assignment=assignment, lessons_total=lessons_total, lessons_completed=lessons_completed,
-        attempts=len(attempts), best_score=max((a.score for a in attempts), default=None),
+        attempts=len(attempts), best_score=max((a.score for a in attempts if a.score is not None), default=None),
         passed_attempt=passed, last_attempt_failed=bool(attempts) and not attempts[-1].passed,
         acknowledgment=ack, status=status, attempts_allowed=attempts_allowed(session, assignment),
         voided=latest_void(session, assignment.id) if ack is None else None)
@@ -133,7 +133,7 @@ def progress_for(session: Session, assignment: Assignment, *, today: date, tz: s
 
 def attempts_allowed(session: Session, assignment: Assignment) -> int:
     """The attempts an assignment allows: the content pack's limit plus every grant."""
-    return assignment.policy_version.max_attempts + session.scalar(select(extra_attempts(assignment.id)))
+    return assignment.policy_version.max_attempts + session.scalars(select(extra_attempts(assignment.id))).one()
 
 
 def latest_void(session: Session, assignment_id: int) -> AcknowledgmentVoid | None:

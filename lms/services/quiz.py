@@ -206,7 +206,7 @@ def submit_attempt(session: Session, attempt: QuizAttempt, answers: dict[int, li
             problems[item.position] = "an option was chosen twice"
     if problems:
         raise AnswerError(problems)
-    claimed = session.execute(
+    claimed = session.execute(  # type: ignore[attr-defined]  # DML gives a CursorResult
         update(QuizAttempt).where(QuizAttempt.id == attempt.id, QuizAttempt.submitted_at.is_(None))
         .values(submitted_at=now)).rowcount
     if claimed != 1:

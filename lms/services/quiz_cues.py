@@ -251,7 +251,7 @@ class CueReport:
     @property
     def best_strategy(self) -> str:
         """The scenario-blind strategy that passes most often."""
-        return max(self.pass_rates, key=self.pass_rates.get)
+        return max(self.pass_rates, key=lambda topic: self.pass_rates[topic])
 
     def as_dict(self) -> dict:
         """The ``cues`` member of ``content check --json``."""

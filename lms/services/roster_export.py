@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from itertools import chain, islice
 from operator import itemgetter
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.progress import STATUS_LABELS, STATUSES
@@ -48,7 +48,7 @@ def _contract_values(rows: Iterable) -> Iterator[tuple]:
     iterator = iter(rows)
     for first in iterator:
         if isinstance(first, Mapping):
-            pick = itemgetter(*ROSTER_COLUMNS)
+            pick: itemgetter[Any] = itemgetter(*ROSTER_COLUMNS)
         else:
             fields = list(first._fields)
             pick = itemgetter(*(fields.index(name) for name in ROSTER_COLUMNS))
@@ -122,7 +122,7 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
@@ -139,7 +139,7 @@ def write_xlsx(rows: Iterable, out: IO[bytes], *, title: str, filters_text: str)
     sheet.freeze_panes = "A2"
     bold = Font(bold=True)
 
-    def heading(text: str) -> WriteOnlyCell:
+    def heading(text: str) -> Cell:
         cell = WriteOnlyCell(sheet, value=text)
         cell.font = bold
         return cell

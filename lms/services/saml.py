@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import requests
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
@@ -173,7 +174,7 @@ def begin(settings: SamlSettings, addresses: ServiceAddresses, *, relay_state: s
     """The AuthnRequest, as (its ID, the address to send the browser to). ``fresh`` (for a
     signature) sets ForceAuthn, so the provider asks the member to sign in again."""
     saml_client = client(settings, addresses)
-    kwargs = {"force_authn": "true"} if fresh else {}
+    kwargs: dict[str, Any] = {"force_authn": "true"} if fresh else {}
     request_id, info = saml_client.prepare_for_authenticate(entityid=_provider_entity(saml_client),
                                                             relay_state=relay_state,
                                                             binding=BINDING_HTTP_REDIRECT, **kwargs)
