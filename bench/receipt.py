@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fonttools:
         force_fonttools()
 
-    import weasyprint
-
     import tempfile
+
+    import weasyprint
 
     ack = sample_acknowledgment()
     folder = tempfile.TemporaryDirectory()

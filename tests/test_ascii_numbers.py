@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from lms.models import Cycle, Invitation
-
 from tests.conftest import csrf_token
 from tests.helpers import assignment_of, open_attempt, read_all_lessons, start_quiz
 from tests.test_coordinator import field_error
