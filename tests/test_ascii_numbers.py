@@ -2,11 +2,19 @@
 naming the problem, never a 500 and never read as 2 or 3, and nothing is written."""
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+
 import pytest
+from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from wtforms.fields.numeric import FloatField, IntegerField, LocaleAwareNumberField
 
+import lms.forms
+from lms.forms.fields import WholeNumberField
 from lms.models import Cycle, Invitation
 from tests.conftest import csrf_token
 from tests.helpers import assignment_of, open_attempt, read_all_lessons, start_quiz
@@ -116,3 +124,44 @@ def test_a_second_factor_code_in_other_digits_is_refused(app, client, db, make_m
         assert "digits 0-9" in response.get_data(as_text=True)
 
     check()
+
+
+def test_a_sign_in_code_in_other_digits_is_refused_and_not_counted(app, client, db, make_member):
+    from tests.test_second_factor import _code, _enrol, _sign_in
+
+    member = make_member(first="Hana", last="Records", roles=("hr",), badge="7001")
+    _sign_in(client, member.badge)
+    _enrol(client)
+    browser = app.test_client()
+    assert _sign_in(browser, member.badge).headers["Location"].endswith("/sign-in/second-factor")
+
+    @_given_numbers
+    def check(number):
+        response = _code(browser, "/sign-in/second-factor", (number * 6)[:6])
+        assert response.status_code == 400, number
+        assert "digits 0-9" in response.get_data(as_text=True)
+
+    check()
+    db.expire_all()
+    assert db.get(type(member), member.id).failed_sign_ins == 0  # refused as malformed, not as a wrong code
+
+
+def test_every_number_field_in_every_form_is_a_whole_number_field(app):
+    """A new form's IntegerField (or DecimalField...) would take "٣" as 3: every number a form asks
+    for goes through lms.forms.fields.WholeNumberField."""
+    forms = []
+    for module in pkgutil.iter_modules(lms.forms.__path__, "lms.forms."):
+        forms += [cls for _, cls in inspect.getmembers(importlib.import_module(module.name), inspect.isclass)
+                  if issubclass(cls, FlaskForm) and cls.__module__.startswith("lms.forms")]
+    forms += [cls for _, cls in inspect.getmembers(lms.forms, inspect.isclass)
+              if issubclass(cls, FlaskForm) and cls.__module__.startswith("lms.forms")]
+    assert len(forms) > 10
+    numbers = []
+    with app.test_request_context():
+        for cls in forms:
+            for unbound in vars(cls).values():
+                field_class = getattr(unbound, "field_class", None)
+                if field_class and issubclass(field_class, (IntegerField, FloatField, LocaleAwareNumberField)):
+                    numbers.append(cls.__name__)
+                    assert issubclass(field_class, WholeNumberField), f"{cls.__name__}: {field_class.__name__}"
+    assert numbers  # the coordinator's year, grace days, page and attempts at least
