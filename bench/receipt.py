@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fonttools:
         force_fonttools()
 
-    import tempfile
-
     import weasyprint
+
+    import tempfile
 
     ack = sample_acknowledgment()
     folder = tempfile.TemporaryDirectory()

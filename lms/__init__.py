@@ -41,23 +41,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lms.settings"] = settings
 
     from lms import auth, cli, db, health, jobs, web
-    from lms.views import account as account_views
-    from lms.views import (
-        admin,
-        admin_audit,
-        admin_invitations,
-        admin_jobs,
-        admin_personnel,
-        coordinator,
-        coordinator_tools,
-        hr,
-        invitations,
-        officer,
-        public,
-        second_factor,
-        sso,
-    )
+    from lms.views import admin, admin_audit, admin_jobs, admin_personnel, coordinator, coordinator_tools, hr, officer, public
     from lms.views import auth as auth_views
+    from lms.views import account as account_views
+    from lms.views import sso
+    from lms.views import admin_invitations, invitations, second_factor
 
     db.init_app(app)
     auth.init_app(app)

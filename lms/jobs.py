@@ -187,8 +187,9 @@ def switch_effective_versions(ctx: JobContext, session: Session, now: datetime) 
     """The daily effective-date switch: move open cycles onto policy versions that came into
     force (what ``lms init`` does at start). Runs hourly so it follows the department's local
     midnight wherever the server is; a run with nothing to do changes nothing."""
-    from lms.services.personnel_history import apply_due_changes
     from lms.services.versions import reassign_superseded
+
+    from lms.services.personnel_history import apply_due_changes
 
     today = local_date(now, ctx.config["TIMEZONE"])
     made = reassign_superseded(session, today=today, now=now)

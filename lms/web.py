@@ -11,9 +11,10 @@ from flask import Flask, abort, current_app, g, has_request_context, render_temp
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
+
+from sqlalchemy.exc import OperationalError
 
 from lms.db import get_session, utcnow
 from lms.services.clock import local_date

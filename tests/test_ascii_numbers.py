@@ -16,6 +16,7 @@ from wtforms.fields.numeric import FloatField, IntegerField, LocaleAwareNumberFi
 import lms.forms
 from lms.forms.fields import WholeNumberField
 from lms.models import Cycle, Invitation
+
 from tests.conftest import csrf_token
 from tests.helpers import assignment_of, open_attempt, read_all_lessons, start_quiz
 from tests.test_coordinator import field_error

@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from lms.models import AuditEvent
+
 from tests.conftest import PASSWORD, csrf_token
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from lms.db import utcnow
 from lms.models import Acknowledgment, Cycle, Lesson, Member, PersonnelUpload
 from lms.services.cycles import grant_exemption
+
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 

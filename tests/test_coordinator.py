@@ -22,6 +22,7 @@ from lms.services.progress import STATUSES, mark_lesson_read, progress_for
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows
 from lms.services.roster_export import write_csv
 from lms.services.signing import SigningFacts, append_acknowledgment
+
 from tests.conftest import csrf_token
 
 COUNT_RE = re.compile(r'class="status status-(\w+)">[^<]*</span> <span class="count">([\d,]+)</span>')

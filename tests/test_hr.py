@@ -24,6 +24,7 @@ from lms.services.cycles import version_in_force
 from lms.services.progress import mark_lesson_read
 from lms.services.records import void_acknowledgment
 from lms.services.signing import SigningFacts, append_acknowledgment
+
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 

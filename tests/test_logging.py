@@ -6,12 +6,12 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lms import create_app
 from lms.db import get_database
 from lms.logs import SANE_REQUEST_ID, request_id_from
+
 from tests.conftest import PASSWORD, TEST_CONFIG, AuthActions
 
 

@@ -23,6 +23,7 @@ from lms.services.personnel_history import (
     states_on,
 )
 from lms.services.roster import RosterFilters, roster_rows, roster_summary
+
 from tests.conftest import csrf_token
 from tests.services.test_roster import _walk
 

@@ -16,6 +16,7 @@ from lms import create_app
 from lms.db import get_database, utcnow
 from lms.models import Assignment, AttemptGrant, AttemptItem, AuditEvent, Member, Question, QuizAttempt
 from lms.services import quiz as quiz_service
+
 from tests.conftest import PASSWORD, TEST_CONFIG, AuthActions, csrf_token
 from tests.helpers import answers_for, assignment_of, open_attempt, read_all_lessons, start_quiz, submit
 

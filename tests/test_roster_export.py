@@ -22,6 +22,7 @@ from lms.services.charts import BAR_FILL, GRID_STROKE, TEXT_FILL, completion_by_
 from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows, status_counts, unit_summary
+
 from tests.services.test_roster import DUE, START, _walk
 
 SVG = "{http://www.w3.org/2000/svg}"

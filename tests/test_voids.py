@@ -12,6 +12,7 @@ from lms.db import utcnow
 from lms.models import Acknowledgment, AuditEvent, Receipt
 from lms.services.clock import local_date
 from lms.services.verification import RECEIPT_EXIT_CODES
+
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 

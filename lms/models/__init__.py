@@ -27,8 +27,6 @@ from lms.models.training import (
     QuizAttempt,
     Reminder,
 )
-
-# isort: split
 # Keeps Assignment's stored progress up to date on every flush; imported for that effect.
 from lms.models import assignment_state  # noqa: E402,F401
 

@@ -15,13 +15,13 @@ holds the stored columns to the fully computed roster through every transition.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any
+from itertools import islice
 
 from sqlalchemy import Date, and_, case, cast, event, exists, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.orm import Session
 
 from lms.models.policies import Lesson
 from lms.models.records import Acknowledgment, AcknowledgmentVoid

@@ -6,6 +6,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lms.services.audit import record_event
+
 from lms.models import (
     Acknowledgment,
     AcknowledgmentVoid,
@@ -16,7 +18,7 @@ from lms.models import (
     Policy,
     PolicyVersion,
 )
-from lms.services.audit import record_event
+
 
 #: A grace period for late joiners longer than a year is a typing mistake (and a far-off due date
 #: overflows date arithmetic for every later import).

@@ -20,8 +20,8 @@ from lms.models import Invitation, Member, SignInSession
 from lms.services.accounts import set_first_password
 from lms.services.audit import record_event
 from lms.services.clock import local_words
-from lms.services.links import public_url
 from lms.services.mail import Audit, queue_email
+from lms.services.links import public_url
 
 
 class InvitationError(ValueError):

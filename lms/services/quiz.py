@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from lms.models import Assignment, AttemptItem, Lesson, Question, QuizAttempt
+from lms.models import Assignment, AttemptItem, Question, QuizAttempt
 from lms.services.progress import attempts_allowed, completed_lesson_ids
+from lms.models import Lesson
 
 
 class QuizError(Exception):

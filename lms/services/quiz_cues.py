@@ -15,11 +15,11 @@ Options are shown in a random order per attempt, so a "fixed position" strategy 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from math import comb
 from statistics import mean, median
+from collections.abc import Callable
 
 from lms.services.content import OptionPack, QuestionPack, VersionPack
 

@@ -20,7 +20,6 @@ from sqlalchemy.sql import Select
 
 from lms.models import Cycle, Member, Policy, Reminder, ReminderSchedule
 from lms.services.audit import record_event
-
 # The transports moved to lms.services.mail; imported here too for older callers.
 from lms.services.mail import (  # noqa: F401
     Audit,

@@ -30,9 +30,9 @@ from sqlalchemy.orm import aliased, joinedload
 
 from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
+from lms.jobs import wake
 from lms.forms import ActionForm
 from lms.forms.coordinator import AttemptGrantForm, CycleForm, ExemptionForm, RosterForm, grant_prefix
-from lms.jobs import wake
 from lms.models import (
     Assignment,
     Cycle,
@@ -47,8 +47,8 @@ from lms.services import quiz as quiz_service
 from lms.services.accounts import SignInRules, count_reauthentication_failure
 from lms.services.attempt_grants import GrantError, attempt_grants, grant_attempts
 from lms.services.audit import record_event
-from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.clock import local_iso
+from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.cycles import (
     CycleError,
     ExemptionError,

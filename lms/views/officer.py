@@ -18,8 +18,8 @@ from lms.services.clock import local_date
 from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
 from lms.services.policy_text import render_policy
+from lms.services.versions import changes_since_previous
 from lms.services.receipt_signature import SigningConfigError, receipt_sealer
-from lms.services.records import void_of
 from lms.services.signing import (
     SignerProof,
     SigningError,
@@ -29,8 +29,8 @@ from lms.services.signing import (
     signing_blockers,
 )
 from lms.services.validators import ascii_int
-from lms.services.versions import changes_since_previous
 from lms.web import attachment, client_ip, commit, request_now, today
+from lms.services.records import void_of
 
 bp = Blueprint("officer", __name__, url_prefix="/training")
 officer_required = role_required("officer")

@@ -6,11 +6,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import segno
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session,
+                   url_for)
 from flask_login import current_user, login_required, login_user
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
-from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint
+from lms.auth import TOKEN_KEY, home_endpoint
 from lms.db import get_session
 from lms.forms import ActionForm
 from lms.forms.accounts import SecondFactorForm
@@ -19,6 +20,7 @@ from lms.services import passkeys
 from lms.services import second_factor as mfa
 from lms.services.accounts import SignInRules
 from lms.services.sessions import revoke_token, start_session
+from lms.auth import current_sign_in
 from lms.web import client_ip, commit, request_now
 
 bp = Blueprint("second_factor", __name__)

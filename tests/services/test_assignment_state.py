@@ -16,7 +16,6 @@ from lms.db import get_database
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
 from lms.models.assignment_state import STATE_COLUMNS, refresh_assignment_state
 from lms.services import quiz as quiz_service
-from lms.services.attempt_grants import grant_attempts
 from lms.services.cycles import create_cycle, grant_exemption, lift_exemption, return_from_leave, sync_audience
 from lms.services.progress import mark_lesson_read
 from lms.services.records import void_acknowledgment
@@ -31,6 +30,7 @@ from lms.services.roster import (
 )
 from lms.services.signing import SigningFacts, append_acknowledgment
 from lms.services.versions import reassign_superseded
+from lms.services.attempt_grants import grant_attempts
 from tests.conftest import PASSWORD, PG_URL
 
 TZ = "America/Chicago"

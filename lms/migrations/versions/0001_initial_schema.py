@@ -4,9 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23 22:11:36.849442
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
 

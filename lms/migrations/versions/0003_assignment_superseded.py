@@ -3,9 +3,8 @@
 Revision ID: 0003
 Revises: 0002
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import lms.db
 
 revision = '0003'

@@ -3,9 +3,8 @@
 Revision ID: 0007
 Revises: 0006
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import lms.db
 
 revision = '0007'

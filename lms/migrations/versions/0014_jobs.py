@@ -5,10 +5,10 @@ Revises: 0013
 
 New tables only, so the migration is the same on a populated database as on an empty one.
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import lms.db
+
 
 revision = '0014'
 down_revision = '0013'

@@ -19,9 +19,8 @@ verify.
 ``seen_assertion`` holds the IDs of SAML assertions already used, until they expire, so that a
 captured assertion cannot be posted a second time.
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import lms.db
 
 revision = '0016'
