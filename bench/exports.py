@@ -66,13 +66,14 @@ def pdf_run(rows: int) -> dict:
 
 def xlsx_in_process(url: str, repeat: int) -> tuple[Timing, int]:
     """``roster_rows`` + ``write_xlsx`` of this year's whole roster into a temporary file."""
+    from sqlalchemy import select
+
     from lms import create_app
     from lms.db import get_database, utcnow
+    from lms.models import Cycle
     from lms.services import roster_export
     from lms.services.clock import local_date
     from lms.services.roster import RosterFilters, roster_rows
-    from lms.models import Cycle
-    from sqlalchemy import select
 
     instance = Path(tempfile.mkdtemp(prefix="rc-bench-instance-"))
     app = create_app({"DATABASE_URL": url, "INSTANCE_PATH": str(instance), "SEED_DEMO_ON_FIRST_RUN": False})

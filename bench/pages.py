@@ -9,7 +9,8 @@ per request (from /proc) and the share of the bare page's throughput (target at 
 Pages are measured for two officers, each signed in with their own session: one with only this
 year's cycle, one with four earlier cycles of history (lessons, quiz attempts, signatures) besides,
 both at the same stage this year; and on two databases: the demo (``seeds.demo``) and 50,000
-members (``bench.seed``, reused from ``bench/out`` when there). The share is printed twice: by requests per second, and by CPU per request
+members (``bench.seed``, reused from ``bench/out`` when there). The share is printed twice: by requests per
+second, and by CPU per request
 (the bare page's over the page's), which stays steady when other work shares the machine. The
 flatness ratios (target at most 1.2) are CPU per request, 5 cycles over 1 cycle, and 50,000 members over the demo.
 The coordinator's roster page is timed at 50,000 members (target 40 ms of CPU).

@@ -7,7 +7,8 @@ Builds a realistic acknowledgment in memory (no database), renders its receipt o
 self-signed RSA-3072 key generated in a temporary folder, loaded once as the app does), and prints
 the median and 95th percentile of wall and CPU time (``time.process_time``), and whether
 WeasyPrint subsets fonts with HarfBuzz-Subset (fast) or fontTools (slow). ``--tsa-url`` adds an
-RFC 3161 timestamp from that authority to each signature (its wait is wall time, not CPU). ``--fonttools`` forces the fontTools path, to measure a machine without
+RFC 3161 timestamp from that authority to each signature (its wait is wall time, not CPU).
+``--fonttools`` forces the fontTools path, to measure a machine without
 libharfbuzz-subset0 on one that has it. ``--variants`` also times the rendering options that were
 weighed, interleaved so that a busy machine affects them alike. Results: docs/performance.md.
 """
@@ -148,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.fonttools:
         force_fonttools()
 
-    import weasyprint
-
     import tempfile
+
+    import weasyprint
 
     ack = sample_acknowledgment()
     folder = tempfile.TemporaryDirectory()

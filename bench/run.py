@@ -14,7 +14,8 @@ one there, upgrading its schema first), then times, as the median of several run
 
 Wall time is what the targets are about; CPU time is shown beside it because a busy machine
 stretches wall time. For PostgreSQL the CPU column adds the server backend's CPU (read from
-/proc when the server runs on this machine), except for the web page, where it is the client's. SQLite files go in the --sqlite folder, one per
+/proc when the server runs on this machine), except for the web page, where it is the client's.
+SQLite files go in the --sqlite folder, one per
 size; PostgreSQL sizes go in schemas ``bench_<people>`` of the --postgres database, so its
 public schema is never touched. Results: docs/performance.md; raw figures in bench/out/.
 """
@@ -178,13 +179,13 @@ def timed_subprocess(argv: list[str], env: dict, *, repeat: int, warmup: int = 1
 
 def measure(url: str, small_url: str, *, repeat: int) -> dict[str, Timing | str]:
     """Every target on one database (``small_url`` holds the small dataset for the CSV ratio)."""
-    from lms import create_app
-    from lms.db import get_database, utcnow
-    from lms.services import roster_export
-    from lms.services.clock import local_date
     from sqlalchemy import select
 
+    from lms import create_app
+    from lms.db import get_database, utcnow
     from lms.models import Cycle
+    from lms.services import roster_export
+    from lms.services.clock import local_date
     from lms.services.roster import RosterFilters, roster_rows, roster_summary, status_counts, unit_summary
 
     tz = "America/Chicago"

@@ -169,8 +169,8 @@ class BulkWriter:
         """Wait until every batch is stored (not yet committed); raise if a worker failed."""
         for _ in self._threads:
             self._jobs.put(None)
-        for event in self._drained:
-            event.wait()
+        for drained in self._drained:
+            drained.wait()
         if self._errors:
             raise RuntimeError("a COPY worker failed") from self._errors[0]
 

@@ -41,11 +41,24 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["lms.settings"] = settings
 
     from lms import auth, cli, db, health, jobs, transaction, web
-    from lms.views import admin, admin_audit, admin_jobs, admin_personnel, coordinator, coordinator_tools, hr, officer, public
-    from lms.views import auth as auth_views
     from lms.views import account as account_views
-    from lms.views import sso
-    from lms.views import admin_invitations, invitations, second_factor, supervisor
+    from lms.views import (
+        admin,
+        admin_audit,
+        admin_invitations,
+        admin_jobs,
+        admin_personnel,
+        coordinator,
+        coordinator_tools,
+        hr,
+        invitations,
+        officer,
+        public,
+        second_factor,
+        sso,
+        supervisor,
+    )
+    from lms.views import auth as auth_views
 
     db.init_app(app)
     auth.init_app(app)

@@ -11,11 +11,11 @@ from lms.db import get_database, utcnow
 from lms.models import Member, PolicyVersion
 from lms.services.audit import record_event
 from lms.services.clock import local_date
-from lms.services.personnel_history import apply_due_changes
-from lms.services.versions import reassign_superseded
 from lms.services.content import PolicyPack, load_packs, sync_content
 from lms.services.personnel import purge_expired_uploads
+from lms.services.personnel_history import apply_due_changes
 from lms.services.receipt_signature import describe_signing
+from lms.services.versions import reassign_superseded
 
 
 def init_database(app: Flask) -> list[PolicyPack]:

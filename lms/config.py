@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -425,60 +425,82 @@ def parse_value(declaration: Any, raw: Any) -> Any:
 
 def _parse_kind(kind: Any, raw: Any, constraints: tuple) -> Any:
     expected = _expected(kind, constraints)
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-            return raw.strip().lower() in _TRUE
+    parse = _PARSERS.get(list if _origin(kind) is list else kind)
+    if parse is None:
+        return raw  # a type this module does not know how to parse: passed on as given
+    return parse(raw, expected)
+
+
+def _parse_bool(raw: Any, expected: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError(expected)
+
+
+def _parse_int(raw: Any, expected: str) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
+        return int(raw.strip())
+    raise ValueError(expected)
+
+
+def _parse_float(raw: Any, expected: str) -> float:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+    else:
         raise ValueError(expected)
-    if kind is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
-            return int(raw.strip())
+    if not math.isfinite(value):
         raise ValueError(expected)
-    if kind is float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            value = float(raw)
-        elif isinstance(raw, str):
-            try:
-                value = float(raw.strip())
-            except ValueError:
-                raise ValueError(expected) from None
-        else:
-            raise ValueError(expected)
-        if not math.isfinite(value):
-            raise ValueError(expected)
-        return value
-    if kind is timedelta:
-        if isinstance(raw, timedelta):
-            return raw
-        if isinstance(raw, int) and not isinstance(raw, bool) or isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
-            seconds = int(raw)
-            if seconds > 0:
-                return timedelta(seconds=seconds)
+    return value
+
+
+def _parse_seconds(raw: Any, expected: str) -> timedelta:
+    if isinstance(raw, timedelta):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool) or isinstance(raw, str) and _WHOLE.fullmatch(raw.strip()):
+        seconds = int(raw)
+        if seconds > 0:
+            return timedelta(seconds=seconds)
+    raise ValueError(expected)
+
+
+def _parse_list(raw: Any, expected: str) -> list[str]:
+    if isinstance(raw, (list, tuple)) and all(isinstance(i, str) for i in raw):
+        return list(raw)
+    if not isinstance(raw, str):
         raise ValueError(expected)
-    if _origin(kind) is list:
-        if isinstance(raw, (list, tuple)) and all(isinstance(i, str) for i in raw):
-            return list(raw)
-        if isinstance(raw, str):
-            text = raw.strip()
-            if text.startswith("["):
-                try:
-                    items = json.loads(text)
-                except ValueError:
-                    raise ValueError(expected) from None
-                if isinstance(items, list) and all(isinstance(i, str) for i in items):
-                    return items
-                raise ValueError(expected)
-            return [item.strip() for item in text.split(",") if item.strip()]
-        raise ValueError(expected)
-    if kind is str:
-        # Numbers from instance/config.py become text too: a secret key of digits is still a key.
-        if isinstance(raw, (str, int)) and not isinstance(raw, bool):
-            return str(raw)
-        raise ValueError(expected)
-    return raw  # a type this module does not know how to parse: passed on as given
+    text = raw.strip()
+    if not text.startswith("["):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if isinstance(items, list) and all(isinstance(i, str) for i in items):
+        return items
+    raise ValueError(expected)
+
+
+def _parse_str(raw: Any, expected: str) -> str:
+    # Numbers from instance/config.py become text too: a secret key of digits is still a key.
+    if isinstance(raw, (str, int)) and not isinstance(raw, bool):
+        return str(raw)
+    raise ValueError(expected)
+
+
+#: How a setting's value is read from its annotated type (instance config or LMS_* text).
+_PARSERS: dict[Any, Callable[[Any, str], Any]] = {
+    bool: _parse_bool, int: _parse_int, float: _parse_float, timedelta: _parse_seconds, list: _parse_list,
+    str: _parse_str,
+}
 
 
 def _expected(kind: Any, constraints: tuple) -> str:

@@ -201,16 +201,15 @@ class Periodic:
     name: str
     #: A huey.crontab(...) in UTC, e.g. crontab(minute="5") for five past every hour.
     when: Callable
-    run: Callable[[JobContext, Session, datetime], "dict | None"]
+    run: Callable[[JobContext, Session, datetime], dict | None]
 
 
 def switch_effective_versions(ctx: JobContext, session: Session, now: datetime) -> dict:
     """The daily effective-date switch: move open cycles onto policy versions that came into
     force (what ``lms init`` does at start). Runs hourly so it follows the department's local
     midnight wherever the server is; a run with nothing to do changes nothing."""
-    from lms.services.versions import reassign_superseded
-
     from lms.services.personnel_history import apply_due_changes
+    from lms.services.versions import reassign_superseded
 
     today = local_date(now, ctx.config["TIMEZONE"])
     made = reassign_superseded(session, today=today, now=now)
@@ -352,9 +351,8 @@ def run_pending(app: Flask, *, worker: str | None = None, limit: int | None = No
 
 
 def _judge(kind: str, exc: BaseException):
-    from lms.services.mail import Failure, judge
-
     from lms.services.export_jobs import ExportRefused
+    from lms.services.mail import Failure, judge
 
     if kind == "email":
         return judge(exc)

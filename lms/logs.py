@@ -20,9 +20,9 @@ import contextvars
 import json
 import logging
 import re
+import secrets
 import sys
 import time
-import secrets
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 

@@ -89,7 +89,7 @@ class _Splitter:
 
     def baseline(self, span) -> tuple | None:
         """Where the line that ``span`` marks is drawn (page and the y of its text matrix)."""
-        [mcid] = [k for k in _kids(span) if isinstance(k, int)] or [None]
+        mcid = _only_mcid(span)
         page = self.page_index.get(bytes(span["Pg"]))
         if mcid is None or page is None:
             return None
@@ -106,7 +106,7 @@ class _Splitter:
         """Cut the line that ``span`` (a Span element holding one MCID) marks into one marked
         sequence per column span, added to ``cells``; False if it is not drawn as expected."""
         text, spans = line
-        [mcid] = [k for k in _kids(span) if isinstance(k, int)] or [None]
+        mcid = _only_mcid(span)
         page = self.page_index.get(bytes(span["Pg"]))
         if mcid is None or page is None:
             return False
@@ -127,24 +127,7 @@ class _Splitter:
             return False
         glyphs = [g for g, _ in glyphs]
 
-        runs: list[tuple[int | None, int, int]] = []  # (column or None for padding, start, end)
-        position = 0
-        for column, start, stop in spans:
-            stop = min(stop, len(text))
-            if start >= stop:
-                continue
-            core = text[start:stop]
-            first = start + len(core) - len(core.lstrip(" "))
-            last = stop - (len(core) - len(core.rstrip(" ")))
-            if first >= last:  # nothing but blanks: padding
-                first = last = stop
-            if position < first:
-                runs.append((None, position, first))
-            if first < last:
-                runs.append((column, first, last))
-            position = last
-        if position < len(text):
-            runs.append((None, position, len(text)))
+        runs = _column_runs(text, spans)
 
         array = self.parent_arrays[page]
         new_body: list = []
@@ -282,3 +265,33 @@ def split_columns(table: SplitTable) -> Callable:
         splitter.apply()
 
     return finish
+
+
+def _column_runs(text: str, spans) -> list[tuple[int | None, int, int]]:
+    """The line cut into runs (column, start, end): each column's text without its blanks, and
+    the blanks between as padding (column None), which the PDF marks as an artifact."""
+    runs: list[tuple[int | None, int, int]] = []
+    position = 0
+    for column, start, stop in spans:
+        stop = min(stop, len(text))
+        if start >= stop:
+            continue
+        core = text[start:stop]
+        first = start + len(core) - len(core.lstrip(" "))
+        last = stop - (len(core) - len(core.rstrip(" ")))
+        if first >= last:  # nothing but blanks: padding
+            first = last = stop
+        if position < first:
+            runs.append((None, position, first))
+        if first < last:
+            runs.append((column, first, last))
+        position = last
+    if position < len(text):
+        runs.append((None, position, len(text)))
+    return runs
+
+
+def _only_mcid(span) -> int | None:
+    """The one marked-content id a Span element holds, or None if it holds none or several."""
+    mcids = [k for k in _kids(span) if isinstance(k, int)]
+    return mcids[0] if len(mcids) == 1 else None

@@ -23,8 +23,8 @@ becomes the error page rather than a half-sent response.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import click
 from flask import Flask, g, has_app_context

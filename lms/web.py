@@ -12,10 +12,9 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from markupsafe import Markup
+from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
-
-from sqlalchemy.exc import OperationalError
 
 from lms.db import get_session, utcnow
 from lms.services.clock import as_moment, date_words, datetime_words, local_date, local_iso

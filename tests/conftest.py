@@ -41,10 +41,14 @@ CONTENT_TABLES = ["question_option", "question", "lesson", "policy_version", "po
 # fingerprint and the content is reloaded for the next test.
 CONTENT_FINGERPRINT = text("""
     SELECT (SELECT count(*) FROM policy),
-           (SELECT md5(coalesce(string_agg(id::text || text_sha256 || pass_mark || draw_size || max_attempts, ',' ORDER BY id), '')) FROM policy_version),
-           (SELECT md5(coalesce(string_agg(id::text || slug || title || body_markdown || retired, ',' ORDER BY id), '')) FROM lesson),
-           (SELECT md5(coalesce(string_agg(id::text || key || topic || prompt || scenario || retired, ',' ORDER BY id), '')) FROM question),
-           (SELECT md5(coalesce(string_agg(id::text || question_id::text || position || text || correct || why, ',' ORDER BY id), '')) FROM question_option)
+           (SELECT md5(coalesce(string_agg(id::text || text_sha256 || pass_mark || draw_size || max_attempts,
+                                           ',' ORDER BY id), '')) FROM policy_version),
+           (SELECT md5(coalesce(string_agg(id::text || slug || title || body_markdown || retired,
+                                           ',' ORDER BY id), '')) FROM lesson),
+           (SELECT md5(coalesce(string_agg(id::text || key || topic || prompt || scenario || retired,
+                                           ',' ORDER BY id), '')) FROM question),
+           (SELECT md5(coalesce(string_agg(id::text || question_id::text || position || text || correct || why,
+                                           ',' ORDER BY id), '')) FROM question_option)
 """)
 
 

@@ -6,7 +6,6 @@ import re
 from sqlalchemy import select
 
 from lms.models import Assignment, QuestionOption, QuizAttempt
-
 from tests.conftest import PASSWORD, csrf_token
 
 

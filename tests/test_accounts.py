@@ -19,8 +19,7 @@ from lms.models import AuditEvent, Member, MemberRole, SignInSession
 from lms.services import accounts
 from lms.services.accounts import AccountError, SignInRules, authenticate, password_problem
 from lms.services.sessions import token_hash
-
-from tests.conftest import PASSWORD, CSRF_RE, csrf_token
+from tests.conftest import CSRF_RE, PASSWORD, csrf_token
 
 REFUSED = "Badge number or password is not right."
 ENDED = "Your session has ended; sign in again."

@@ -14,7 +14,6 @@ from lms.models import Acknowledgment, AcknowledgmentVoid, AuditEvent, ChainAnch
 from lms.services.anchoring import DEPARTMENT_SIGNATURE, RFC3161, anchor_as_configured, anchor_chain, verify_anchors
 from lms.services.receipt_signature import signing_identity, timestamper
 from lms.services.records import canonical_acknowledgment, canonical_void, record_hash
-
 from tests.pki import OPENSSL, TimestampAuthority, require_openssl
 from tests.test_records import behind_the_apps_back, signed_three, verify  # noqa: F401 - fixture
 

@@ -7,7 +7,6 @@ import io
 from sqlalchemy import select
 
 from lms.models import AuditEvent
-
 from tests.conftest import PASSWORD
 
 

@@ -25,7 +25,6 @@ from lms.db import get_database, utcnow
 from lms.models import Acknowledgment, AuditEvent, Cycle, Member, Receipt
 from lms.services.clock import local_date
 from lms.services.cycles import grant_exemption
-
 from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token
 from tests.helpers import answers_for, assignment_of, lesson_links, open_attempt, pass_quiz, read_all_lessons, sign
 from tests.helpers import start_quiz as start_quiz_page

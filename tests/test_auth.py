@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import select
 
 from lms.models import AuditEvent
-
 from tests.conftest import PASSWORD, csrf_token
 
 

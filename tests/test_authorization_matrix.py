@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from lms.db import utcnow
-from lms.models import Acknowledgment, Assignment, Cycle, Lesson, Member, PersonnelUpload, QuizAttempt
+from lms.models import Acknowledgment, Cycle, Lesson, Member, PersonnelUpload
 from lms.services.cycles import grant_exemption
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 
@@ -196,7 +195,8 @@ def world(app, client, auth, db, make_member, open_cycle):
     db.commit()
     values = {
         "cycle_id": cycle.id, "member_id": other.id, "assignment_id": assignment.id, "lesson_id": lesson.id,
-        "attempt_id": attempt.id, "ack_id": ack.id, "version_id": assignment.policy_version_id, "exemption_id": exemption.id, "upload_id": upload.id,
+        "attempt_id": attempt.id, "ack_id": ack.id, "version_id": assignment.policy_version_id,
+        "exemption_id": exemption.id, "upload_id": upload.id,
         "kind": "csv", "filename": "css/app.css", "job_id": job_id, "token": "not-a-real-token",
     }
     return {"values": values, "members": members}

@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from lms.models import AttemptItem, QuestionOption, SignInSession
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, lesson_links, open_attempt, read_all_lessons, start_quiz, submit
 

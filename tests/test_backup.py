@@ -14,7 +14,6 @@ from lms.cli import lms
 from lms.db import get_database, utcnow
 from lms.models import Acknowledgment, Assignment, Member
 from lms.services.signing import SigningFacts, append_acknowledgment
-
 from tests.conftest import PG_URL, TEST_CONFIG
 from tests.test_production_chain import _ready
 

@@ -12,7 +12,6 @@ from lms.db import get_database, utcnow
 from lms.models import Assignment, AuditEvent, Cycle, Member, MemberRole
 from lms.services.clock import local_date
 from seeds.demo import DEMO_PASSWORD, DEMO_PEOPLE
-
 from tests.conftest import PG_URL, TEST_CONFIG, _reset_postgres
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import get_type_hints
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lms import create_app
-from lms.db import get_database
 from lms.config import PROJECT_ROOT, Defaults, SettingsError, load_settings, parse_value, settings
-
+from lms.db import get_database
 from tests.conftest import PASSWORD, TEST_CONFIG
 
 

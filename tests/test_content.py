@@ -16,7 +16,6 @@ from lms.db import get_database
 from lms.models import Lesson, PolicyVersion, Question, QuestionOption
 from lms.services.content import ContentError, load_packs
 from lms.services.quiz_cues import measure
-
 from tests.conftest import TEST_CONFIG
 
 CONTENT = PACKAGE_DIR / "content"

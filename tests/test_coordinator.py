@@ -13,7 +13,6 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import event, func, select
 
-from tests.helpers import cycle_id_of
 from lms.db import get_database, utcnow
 from lms.models import Acknowledgment, Assignment, AuditEvent, Cycle, Exemption, Job, Member
 from lms.services import quiz as quiz_service
@@ -23,8 +22,8 @@ from lms.services.progress import STATUSES, mark_lesson_read, progress_for
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows
 from lms.services.roster_export import write_csv
 from lms.services.signing import SigningFacts, append_acknowledgment
-
 from tests.conftest import csrf_token
+from tests.helpers import cycle_id_of
 
 COUNT_RE = re.compile(r'class="status status-(\w+)">[^<]*</span> <span class="count">([\d,]+)</span>')
 #: The badge cell that follows each row's name cell.
@@ -533,7 +532,7 @@ def test_xlsx_and_pdf_exports(app, client, db, department, signed_in):
     cid = cycle_id_of(app, year)
     xlsx = client.get(f"/coordinator/cycles/{cid}/roster.xlsx?status=complete&status=exempt")
     assert xlsx.status_code == 200 and xlsx.mimetype.endswith("spreadsheetml.sheet")
-    assert xlsx.headers["Content-Disposition"].endswith(f'.xlsx"')
+    assert xlsx.headers["Content-Disposition"].endswith('.xlsx"')
     workbook = load_workbook(io.BytesIO(xlsx.data))
     values = list(workbook["Roster"].iter_rows(values_only=True))
     assert values[0][:3] == ("Badge", "Last name", "First name") and sorted(v[0] for v in values[1:]) == ["605", "608"]

@@ -21,7 +21,6 @@ from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
 from lms.services.item_analysis import item_analysis
 from lms.services.progress import mark_lesson_read
-
 from tests.conftest import csrf_token
 
 TZ = "America/Chicago"

@@ -13,9 +13,8 @@ from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
 from lms.services.progress import mark_lesson_read
 from lms.services.roster import RosterFilters, roster_rows
-
 from tests.conftest import csrf_token
-from tests.helpers import assignment_of, read_all_lessons, pass_quiz, sign
+from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 
 
 def _today(app):

@@ -107,7 +107,7 @@ def test_gunicorn_serves_the_app_from_the_deploy_configuration(gunicorn):
         if '"request_id": "deploy-test-1"' in log.read_text():
             break
         time.sleep(0.1)
-    line = next(l for l in log.read_text().splitlines() if '"request_id": "deploy-test-1"' in l)
+    line = next(entry for entry in log.read_text().splitlines() if '"request_id": "deploy-test-1"' in entry)
     assert '"path": "/sign-in"' in line and '"status": 200' in line
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from lms.jobs import export_folder
 from lms.models import Job
-
 from tests.helpers import cycle_id_of
 from tests.test_hr import audit, desk, people, post_export, read_export  # noqa: F401 - fixtures
 from tests.test_roster_export import department  # noqa: F401 - fixture

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from lms.models import Member
-
 from tests.conftest import csrf_token
 from tests.test_fuzz_web import nasty_text
 from tests.test_personnel import HEADER

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from lms.db import Base, get_database
-
 from tests.conftest import csrf_token
 from tests.test_authorization_matrix import EXPECTED, ROLES, _signed_in_client, world  # noqa: F401 (fixture)
 

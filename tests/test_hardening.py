@@ -17,12 +17,10 @@ from lms import create_app
 from lms.models import Acknowledgment, AcknowledgmentVoid, AuditEvent, Cycle, Exemption, Member
 from lms.services.validators import ascii_int, email_problem, text_problem
 from lms.web import attachment
-
 from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token
 from tests.helpers import assignment_of, open_attempt, pass_quiz, read_all_lessons, sign, start_quiz, submit
 from tests.test_authorization_matrix import EXPECTED, ROLES, _signed_in_client
 from tests.test_personnel import HEADER, _import, _members
-
 
 # --- ids no row can have -----------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from sqlalchemy import func, select, text
 from lms import create_app, health
 from lms.db import get_database
 from lms.models import AuditEvent
-
 from tests.conftest import PG_URL, TEST_CONFIG
 
 

@@ -24,7 +24,6 @@ from lms.services.cycles import version_in_force
 from lms.services.progress import mark_lesson_read
 from lms.services.records import void_acknowledgment
 from lms.services.signing import SigningFacts, append_acknowledgment
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 
@@ -188,7 +187,7 @@ def test_member_record_takes_the_same_queries_for_one_or_many_acknowledgments(ap
             with get_database(app).sessionmaker() as session:
                 record = hr_service.member_record(session, alex)
                 for entry in record.acknowledgments:  # what the page reads
-                    (entry.ack.policy_title, entry.cycle_name, entry.void and entry.void.voided_by.full_name)
+                    _ = (entry.ack.policy_title, entry.cycle_name, entry.void and entry.void.voided_by.full_name)
         finally:
             event.remove(engine, "before_cursor_execute", listener)
         return len(seen), len(record.acknowledgments)

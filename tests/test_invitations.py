@@ -17,7 +17,6 @@ from sqlalchemy import func, select, update
 
 from lms.db import utcnow
 from lms.models import AuditEvent, Invitation, Job, Member
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.smtp_server import SMTPServer
 from tests.test_personnel import GOOD, _import

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from lms.db import Base, get_database, utcnow
 from lms.models import AuditEvent, Job, Reminder
 from lms.services import jobs as jobs_service
-
 from tests.conftest import csrf_token
 from tests.smtp_server import SMTPServer, free_port
 

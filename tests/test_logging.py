@@ -6,12 +6,12 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lms import create_app
 from lms.db import get_database
 from lms.logs import SANE_REQUEST_ID, request_id_from
-
 from tests.conftest import PASSWORD, TEST_CONFIG, AuthActions
 
 
@@ -54,14 +54,14 @@ def test_json_lines_carry_the_request_facts_and_the_member_id_only(json_app, mak
     err = capsys.readouterr().err
 
     lines = _request_lines(err)
-    assert [(l["method"], l["path"], l["status"]) for l in lines] == [
+    assert [(ln["method"], ln["path"], ln["status"]) for ln in lines] == [
         ("GET", "/sign-in", 200), ("POST", "/sign-in", 302), ("GET", "/training/", 200)]
     sign_in, training = lines[1], lines[2]
     assert sign_in["member_id"] == member.id and training["member_id"] == member.id
     assert lines[0]["member_id"] is None
     assert training["request_id"] == "lb-7f3a.42" and training["query"] == ["page", "q"]
-    assert all(isinstance(l["duration_ms"], float) and l["duration_ms"] >= 0 for l in lines)
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", l["time"]) for l in lines)
+    assert all(isinstance(ln["duration_ms"], float) and ln["duration_ms"] >= 0 for ln in lines)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ln["time"]) for ln in lines)
     # Nothing personal: no password, no name, no badge, no query value.
     for secret in (PASSWORD, "Dana", "Whitfield", member.badge):
         assert secret not in err
@@ -85,7 +85,7 @@ def test_paths_keep_record_ids_and_drop_other_route_values(json_app, make_member
     _get(client, "/no/such/page")
     lines = _request_lines(capsys.readouterr().err)
 
-    assert [(l["path"], l["status"]) for l in lines] == [(f"/hr/members/{hr.id}", 200), ("/no/such/page", 404)]
+    assert [(ln["path"], ln["status"]) for ln in lines] == [(f"/hr/members/{hr.id}", 200), ("/no/such/page", 404)]
 
 
 def test_text_lines_are_key_value_and_probes_are_debug_only(app, client, capsys):
@@ -94,7 +94,7 @@ def test_text_lines_are_key_value_and_probes_are_debug_only(app, client, capsys)
     _get(client, "/healthz")
     err = capsys.readouterr().err
 
-    line = next(l for l in err.splitlines() if " lms.request " in l)
+    line = next(ln for ln in err.splitlines() if " lms.request " in ln)
     assert re.fullmatch(r"\S+Z INFO lms\.request request request_id=[0-9a-f]{12} method=GET path=/sign-in "
                         r"status=200 duration_ms=\d+\.\d", line), line
     assert "/healthz" not in err
@@ -106,7 +106,7 @@ def test_probes_are_logged_at_debug_level(json_app, capsys):
     _get(logging_app.test_client(), "/healthz")
 
     lines = _request_lines(capsys.readouterr().err)
-    assert [(l["level"], l["path"], l["status"]) for l in lines] == [("DEBUG", "/healthz", 200)]
+    assert [(ln["level"], ln["path"], ln["status"]) for ln in lines] == [("DEBUG", "/healthz", 200)]
 
 
 def test_a_server_error_is_logged_with_the_request_id_the_page_shows(json_app, capsys):
@@ -119,7 +119,7 @@ def test_a_server_error_is_logged_with_the_request_id_the_page_shows(json_app, c
 
     capsys.readouterr()
     response = _get(logging_app.test_client(), "/boom", headers={"X-Request-ID": "req-500"})
-    records = [json.loads(l) for l in capsys.readouterr().err.splitlines() if l.startswith("{")]
+    records = [json.loads(ln) for ln in capsys.readouterr().err.splitlines() if ln.startswith("{")]
 
     assert response.status_code == 500 and "req-500" in response.get_data(as_text=True)
     error = next(r for r in records if r["level"] == "ERROR")

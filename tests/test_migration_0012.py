@@ -14,7 +14,6 @@ from lms.models import Assignment, AttemptGrant, AttemptItem, Member
 from lms.services import quiz as quiz_service
 from lms.services.attempt_grants import grant_attempts
 from lms.services.progress import mark_lesson_read
-
 from tests.conftest import PASSWORD
 
 

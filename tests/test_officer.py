@@ -7,9 +7,8 @@ import re
 from sqlalchemy import func, select
 
 from lms.db import utcnow
-from lms.models import Acknowledgment, AuditEvent, LessonProgress, Member, Question, QuestionOption, QuizAttempt, Receipt
+from lms.models import Acknowledgment, AuditEvent, LessonProgress, Member, Question, QuizAttempt, Receipt
 from lms.services.content import sha256_hex
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import (
     answers_for,

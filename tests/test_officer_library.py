@@ -12,7 +12,6 @@ from lms.db import utcnow
 from lms.models import PolicyVersion
 from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
-
 from tests.helpers import assignment_of
 from tests.test_voids import REASON, complete_training, void_through_web
 

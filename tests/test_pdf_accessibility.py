@@ -17,7 +17,6 @@ from lms.models import Acknowledgment
 from lms.services import roster_export
 from lms.services.clock import local_date
 from lms.services.roster import ROSTER_COLUMNS
-
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 from tests.test_receipt import _ref, _to_unicode, inflated, pdf_objects
 

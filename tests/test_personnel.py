@@ -70,7 +70,8 @@ def test_dry_run_writes_nothing(runner, db, tmp_path):
 BAD_FILES = [
     ("bad date", GOOD.replace("2019-08-15", "2019-02-30"), "line 3, hire_date: '2019-02-30' is not a date"),
     ("unknown supervisor", GOOD.replace("Day,3001,2019", "Day,9999,2019"), "line 3, supervisor_badge: no member has badge 9999"),
-    ("duplicate badge", GOOD + "3002,Other,Person,,Officer,Traffic,Day,,,active,officer\n", "line 6, badge: 3002 is also on line 3"),
+    ("duplicate badge", GOOD + "3002,Other,Person,,Officer,Traffic,Day,,,active,officer\n",
+     "line 6, badge: 3002 is also on line 3"),
     ("wrong header", GOOD.replace("supervisor_badge", "supervisor"), "line 1: header must be badge,first_name"),
     ("unknown status", GOOD.replace(",leave,", ",retired,"), "line 4, status: 'retired' is not one of"),
     ("unknown role", GOOD.replace("officer;coordinator", "officer;chief"), "line 5, role: 'chief' is not one of"),

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from tests.helpers import cycle_id_of
 from lms.db import utcnow
 from lms.models import Assignment, AuditEvent, DueDateChange, Member, PersonnelChange
 from lms.services.clock import local_date
@@ -24,8 +23,8 @@ from lms.services.personnel_history import (
     states_on,
 )
 from lms.services.roster import RosterFilters, roster_rows, roster_summary
-
 from tests.conftest import csrf_token
+from tests.helpers import cycle_id_of
 from tests.services.test_roster import _walk
 
 HEADER = "badge,first_name,last_name,email,rank,unit,shift,supervisor_badge,hire_date,status,role\n"
@@ -172,7 +171,8 @@ def test_an_import_today_leaves_every_earlier_as_of_roster_unchanged(app, db, ru
         assert "617" in now_rows  # back from leave: assigned now
         assert now_rows["613"][3:7] == ("Officer", "Traffic", "Day", "602")
         assert now_rows["614"][3:7] == ("Detective", "Traffic", "Night", "602")
-        pn = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=as_of, units=["Patrol North"]), today))
+        pn = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=as_of,
+                                                      units=["Patrol North"]), today))
         assert set(pn) == {"601"}
     assert (member(db, "613").unit, member(db, "613").supervisor.badge) == ("Traffic", "602")
     assert member(db, "611").status == "separated" and member(db, "612").status == "leave"
@@ -277,7 +277,8 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     response = upload(client, personnel_csv({"613": {"unit": "Traffic", "supervisor": "602"}}), back.isoformat())
     assert response.status_code == 302
     preview = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f'<dd id="effective-date"><time datetime="{back.isoformat()}">{back:%B} {back.day}, {back.year}</time> (a past date' in preview
+    assert (f'<dd id="effective-date"><time datetime="{back.isoformat()}">{back:%B} {back.day}, {back.year}</time>'
+            ' (a past date') in preview
     assert "unit: Patrol North → Traffic" in preview
     token = csrf_token(client, response.headers["Location"])
     applied = client.post(response.headers["Location"] + "/apply", data={"csrf_token": token})
@@ -297,7 +298,8 @@ def test_web_preview_shows_the_effective_date_and_apply_uses_it(app, db, client,
     # Without a date: the day it is applied, said so; a bad date is refused beside the field.
     response = upload(client, personnel_csv({"615": {"shift": "Night"}}))
     preview = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert f'<dd id="effective-date"><time datetime="{today.isoformat()}">{today:%B} {today.day}, {today.year}</time> (the day it is applied: today)' in preview
+    assert (f'<dd id="effective-date"><time datetime="{today.isoformat()}">{today:%B} {today.day}, {today.year}'
+            '</time> (the day it is applied: today)') in preview
     bad = upload(client, personnel_csv(), "31/12/2026")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.get_data(as_text=True)
 
@@ -319,7 +321,8 @@ def test_an_admin_edit_appends_a_change_from_its_date(app, db, client, admin, de
     assert f"Recorded for Ed Elder from {moved:%B} {moved.day}, {moved.year}" in page
     assert "unit Traffic → Patrol North" in page and "supervisor 602 → 601" in page
     history = page[page.index('id="personnel-history"'):]
-    assert f'<td><time datetime="{moved.isoformat()}">{moved:%B} {moved.day}, {moved.year}</time></td><td>unit</td><td>Patrol North</td>' in history
+    assert (f'<td><time datetime="{moved.isoformat()}">{moved:%B} {moved.day}, {moved.year}</time></td>'
+            '<td>unit</td><td>Patrol North</td>') in history
     assert member(db, "615").unit == "Patrol North"
     earlier = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved - timedelta(days=1)), today))
     later = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, year), as_of=moved), today))
@@ -568,4 +571,5 @@ def test_a_return_from_leave_moves_the_due_date_from_that_day_on(app, db, runner
         rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, today.year), as_of=as_of), today))
         assert rows["612"][14] == today + timedelta(days=30)
     # Others kept theirs.
-    assert by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, today.year)), today))["611"][14] == today + timedelta(days=5)
+    now_rows = by_badge(all_rows(app, db, RosterFilters(cycle_id=cycle_id_of(db, today.year)), today))
+    assert now_rows["611"][14] == today + timedelta(days=5)

@@ -24,7 +24,6 @@ import pytest
 from gunicorn.config import Config
 
 from lms.config import PROJECT_ROOT
-
 from tests.conftest import CSRF_RE, PASSWORD, PG_URL
 
 pytestmark = pytest.mark.skipif(

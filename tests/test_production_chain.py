@@ -22,7 +22,6 @@ from lms.db import utcnow
 from lms.models import Acknowledgment, ChainHead
 from lms.services import quiz as quiz_service
 from lms.services.progress import mark_lesson_read
-
 from tests.conftest import CSRF_RE, PASSWORD, PG_URL
 from tests.helpers import assignment_of
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from lms import create_app
 from lms.config import PROJECT_ROOT
 from lms.services.links import PublicUrlError, check_public_url, is_loopback, local_url, public_url, verify_url
-
 from tests.conftest import TEST_CONFIG
 
 

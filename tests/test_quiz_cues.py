@@ -25,7 +25,6 @@ from lms.services.quiz_cues import (
     needed_to_pass,
     reading_grade,
 )
-
 from tests.conftest import TEST_CONFIG
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quiz_cues"

@@ -3,7 +3,6 @@ questions correct, and extra attempts granted by a coordinator (web and CLI)."""
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,6 @@ from lms import create_app
 from lms.db import get_database, utcnow
 from lms.models import Assignment, AttemptGrant, AttemptItem, AuditEvent, Member, Question, QuizAttempt
 from lms.services import quiz as quiz_service
-
 from tests.conftest import PASSWORD, TEST_CONFIG, AuthActions, csrf_token
 from tests.helpers import answers_for, assignment_of, open_attempt, read_all_lessons, start_quiz, submit
 

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import select
 
 from lms.models import Acknowledgment, AuditEvent, Member
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 

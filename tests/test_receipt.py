@@ -15,7 +15,6 @@ from lms.models import Acknowledgment, Receipt
 from lms.services.clock import local_iso
 from lms.services.records import new_verification_code
 from lms.services.signing import render_receipt
-
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 
 STATEMENT = ("I acknowledge that I have received and read Elgin Police Department policy 16.3, Social "

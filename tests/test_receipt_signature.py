@@ -9,7 +9,6 @@ import re
 import shutil
 import stat
 import subprocess
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,6 @@ from lms.services.receipt_signature import (
     signing_identity,
 )
 from lms.services.signing import issue_receipt
-
 from tests.pki import TimestampAuthority, issue, make_ca, require_openssl
 from tests.test_receipt import acknowledgment, inflated, page_texts
 from tests.test_records import sign_through_web, verify

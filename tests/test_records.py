@@ -20,7 +20,6 @@ from lms.services.records import (
     void_acknowledgment,
 )
 from lms.services.signing import SigningFacts, sign_acknowledgment
-
 from tests.conftest import PASSWORD
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons, sign
 

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from lms.models import AttemptGrant, AuditEvent, Exemption, Job, Member, Reminder
 from lms.services import roster_actions
 from lms.services.cycles import ExemptionError
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import cycle_id_of
 from tests.test_coordinator import (  # noqa: F401

@@ -15,7 +15,6 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
-from tests.helpers import cycle_id_of
 from lms.db import utcnow
 from lms.models import Assignment, AuditEvent, Cycle, Exemption, Member
 from lms.services import roster_export
@@ -24,7 +23,7 @@ from lms.services.clock import local_date
 from lms.services.cycles import create_cycle
 from lms.services.progress import STATUS_LABELS
 from lms.services.roster import ROSTER_COLUMNS, RosterFilters, roster_rows, status_counts, unit_summary
-
+from tests.helpers import cycle_id_of
 from tests.services.test_roster import DUE, START, _walk
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from lms import create_app
 from lms.db import utcnow
 from lms.models import AuditEvent, Member, RecoveryCode, TotpFactor
-
 from tests.conftest import PASSWORD, TEST_CONFIG, csrf_token, wrong_code_for
 
 SECRET_RE = re.compile(r'id="totp-secret">([A-Z2-7]+)<')

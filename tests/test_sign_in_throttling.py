@@ -11,7 +11,6 @@ from lms.config import PROJECT_ROOT
 from lms.db import utcnow
 from lms.models import AuditEvent, Member
 from lms.services.accounts import LOCKED_UNTIL_UNLOCKED, SignInRules, authenticate
-
 from tests.conftest import PASSWORD, csrf_token
 
 GATEWAY = "203.0.113.7"

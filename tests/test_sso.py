@@ -30,7 +30,6 @@ from lms.services.signing import (
 )
 from lms.services.sso import Identity, SsoRefused, SsoRules, member_for_identity, remember_assertion
 from lms.services.verification import verify_chain
-
 from tests.conftest import csrf_token
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons
 

@@ -19,7 +19,6 @@ from lms.db import get_database, get_session, utcnow
 from lms.models import AuditEvent, Member
 from lms.services.audit import record_event
 from lms.web import after_commit, keep_on_error
-
 from tests.conftest import PASSWORD, csrf_token
 
 #: Where writes are decided by lms.transaction, never by hand.

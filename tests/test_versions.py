@@ -15,7 +15,6 @@ from lms.models import Acknowledgment, Assignment, PolicyVersion
 from lms.services.content import load_packs
 from lms.services.signing import signing_blockers
 from lms.services.versions import diff_texts, paragraphs
-
 from tests.conftest import TEST_CONFIG
 from tests.helpers import answers_for, open_attempt, read_all_lessons, sign, start_quiz, submit
 

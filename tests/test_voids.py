@@ -12,7 +12,6 @@ from lms.db import utcnow
 from lms.models import Acknowledgment, AuditEvent, Receipt
 from lms.services.clock import local_date
 from lms.services.verification import RECEIPT_EXIT_CODES
-
 from tests.conftest import PASSWORD, csrf_token
 from tests.helpers import assignment_of, day_shown, pass_quiz, read_all_lessons, sign
 

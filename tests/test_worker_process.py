@@ -20,7 +20,6 @@ from lms.db import utcnow
 from lms.jobs import engine
 from lms.models import Job
 from lms.services import jobs as jobs_service
-
 from tests.conftest import PG_URL
 from tests.smtp_server import free_port
 from tests.test_jobs import _queue_reminders, smtp, team  # noqa: F401 - fixtures

@@ -5,6 +5,7 @@ from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
+from lms.forms.fields import ascii_code
 from lms.forms.hr import IsoDateField
 from lms.models import MEMBER_STATUSES, ROLES
 
@@ -12,7 +13,8 @@ from lms.models import MEMBER_STATUSES, ROLES
 _MAX = 1024
 
 
-ROLE_LABELS = {"officer": "Officer", "supervisor": "Supervisor (sees their reports)", "coordinator": "Training coordinator", "hr": "HR / records",
+ROLE_LABELS = {"officer": "Officer", "supervisor": "Supervisor (sees their reports)",
+               "coordinator": "Training coordinator", "hr": "HR / records",
                "admin": "Administrator"}
 
 
@@ -77,4 +79,5 @@ class FirstPasswordForm(FlaskForm):
 class SecondFactorForm(FlaskForm):
     """A code from the authenticator app, or a recovery code."""
 
-    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=40)])
+    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=40), ascii_code(
+        "Type the code with the digits 0-9 (a recovery code also has the letters a-z and dashes).")])

@@ -7,7 +7,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
-    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -17,22 +16,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from lms.forms.fields import WholeNumberField
 from lms.forms.hr import IsoDateField
-from lms.services.validators import ascii_int
 
 #: Roster sort directions, as they appear in the URL.
 DIRECTIONS = [("asc", "Ascending"), ("desc", "Descending")]
-
-
-class WholeNumberField(IntegerField):
-    """A whole number written in ASCII digits (``int`` also takes "٣" and other scripts' digits),
-    at most 9 of them: no count or year here is larger, and a longer one overflows the database."""
-
-    def process_formdata(self, valuelist):
-        if valuelist and valuelist[0].strip() and ascii_int(valuelist[0].strip(), low=0, high=999_999_999) is None:
-            self.data = None
-            raise ValueError(self.gettext("Not a valid integer value."))
-        super().process_formdata(valuelist)
 
 
 class CheckboxesField(SelectMultipleField):

@@ -1,4 +1,6 @@
 """All models, imported here so metadata and Alembic see every table."""
+# Keeps Assignment's stored progress up to date on every flush; imported for that effect.
+from lms.models import assignment_state  # noqa: E402,F401
 from lms.models.anchors import ChainAnchor
 from lms.models.audit import AuditEvent
 from lms.models.identity import Invitation, PasskeyCredential, RecoveryCode, TotpFactor
@@ -28,12 +30,12 @@ from lms.models.training import (
     QuizAttempt,
     Reminder,
 )
-# Keeps Assignment's stored progress up to date on every flush; imported for that effect.
-from lms.models import assignment_state  # noqa: E402,F401
 
 __all__ = [
-    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor", "ChainHead", "Cycle",
-    "CyclePolicy", "DueDateChange", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson", "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange", "PersonnelUpload",
-    "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt", "RecoveryCode", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS",
-    "TotpFactor", "WorkerHeartbeat",
+    "Acknowledgment", "AcknowledgmentVoid", "Assignment", "AttemptGrant", "AttemptItem", "AuditEvent", "ChainAnchor",
+    "ChainHead", "Cycle", "CyclePolicy", "DueDateChange", "Exemption", "Invitation", "JOB_STATUSES", "Job", "Lesson",
+    "LessonProgress", "MEMBER_STATUSES", "Member", "MemberRole", "PasskeyCredential", "PersonnelChange",
+    "PersonnelUpload", "Policy", "PolicyVersion", "Question", "QuestionOption", "QuizAttempt", "ROLES", "Receipt",
+    "RecoveryCode", "Reminder", "ReminderSchedule", "SeenAssertion", "SignInSession", "TRACKED_FIELDS", "TotpFactor",
+    "WorkerHeartbeat",
 ]

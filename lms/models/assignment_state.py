@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import islice
+from typing import Any
 
 from sqlalchemy import Date, and_, case, cast, event, exists, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from lms.models.policies import Lesson
 from lms.models.records import Acknowledgment, AcknowledgmentVoid
@@ -54,7 +56,7 @@ def state_values(dialect: str) -> dict:
     )).where(QuizAttempt.assignment_id == a.c.id).scalar_subquery()
     # The roster compares the first ten characters of the recorded local time (ISO 8601) with the
     # due date; stored as a date so both databases compare dates.
-    signed_on = func.substr(Acknowledgment.signed_at_local, 1, 10)
+    signed_on: ColumnElement[Any] = func.substr(Acknowledgment.signed_at_local, 1, 10)
     if dialect == "postgresql":
         signed_on = cast(signed_on, Date)
     # Signing refuses a second live signature (under the chain lock), so max() picks the only one.
@@ -93,7 +95,7 @@ def refresh_assignment_state(bind: Session | Connection, assignment_ids: Iterabl
     nothing; loaded Assignment objects are expired so they read the new values."""
     a = Assignment.__table__
     dialect = bind.get_bind().dialect.name if isinstance(bind, Session) else bind.dialect.name
-    statement = update(a).values(**state_values(dialect))
+    statement = update(a).values(**state_values(dialect))  # type: ignore[arg-type]  # __table__ is a Table
     if assignment_ids is None:
         bind.execute(statement.where(a.c.cycle_id == cycle_id) if cycle_id is not None else statement)
     else:

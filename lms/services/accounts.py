@@ -465,7 +465,8 @@ def reset_second_factor(session: Session, member: Member, *, admin: Member, admi
         raise AccountError("Another administrator must reset your own second factor.")
     removed = {}
     for name, model in (("totp", TotpFactor), ("passkeys", PasskeyCredential), ("recovery_codes", RecoveryCode)):
-        removed[name] = session.execute(delete(model).where(model.member_id == member.id)).rowcount
+        removed[name] = session.execute(  # type: ignore[attr-defined]  # DML gives a CursorResult
+            delete(model).where(model.member_id == member.id)).rowcount
     ended = revoke_member_sessions(session, member.id, now=now, reason="mfa_reset")
     record_event(session, "admin.reset_second_factor", at=now, actor_id=admin.id, target=f"member:{member.id}",
                  ip=ip, details={"badge": member.badge, "removed": removed, "sessions_ended": ended})

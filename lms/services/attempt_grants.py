@@ -156,7 +156,7 @@ def training_contacts(session: Session, *, name: str | None, email: str | None) 
     """Whom a member asks about their training: the configured contact (name and/or e-mail) if
     set, otherwise the active training coordinators on record, as (name, e-mail) pairs."""
     if name or email:
-        return [(name or email, email)]
+        return [(name or email or "", email)]
     # Names and addresses only: whole members would load each one's roles too, on every quiz page.
     coordinators = session.execute(
         select(Member.first_name, Member.last_name, Member.email).join(MemberRole, MemberRole.member_id == Member.id)

@@ -405,11 +405,35 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
     pass_mark = reader.field(path, settings, "pass_mark", int, "settings")
     draw = reader.field(path, settings, "draw", int, "settings")
     max_attempts = reader.field(path, settings, "max_attempts", int, "settings")
-    minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or {}
+    minimums = reader.field(path, settings, "minimum_per_topic", dict, "settings", required=False) or _Mapping()
     cues = reader.field(path, settings, "cues", dict, "settings", required=False) or {}
     # A threshold left to its default is reported at 'cues:' if the pack has one, else 'settings:'.
     default_line = settings.key_lines.get("cues") or data.key_lines.get("settings")
     cue_limits, cue_lines = _cue_limits(reader, path, default_line, cues)
+    _check_quiz_settings(reader, path, settings, pass_mark, draw, max_attempts)
+    _check_topics(reader, path, topics, minimums)
+
+    questions: list[QuestionPack] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(questions_raw, start=1):
+        question = _load_question(reader, path, raw, index, topics, seen)
+        if question is not None:
+            questions.append(question)
+
+    if pass_mark is None or draw is None or max_attempts is None:
+        return None
+    _check_bank(reader, path, settings, minimums, questions, draw)
+    return {
+        "pass_mark": pass_mark, "draw_size": draw, "max_attempts": max_attempts,
+        "minimum_per_topic": dict(minimums), "topics": {k: str(v).strip() for k, v in topics.items()},
+        "questions": questions, "cue_limits": cue_limits, "quiz_file": reader.where(path),
+        "cue_lines": cue_lines,
+    }
+
+
+def _check_quiz_settings(reader: _Reader, path: Path, settings: _Mapping, pass_mark: int | None,
+                         draw: int | None, max_attempts: int | None) -> None:
+    """The pass mark is a percentage; the draw and the attempts are at least one."""
     if pass_mark is not None and not 1 <= pass_mark <= 100:
         reader.problem(path, "settings: field 'pass_mark' must be a percentage from 1 to 100",
                        settings.key_lines["pass_mark"])
@@ -417,6 +441,10 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
         if value is not None and value < 1:
             reader.problem(path, f"settings: field '{name}' must be at least 1",
                            settings.key_lines[name])
+
+
+def _check_topics(reader: _Reader, path: Path, topics: _Mapping, minimums: _Mapping) -> None:
+    """Every topic has a display name; every minimum names a topic and is a whole number."""
     for topic, name in topics.items():
         if not isinstance(name, str) or not name.strip():
             reader.problem(path, f"topics: topic {topic!r} needs a display name",
@@ -428,15 +456,10 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
         if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
             reader.problem(path, f"settings: minimum_per_topic for {topic!r} must be a whole number", line)
 
-    questions: list[QuestionPack] = []
-    seen: dict[str, int] = {}
-    for index, raw in enumerate(questions_raw, start=1):
-        question = _load_question(reader, path, raw, index, topics, seen)
-        if question is not None:
-            questions.append(question)
 
-    if pass_mark is None or draw is None or max_attempts is None:
-        return None
+def _check_bank(reader: _Reader, path: Path, settings: _Mapping, minimums: _Mapping,
+                questions: list[QuestionPack], draw: int) -> None:
+    """The bank holds enough questions for the draw and for each topic's minimum."""
     counts: dict[str, int] = {}
     for q in questions:
         counts[q.topic] = counts.get(q.topic, 0) + 1
@@ -450,12 +473,6 @@ def _load_quiz(reader: _Reader, path: Path) -> dict | None:
         if isinstance(minimum, int) and counts.get(topic, 0) < minimum:
             reader.problem(path, f"settings: topic {topic!r} needs at least {minimum} questions, "
                                  f"the bank has {counts.get(topic, 0)}", minimums.key_lines.get(topic))
-    return {
-        "pass_mark": pass_mark, "draw_size": draw, "max_attempts": max_attempts,
-        "minimum_per_topic": dict(minimums), "topics": {k: str(v).strip() for k, v in topics.items()},
-        "questions": questions, "cue_limits": cue_limits, "quiz_file": reader.where(path),
-        "cue_lines": cue_lines,
-    }
 
 
 def _cue_limits(reader: _Reader, path: Path, default_line: int, cues: dict) -> tuple[dict, dict]:
@@ -486,32 +503,68 @@ def _load_question(reader: _Reader, path: Path, raw, index: int, topics: dict,
     item = f"question {key}" if isinstance(key, str) else f"question #{index}"
     key = reader.field(path, raw, "id", str, item)
     if key is not None:
-        if not QUESTION_ID.match(key):
-            reader.problem(path, f"{item}: field 'id' must be lowercase letters, digits and dashes",
-                           raw.key_lines["id"])
-        if key in seen:
-            reader.problem(path, f"{item}: id is also used by the question at line {seen[key]}",
-                           raw.key_lines["id"])
-        seen.setdefault(key, raw.line)
+        _check_question_id(reader, path, raw, item, key, seen)
+    topic = _question_topic(reader, path, raw, item, topics)
+    cites = reader.field(path, raw, "cites", list, item)
+    _check_cites(reader, path, raw, item, cites or [])
+    kind = _question_kind(reader, path, raw, item)
+    scenario = reader.field(path, raw, "scenario", str, item)
+    prompt = reader.field(path, raw, "prompt", str, item)
+    options_raw = reader.field(path, raw, "options", list, item)
+    options = _load_options(reader, path, raw, item, options_raw or [])
+    if options_raw is not None:
+        _check_options(reader, path, raw, item, kind, options, options_raw)
+    if key is None or topic is None or cites is None or kind is None or scenario is None or prompt is None:
+        return None
+    if options_raw is None or len(options) != len(options_raw):
+        return None
+    return QuestionPack(key=key, topic=topic, cites=[str(c) for c in cites], kind=kind,
+                        scenario=scenario, prompt=prompt, options=options, line=raw.line)
+
+
+def _check_question_id(reader: _Reader, path: Path, raw: _Mapping, item: str, key: str,
+                       seen: dict[str, int]) -> None:
+    """An id is lowercase letters, digits and dashes, and used once in the bank."""
+    if not QUESTION_ID.match(key):
+        reader.problem(path, f"{item}: field 'id' must be lowercase letters, digits and dashes",
+                       raw.key_lines["id"])
+    if key in seen:
+        reader.problem(path, f"{item}: id is also used by the question at line {seen[key]}",
+                       raw.key_lines["id"])
+    seen.setdefault(key, raw.line)
+
+
+def _question_topic(reader: _Reader, path: Path, raw: _Mapping, item: str, topics: dict) -> str | None:
+    """The question's topic if it is one the quiz lists."""
     topic = reader.field(path, raw, "topic", str, item)
     if topic is not None and topic not in topics:
         reader.problem(path, f"{item}: field 'topic' is {topic!r}, not one of {', '.join(map(str, topics))}",
                        raw.key_lines["topic"])
-        topic = None
-    cites = reader.field(path, raw, "cites", list, item)
-    for cite in cites or []:
+        return None
+    return topic
+
+
+def _check_cites(reader: _Reader, path: Path, raw: _Mapping, item: str, cites: list) -> None:
+    """Each citation is a paragraph number such as 16.3.2.D.1."""
+    for cite in cites:
         if not isinstance(cite, str) or not CITE.match(cite):
             reader.problem(path, f"{item}: field 'cites' has {cite!r}; write paragraphs like "
                                  f"\"16.3.2.D.1\"", raw.key_lines["cites"])
+
+
+def _question_kind(reader: _Reader, path: Path, raw: _Mapping, item: str) -> str | None:
+    """'single' or 'multiple'."""
     kind = reader.field(path, raw, "kind", str, item)
     if kind is not None and kind not in KINDS:
         reader.problem(path, f"{item}: field 'kind' must be single or multiple", raw.key_lines["kind"])
-        kind = None
-    scenario = reader.field(path, raw, "scenario", str, item)
-    prompt = reader.field(path, raw, "prompt", str, item)
-    options_raw = reader.field(path, raw, "options", list, item)
+        return None
+    return kind
+
+
+def _load_options(reader: _Reader, path: Path, raw: _Mapping, item: str, options_raw: list) -> list[OptionPack]:
+    """The options that have their text, whether they are correct and why."""
     options: list[OptionPack] = []
-    for number, option in enumerate(options_raw or [], start=1):
+    for number, option in enumerate(options_raw, start=1):
         where = f"{item}, option {number}"
         if not isinstance(option, _Mapping):
             reader.problem(path, f"{where}: expected a mapping with text, correct and why",
@@ -522,22 +575,21 @@ def _load_question(reader: _Reader, path: Path, raw, index: int, topics: dict,
         why = reader.field(path, option, "why", str, where)
         if text is not None and correct is not None and why is not None:
             options.append(OptionPack(text=text, correct=correct, why=why))
-    if options_raw is not None:
-        line = raw.key_lines["options"]
-        if not 2 <= len(options_raw) <= 6:
-            reader.problem(path, f"{item}: needs 2 to 6 options, has {len(options_raw)}", line)
-        right = sum(o.correct for o in options)
-        if kind == "single" and len(options) == len(options_raw) and right != 1:
-            reader.problem(path, f"{item}: a single-answer question needs exactly one correct "
-                                 f"option, has {right}", line)
-        if kind == "multiple" and len(options) == len(options_raw) and right < 1:
-            reader.problem(path, f"{item}: a select-all question needs at least one correct option", line)
-    if None in (key, topic, cites, kind, scenario, prompt, options_raw):
-        return None
-    if len(options) != len(options_raw):
-        return None
-    return QuestionPack(key=key, topic=topic, cites=[str(c) for c in cites], kind=kind,
-                        scenario=scenario, prompt=prompt, options=options, line=raw.line)
+    return options
+
+
+def _check_options(reader: _Reader, path: Path, raw: _Mapping, item: str, kind: str | None,
+                   options: list[OptionPack], options_raw: list) -> None:
+    """2 to 6 options; one correct for a single answer, at least one for select-all."""
+    line = raw.key_lines["options"]
+    if not 2 <= len(options_raw) <= 6:
+        reader.problem(path, f"{item}: needs 2 to 6 options, has {len(options_raw)}", line)
+    right = sum(o.correct for o in options)
+    if kind == "single" and len(options) == len(options_raw) and right != 1:
+        reader.problem(path, f"{item}: a single-answer question needs exactly one correct "
+                             f"option, has {right}", line)
+    if kind == "multiple" and len(options) == len(options_raw) and right < 1:
+        reader.problem(path, f"{item}: a select-all question needs at least one correct option", line)
 
 
 def content_report(packs: list[PolicyPack]) -> dict:
@@ -602,7 +654,8 @@ def sync_content(session: Session, packs: list[PolicyPack]) -> None:
 
 
 def _sync_lessons(session: Session, version: PolicyVersion, lessons: list[LessonPack]) -> None:
-    existing = {l.slug: l for l in session.scalars(select(Lesson).where(Lesson.version_id == version.id))}
+    stored = session.scalars(select(Lesson).where(Lesson.version_id == version.id))
+    existing = {lesson.slug: lesson for lesson in stored}
     for position, lp in enumerate(lessons, start=1):
         lesson = existing.pop(lp.slug, None)
         if lesson is None:

@@ -8,9 +8,6 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from lms.services.audit import record_event
-from lms.services.due_dates import move_due_date
-
 from lms.models import (
     Acknowledgment,
     AcknowledgmentVoid,
@@ -27,7 +24,8 @@ from lms.models import (
     Reminder,
     ReminderSchedule,
 )
-
+from lms.services.audit import record_event
+from lms.services.due_dates import move_due_date
 
 #: A grace period for late joiners longer than a year is a typing mistake (and a far-off due date
 #: overflows date arithmetic for every later import).
@@ -221,12 +219,12 @@ def plan_cycle(session: Session, *, year: int, due_date: date, today: date, name
             raise CycleError(f"{year} already has a cycle ({', '.join(existing)}); give this one a name of its "
                              f"own, e.g. {year} new hires", "name")
         name = default_name(year)
-    name = _check_name(session, name, year=year)
+    name = _check_name(session, name or "", year=year)
     _check_due(due_date, year=year, today=today)
     _check_grace(grace_days)
     versions = _versions_for(session, policy_ids, today)
     audience = _clean_audience(session, units, ranks, shifts)
-    members = session.scalar(select(func.count()).select_from(audience_select(audience).subquery()))
+    members = session.scalars(select(func.count()).select_from(audience_select(audience).subquery())).one()
     _refuse_empty(members, audience)
     return CyclePlan(year=year, name=name, due_date=due_date, grace_days=grace_days, versions=versions,
                      audience=audience, members=members)
@@ -330,11 +328,11 @@ def plan_edit(session: Session, cycle: Cycle, *, name: str, due_date: date, grac
     change = CycleChange(name=name, audience=audience,
                          changes={k: (before[k], after[k]) for k in before if before[k] != after[k]})
     wanted = audience_select(audience)
-    change.members = session.scalar(select(func.count()).select_from(wanted.subquery()))
+    change.members = session.scalars(select(func.count()).select_from(wanted.subquery())).one()
     _refuse_empty(change.members, audience)
     assigned = select(Assignment.member_id).where(Assignment.cycle_id == cycle.id)
-    change.added = session.scalar(select(func.count()).select_from(
-        wanted.where(Member.id.not_in(assigned)).subquery()))
+    change.added = session.scalars(select(func.count()).select_from(
+        wanted.where(Member.id.not_in(assigned)).subquery())).one()
     leaving = (select(Assignment.member_id).where(Assignment.cycle_id == cycle.id,
                                                   Assignment.member_id.not_in(wanted)).distinct())
     leaving_ids = set(session.scalars(leaving))
@@ -435,8 +433,8 @@ def delete_cycle(session: Session, cycle: Cycle, *, now: datetime, actor_id: int
 
 def audience_size(session: Session, cycle_id: int) -> int:
     """How many members a cycle assigns."""
-    return session.scalar(select(func.count(func.distinct(Assignment.member_id)))
-                          .where(Assignment.cycle_id == cycle_id))
+    return session.scalars(select(func.count(func.distinct(Assignment.member_id)))
+                           .where(Assignment.cycle_id == cycle_id)).one()
 
 
 def in_audience(cycle: Cycle, member: Member) -> bool:

@@ -9,14 +9,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import date, datetime
-from typing import IO
+from typing import IO, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lms.models import Cycle
-
 from lms.services import exports, jobs
 from lms.services.roster import RosterFilters, roster_rows, roster_summary
 
@@ -44,8 +43,9 @@ def queue_receipts(session: Session, filters: exports.ExportFilters, *, now: dat
                "download_name": f"acknowledgments-{today.isoformat()}.zip", "extension": "zip",
                "audit": {"action": "hr.export", "actor_id": requested_by_id, "target": "acknowledgments",
                          "ip": ip, "details": {"filters": filters.as_details(), "via": "job"}}}
-    return jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
-                        created_by_id=requested_by_id)
+    # A new uuid key is never taken, so enqueue returns the id.
+    return cast(int, jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
+                                  created_by_id=requested_by_id))
 
 
 def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: str, descending: bool,
@@ -63,8 +63,9 @@ def queue_roster(session: Session, filters: RosterFilters, *, fmt: str, sort: st
                "extension": fmt,
                "audit": {"action": "roster.export", "actor_id": requested_by_id, "target": f"cycle:{filters.cycle_id}",
                          "ip": ip, "details": {**audit_details, "format": fmt, "via": "job"}}}
-    return jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
-                        created_by_id=requested_by_id)
+    # A new uuid key is never taken, so enqueue returns the id.
+    return cast(int, jobs.enqueue(session, EXPORT, payload, key=f"export:{uuid.uuid4().hex}", now=now,
+                                  created_by_id=requested_by_id))
 
 
 def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: datetime, progress: Progress) -> dict:
@@ -84,14 +85,14 @@ def build(session: Session, payload: dict, out: IO[bytes], *, tz: str, now: date
     if payload["type"] == "roster":
         from lms.services.roster_export import pdf_refusal, render_pdf, write_xlsx
 
-        filters = roster_filters_from_state(session, payload["filters"])
+        view = roster_filters_from_state(session, payload["filters"])
         today = date.fromisoformat(payload["today"])
-        head = roster_summary(session, filters, today=today, tz=tz)
+        head = roster_summary(session, view, today=today, tz=tz)
         total = sum(head.counts.values())
         if payload["format"] == "pdf" and (refusal := pdf_refusal(total, payload.get("pdf_max_rows") or total)):
             raise ExportRefused(refusal)  # the view grew past the bound since it was queued
         progress(0, total)
-        rows = _counted(roster_rows(session, filters, today=today, tz=tz, sort=payload["sort"],
+        rows = _counted(roster_rows(session, view, today=today, tz=tz, sort=payload["sort"],
                                     descending=payload["descending"]), lambda done: progress(done, total))
         if payload["format"] == "xlsx":
             write_xlsx(rows, out, title=payload["title"], filters_text=payload["filters_text"])

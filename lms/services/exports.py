@@ -87,7 +87,7 @@ def filter_choices(session: Session) -> FilterChoices:
             select(PolicyVersion.policy_id, PolicyVersion.effective)
             .order_by(PolicyVersion.effective.desc(), PolicyVersion.policy_id)):
         versions.setdefault(effective, []).append(policy_id)
-    units = list(session.scalars(select(Member.unit).where(Member.unit.is_not(None))
+    units: list[str] = list(session.scalars(select(Member.unit).where(Member.unit.is_not(None))
                                  .distinct().order_by(Member.unit)))
     return FilterChoices(policies, list(versions.items()), units)
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.sql import ColumnElement
 
 from lms.models import (
     Acknowledgment,
@@ -106,10 +107,10 @@ def search_members(session: Session, query: str, limit: int = 50) -> list[Member
     words = " ".join(query.replace(",", " , ").split())
     if not words.strip(" ,"):
         return []
-    conditions = [Member.badge.like(_like_prefix(query.strip()), escape="\\")]
+    conditions: list[ColumnElement[bool]] = [Member.badge.like(_like_prefix(query.strip()), escape="\\")]
     if "," in words:
         last, _, first = (part.strip() for part in words.partition(","))
-        name = Member.last_name.ilike(_like_prefix(last), escape="\\")
+        name: ColumnElement[bool] = Member.last_name.ilike(_like_prefix(last), escape="\\")
         if first:
             name = and_(name, Member.first_name.ilike(_like_prefix(first), escape="\\"))
         conditions.append(name)
@@ -171,7 +172,7 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
     cutoff = end_of_day(on, tz)
     standing = state_on(session, member_id, on)
     report = AsOfReport(member=member, on=on, timezone=tz, cutoff=cutoff, standing=standing,
-                        supervisor=session.get(Member, standing.supervisor_id) if standing.supervisor_id else None)
+                        supervisor=session.get(Member, standing.supervisor_id) if standing and standing.supervisor_id else None)
 
     # The version of each policy in force on D (cycles.version_in_force for every policy at once):
     # the latest effective on or before D, from a grouped subquery that both databases run.
@@ -222,7 +223,7 @@ def as_of(session: Session, member_id: int, on: date, tz: str) -> AsOfReport | N
             if entry.ack is not None:
                 entry.attempt = next((a for a in candidates if a.id == entry.ack.quiz_attempt_id), None)
             entry.attempt = entry.attempt or (candidates[0] if candidates else None)
-            if entry.attempt is not None:
+            if entry.attempt is not None and entry.attempt.submitted_at is not None:
                 entry.attempt_submitted_local = local_iso(entry.attempt.submitted_at, tz)
         report.entries.append(entry)
     return report

@@ -20,8 +20,8 @@ from lms.models import Invitation, Member, SignInSession
 from lms.services.accounts import set_first_password
 from lms.services.audit import record_event
 from lms.services.clock import datetime_words
-from lms.services.mail import Audit, queue_email
 from lms.services.links import public_url
+from lms.services.mail import Audit, queue_email
 
 
 class InvitationError(ValueError):
@@ -153,8 +153,8 @@ def accept(session: Session, token: str, *, password: str, now: datetime, ip: st
     invitation = open_invitation(session, token, now=now)
     member = invitation.member
     set_first_password(member, password, now=now, hash_method=hash_method)
-    won = session.execute(update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
-                          .values(used_at=now)).rowcount
+    won = session.execute(  # type: ignore[attr-defined]  # DML gives a CursorResult
+        update(Invitation).where(Invitation.id == invitation.id, Invitation.used_at.is_(None)).values(used_at=now)).rowcount
     if won != 1:
         raise InvitationError("This invitation link was already used.")
     record_event(session, "account.invitation_accept", at=now, actor_id=member.id, target=f"member:{member.id}",

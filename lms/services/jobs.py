@@ -9,8 +9,10 @@ the whole story, including what happens when a worker dies mid-job.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,7 +48,7 @@ def enqueue(session: Session, kind: str, payload: dict, *, key: str, now: dateti
     """Add a job in the caller's transaction; its id, or None when a job with ``key`` exists
     already (the same work enqueued twice is one job). Flushes, never commits."""
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    insert: Callable[..., Any] | None = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"jobs have no conflict-free insert for {dialect}")
     statement = (insert(Job).values(kind=kind, key=key, payload=payload, status="pending", attempts=0,
@@ -76,7 +78,7 @@ def claim_next(session: Session, *, worker: str, now: datetime, policy: RetryPol
     if exclude:
         query = query.where(Job.kind.not_in(exclude))
     for job_id in session.scalars(query).all():
-        won = session.execute(
+        won = session.execute(  # type: ignore[attr-defined]  # DML gives a CursorResult
             update(Job).where(Job.id == job_id, _claimable(now, policy))
             # The limit in force now applies (a setting changed since enqueueing).
             .values(status="running", locked_by=worker, locked_at=now, attempts=Job.attempts + 1,
@@ -84,7 +86,7 @@ def claim_next(session: Session, *, worker: str, now: datetime, policy: RetryPol
             .execution_options(synchronize_session=False)).rowcount
         if not won:
             continue
-        job = session.get(Job, job_id, populate_existing=True)
+        job = session.get_one(Job, job_id, populate_existing=True)
         if job.attempts > job.max_attempts:
             # Only a worker that died while holding it can bring a job here.
             job.status, job.finished_at = "failed", now

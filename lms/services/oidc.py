@@ -15,9 +15,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urlencode
-
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from lms.services.sso import MEMBER_FIELDS, Identity, SsoRefused
 
@@ -124,7 +123,7 @@ def provider_keys(metadata: Mapping, *, refresh: bool = False) -> KeySet:
 
     if refresh:
         _cache.pop("jwks " + metadata["jwks_uri"], None)
-    return _cached("jwks " + metadata["jwks_uri"], lambda: KeySet.import_key_set(_get_json(metadata["jwks_uri"])))
+    return _cached("jwks " + metadata["jwks_uri"], lambda: KeySet.import_key_set(_get_json(metadata["jwks_uri"])))  # type: ignore[arg-type]
 
 
 def begin(settings: OidcSettings, metadata: Mapping, redirect_uri: str, *, fresh: bool) -> AuthorizationRequest:
@@ -207,7 +206,7 @@ def verify_id_token(id_token: str, metadata: Mapping, *, settings: OidcSettings,
     claims = dict(token.claims)
     if str(claims.get("iss", "")).rstrip("/") != settings.issuer:
         raise OidcError("wrong_issuer", "The ID token was issued by another issuer than the department's.")
-    audiences = claims.get("aud") if isinstance(claims.get("aud"), list) else [claims.get("aud")]
+    audiences: list = claims["aud"] if isinstance(claims.get("aud"), list) else [claims.get("aud")]
     if settings.client_id not in audiences or (len(audiences) > 1 and claims.get("azp") != settings.client_id):
         raise OidcError("wrong_audience", "The ID token was issued for another application, not Roll Call.")
     registry = jwt.JWTClaimsRegistry(now=int(now.timestamp()), leeway=settings.leeway,

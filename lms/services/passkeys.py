@@ -62,8 +62,11 @@ def _descriptors(credentials) -> list[PublicKeyCredentialDescriptor]:
 def registration_options(session: Session, member: Member, rp: RelyingParty) -> tuple[str, bytes]:
     """The options for navigator.credentials.create (JSON) and the challenge to keep until the answer."""
     from webauthn import generate_registration_options, options_to_json
-    from webauthn.helpers.structs import (AuthenticatorSelectionCriteria, ResidentKeyRequirement,
-                                          UserVerificationRequirement)
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
 
     options = generate_registration_options(
         rp_id=rp.rp_id, rp_name=rp.name, user_id=f"member:{member.id}".encode(), user_name=member.badge,

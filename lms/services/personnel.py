@@ -102,30 +102,10 @@ def _read_rows(data: bytes, *, ranks: list[str],
     Problems with the file as a whole (size, encoding, header) raise PersonnelImportError at once;
     row problems are returned so the caller can add what only the database can tell.
     """
-    if len(data) > max_bytes:
-        raise PersonnelImportError([f"file is {len(data):,} bytes; the limit is {max_bytes:,}"])
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise PersonnelImportError([f"line {line}: the file is not UTF-8 (byte {exc.start}); "
-                            f"save it as CSV UTF-8"]) from None
-    if not text.strip():
-        raise PersonnelImportError(["the file is empty: expected a header line and one row per member"])
+    text, digest = _decode(data, max_bytes=max_bytes)
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip() for h in next(reader)]
-    missing = [c for c in COLUMNS if c not in header]
-    unknown = [h for h in header if h not in COLUMNS]
-    if missing or unknown or len(set(header)) != len(header):
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)}")
-        if unknown:
-            parts.append(f"unknown {', '.join(unknown)}")
-        if len(set(header)) != len(header):
-            parts.append("a column appears twice")
-        raise PersonnelImportError([f"line 1: header must be {','.join(COLUMNS)} ({'; '.join(parts)})"])
+    _check_header(header)
 
     problems: list[str] = []
     rows: list[PersonRow] = []
@@ -141,54 +121,124 @@ def _read_rows(data: bytes, *, ranks: list[str],
             problems.append(f"line {line}: expected {len(header)} fields, found {len(record)}")
             continue
         values = {name: cell.strip() for name, cell in zip(header, record)}
-        row_problems = []
-        for name in REQUIRED:
-            if not values[name]:
-                row_problems.append(f"line {line}, {name}: required")
-        for name, limit in LENGTHS.items():
-            problem = text_problem(values[name], max_length=limit)
-            if problem:
-                row_problems.append(f"line {line}, {name}: {problem}")
-        hire = None
-        if values["hire_date"]:
-            hire = parse_iso_date(values["hire_date"])
-            problem = (f"{values['hire_date']!r} is not a date that exists in YYYY-MM-DD form"
-                       if hire is None else date_problem(hire))
-            if problem:
-                hire = None
-                row_problems.append(f"line {line}, hire_date: {problem}")
-        if values["status"] and values["status"] not in MEMBER_STATUSES:
-            row_problems.append(f"line {line}, status: {values['status']!r} is not one of "
-                                f"{', '.join(MEMBER_STATUSES)}")
+        hire, hire_problems = _hire_date(values["hire_date"])
         roles = [r.strip() for r in values["role"].replace(",", ";").split(";") if r.strip()]
-        for role in roles:
-            if role not in ROLES:
-                row_problems.append(f"line {line}, role: {role!r} is not one of {', '.join(ROLES)}")
-        if values["rank"] and rank_set and values["rank"] not in rank_set:
-            row_problems.append(f"line {line}, rank: {values['rank']!r} is not a known rank "
-                                f"({', '.join(sorted(rank_set))})")
-        problem = email_problem(values["email"]) if values["email"] else None
-        if problem and not any(p.startswith(f"line {line}, email:") for p in row_problems):
-            row_problems.append(f"line {line}, email: {problem}")
-        badge = values["badge"]
-        if badge:
-            if badge in seen:
-                row_problems.append(f"line {line}, badge: {badge} is also on line {seen[badge]}")
-            else:
-                seen[badge] = line
-        if values["supervisor_badge"] and values["supervisor_badge"] == badge:
-            row_problems.append(f"line {line}, supervisor_badge: a member cannot supervise themselves")
+        lengths = _length_problems(values)
+        row_problems = [f"line {line}, {name}: {problem}" for name, problem in (
+            *_required_problems(values), *lengths, *hire_problems,
+            *_status_problems(values["status"]), *_role_problems(roles),
+            *_rank_problems(values["rank"], rank_set), *_email_problems(values["email"], lengths),
+            *_badge_problems(values, line, seen))]
         if row_problems:
             problems.extend(row_problems)
             continue
         rows.append(PersonRow(
-            line=line, badge=badge, first_name=values["first_name"], last_name=values["last_name"],
+            line=line, badge=values["badge"], first_name=values["first_name"], last_name=values["last_name"],
             email=values["email"] or None, rank=values["rank"] or None, unit=values["unit"] or None,
             shift=values["shift"] or None, supervisor_badge=values["supervisor_badge"] or None,
             hire_date=hire, status=values["status"], roles=roles))
     if not rows and not problems:
         problems.append("the file has a header but no rows")
     return rows, problems, set(seen), digest
+
+
+#: A row's problems as (field, what is wrong), each check naming its own field.
+FieldProblems = list[tuple[str, str]]
+
+
+def _decode(data: bytes, *, max_bytes: int) -> tuple[str, str]:
+    """The file's text and SHA-256; a file too large, not UTF-8 or empty is refused whole."""
+    if len(data) > max_bytes:
+        raise PersonnelImportError([f"file is {len(data):,} bytes; the limit is {max_bytes:,}"])
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PersonnelImportError([f"line {line}: the file is not UTF-8 (byte {exc.start}); "
+                            f"save it as CSV UTF-8"]) from None
+    if not text.strip():
+        raise PersonnelImportError(["the file is empty: expected a header line and one row per member"])
+    return text, digest
+
+
+def _check_header(header: list[str]) -> None:
+    """The header names every column once and no other."""
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [h for h in header if h not in COLUMNS]
+    twice = len(set(header)) != len(header)
+    if missing or unknown or twice:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown)}")
+        if twice:
+            parts.append("a column appears twice")
+        raise PersonnelImportError([f"line 1: header must be {','.join(COLUMNS)} ({'; '.join(parts)})"])
+
+
+def _required_problems(values: dict[str, str]) -> FieldProblems:
+    """Badge, names, status and role are filled in."""
+    return [(name, "required") for name in REQUIRED if not values[name]]
+
+
+def _length_problems(values: dict[str, str]) -> FieldProblems:
+    """Text fields within their lengths and free of control characters."""
+    found = ((name, text_problem(values[name], max_length=limit)) for name, limit in LENGTHS.items())
+    return [(name, problem) for name, problem in found if problem]
+
+
+def _hire_date(text: str) -> tuple[date | None, FieldProblems]:
+    """The hire date (optional) as a date in the sane range."""
+    if not text:
+        return None, []
+    hire = parse_iso_date(text)
+    problem = f"{text!r} is not a date that exists in YYYY-MM-DD form" if hire is None else date_problem(hire)
+    return (None, [("hire_date", problem)]) if problem else (hire, [])
+
+
+def _status_problems(status: str) -> FieldProblems:
+    """A status, when given, is one the department uses."""
+    if status and status not in MEMBER_STATUSES:
+        return [("status", f"{status!r} is not one of {', '.join(MEMBER_STATUSES)}")]
+    return []
+
+
+def _role_problems(roles: list[str]) -> FieldProblems:
+    """Every role named is one of the app's roles."""
+    return [("role", f"{role!r} is not one of {', '.join(ROLES)}") for role in roles if role not in ROLES]
+
+
+def _rank_problems(rank: str, known: set[str]) -> FieldProblems:
+    """A rank, when the department lists its ranks, is one of them."""
+    if rank and known and rank not in known:
+        return [("rank", f"{rank!r} is not a known rank ({', '.join(sorted(known))})")]
+    return []
+
+
+def _email_problems(email: str, lengths: FieldProblems) -> FieldProblems:
+    """An e-mail address, when given, is one well-formed address (said once: not again when its
+    length or characters were already refused)."""
+    problem = email_problem(email) if email else None
+    if not problem or any(name == "email" for name, _ in lengths):
+        return []
+    return [("email", problem)]
+
+
+def _badge_problems(values: dict[str, str], line: int, seen: dict[str, int]) -> FieldProblems:
+    """A badge appears on one line of the file, and nobody supervises themselves. Records the
+    badge's line in ``seen``."""
+    badge = values["badge"]
+    problems: FieldProblems = []
+    if badge:
+        if badge in seen:
+            problems.append(("badge", f"{badge} is also on line {seen[badge]}"))
+        else:
+            seen[badge] = line
+    if values["supervisor_badge"] and values["supervisor_badge"] == badge:
+        problems.append(("supervisor_badge", "a member cannot supervise themselves"))
+    return problems
 
 
 def _line_of(problem: str) -> int:
@@ -208,7 +258,7 @@ def plan_import(session: Session, data: bytes, *, ranks: list[str], max_bytes: i
     e-mail and hire date with the member row."""
     rows, problems, in_file, digest = _read_rows(data, ranks=ranks, max_bytes=max_bytes)
     existing = {m.badge: m for m in session.scalars(select(Member))}
-    badges = {m.id: m.badge for m in existing.values()}
+    badges: dict[int | None, str] = {m.id: m.badge for m in existing.values()}
     states = states_on(session, effective)
     plan = ImportPlan(sha256=digest, rows=rows, effective=effective)
     for row in rows:

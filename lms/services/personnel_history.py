@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
@@ -47,11 +48,11 @@ class PeopleColumns:
     """SQL expressions for a member's tracked attributes, for a query over Member: the member
     row's own columns for now, or the history's values on a date."""
 
-    status: object
-    unit: object
-    shift: object
-    rank: object
-    supervisor_id: object
+    status: Any
+    unit: Any
+    shift: Any
+    rank: Any
+    supervisor_id: Any
 
 
 #: Members looked up per statement when a caller names many.
@@ -185,7 +186,7 @@ def record_changes(session: Session, member: Member, values: dict, *, effective:
     if tracked is None:
         tracked = bool(tracked_members(session, [member.id]))
     if before is None:
-        before = state_on(session, member.id, effective) if tracked else MemberState.of(member)
+        before = (state_on(session, member.id, effective) if tracked else None) or MemberState.of(member)
     diff = {field: (before.value(field), new) for field, new in values.items() if before.value(field) != new}
     if not diff:
         return diff
@@ -255,7 +256,7 @@ def member_history(session: Session, member_id: int) -> list[HistoryEntry]:
     """A member's recorded changes, newest effective first (the later written first on a tie)."""
     changes = list(session.scalars(select(PersonnelChange).where(PersonnelChange.member_id == member_id)
                                    .order_by(PersonnelChange.effective.desc(), PersonnelChange.id.desc())))
-    supervisors = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(
+    supervisors: dict[int | None, Member] = {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(
         {c.supervisor_id for c in changes if c.supervisor_id is not None})))}
     entries = []
     for change in changes:

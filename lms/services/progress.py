@@ -19,7 +19,6 @@ from lms.models import (
 )
 from lms.models.assignment_state import extra_attempts
 from lms.models.status import STATUSES, progress_of, status_of  # noqa: F401 - STATUSES: this module's name for it
-from lms.services.clock import local_date
 
 STATUS_LABELS = {
     "not_started": "Not started",
@@ -144,7 +143,7 @@ def progresses_for(session: Session, assignments: list[Assignment], *, today: da
 
 def attempts_allowed(session: Session, assignment: Assignment) -> int:
     """The attempts an assignment allows: the content pack's limit plus every grant."""
-    return assignment.policy_version.max_attempts + session.scalar(select(extra_attempts(assignment.id)))
+    return assignment.policy_version.max_attempts + session.scalars(select(extra_attempts(assignment.id))).one()
 
 
 def latest_voids(session: Session, assignment_ids: list[int]) -> dict[int, AcknowledgmentVoid]:

@@ -9,9 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from lms.models import Assignment, AttemptItem, Question, QuizAttempt
+from lms.models import Assignment, AttemptItem, Lesson, Question, QuizAttempt
 from lms.services.progress import attempts_allowed, completed_lesson_ids
-from lms.models import Lesson
 
 
 class QuizError(Exception):
@@ -208,7 +207,7 @@ def submit_attempt(session: Session, attempt: QuizAttempt, answers: dict[int, li
             problems[item.position] = "an option was chosen twice"
     if problems:
         raise AnswerError(problems)
-    claimed = session.execute(
+    claimed = session.execute(  # type: ignore[attr-defined]  # DML gives a CursorResult
         update(QuizAttempt).where(QuizAttempt.id == attempt.id, QuizAttempt.submitted_at.is_(None))
         .values(submitted_at=now)).rowcount
     if claimed != 1:

@@ -15,11 +15,11 @@ Options are shown in a random order per attempt, so a "fixed position" strategy 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from math import comb
 from statistics import mean, median
-from typing import Callable
 
 from lms.services.content import OptionPack, QuestionPack, VersionPack
 
@@ -251,7 +251,7 @@ class CueReport:
     @property
     def best_strategy(self) -> str:
         """The scenario-blind strategy that passes most often."""
-        return max(self.pass_rates, key=self.pass_rates.get)
+        return max(self.pass_rates, key=lambda topic: self.pass_rates[topic])
 
     def as_dict(self) -> dict:
         """The ``cues`` member of ``content check --json``."""

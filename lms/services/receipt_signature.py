@@ -504,7 +504,7 @@ def check_signature(pdf: bytes, *, trusted: tuple = (), tsa_trusted: tuple = ())
     if not (status.intact and status.valid):
         return SignatureCheck("broken", problem="the file was changed after it was signed, or the signature "
                                                 "does not match it", **common)
-    if status.coverage.name != "ENTIRE_FILE":
+    if status.coverage is None or status.coverage.name != "ENTIRE_FILE":
         return SignatureCheck("broken", problem="something was added to the file after it was signed",
                               **common)
     return SignatureCheck("valid", **common)

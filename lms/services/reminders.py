@@ -7,10 +7,11 @@ are written in one transaction, and the worker delivers it (lms.services.mail, l
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import case, distinct, exists, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +21,7 @@ from sqlalchemy.sql import Select
 from lms.models import Cycle, Member, Policy, Reminder, ReminderSchedule
 from lms.services.audit import record_event
 from lms.services.clock import date_words
+
 # The transports moved to lms.services.mail; imported here too for older callers.
 from lms.services.mail import (  # noqa: F401
     Audit,
@@ -206,7 +208,7 @@ def _claim(session: Session, values: dict) -> int | None:
     transaction on the unique index, then finds the row and skips the member.
     """
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    insert: Callable[..., Any] | None = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"reminders have no conflict-free insert for {dialect}")
     statement = (insert(Reminder).values(**values)

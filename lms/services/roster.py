@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, String, and_, case, cast, false, func, literal, or_, select, text, true, union
@@ -244,6 +245,7 @@ def _stored_select(filters: RosterFilters, *, today: date, whole: bool, page: Se
     status = stored_status(today)
     ack = aliased(Acknowledgment, name="ack")
     supervisor = aliased(Member)
+    supervisor_badge: Any  # a joined column, or a correlated subquery
     if whole:
         supervisor_badge = supervisor.badge
     else:
@@ -363,7 +365,7 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
     cycle_id = _cycle_id(filters)
     # As of a date, the members' status, unit, shift, rank and supervisor as they stood then
     # (lms.services.personnel_history); now (computed), their member rows.
-    people_source, people = as_of_columns(filters.as_of) if cutoff is not None else (None, CURRENT)
+    people_source, people = as_of_columns(filters.as_of) if filters.as_of else (None, CURRENT)
     voided = select(AcknowledgmentVoid.acknowledgment_id).where(before(AcknowledgmentVoid.voided_at))
     # The live signature, joined rather than aggregated: signing refuses a second one while one
     # stands (under the chain lock), so at most one row matches and the join adds no rows.
@@ -382,6 +384,10 @@ def roster_select(filters: RosterFilters, *, today: date, tz: str, whole: bool =
             .correlate(Assignment))  # explicit: it is also used two levels down
     started = and_(QuizAttempt.assignment_id == Assignment.id, before(QuizAttempt.started_at))
     submitted = and_(QuizAttempt.submitted_at.is_not(None), before(QuizAttempt.submitted_at))
+    # Joined columns, or correlated subqueries.
+    lessons_completed: Any
+    quiz_attempts: Any
+    supervisor_badge: Any
     if whole:
         lessons, attempts = _grouped_counts(before, cycle_id)
         lessons_completed = func.coalesce(lessons.c.n, 0)
@@ -498,7 +504,7 @@ def roster_rows(session: Session, filters: RosterFilters, *, today: date, tz: st
         raise RosterError(f"cannot sort by {sort!r}; use one of {', '.join(SORTS)}")
     _check_statuses(filters)
     paged = limit is not None and filters.as_of is None and not computed
-    if paged:
+    if paged and limit is not None:
         page = _page_ids(filters, today=today, sort=sort, descending=descending, limit=limit, offset=offset)
         inner = _stored_select(filters, today=today, whole=False, page=page).subquery()
     else:
@@ -527,6 +533,8 @@ def _summary_rows(session: Session, filters: RosterFilters, *, today: date, tz: 
     by the status. A past date (or ``computed``) groups the fully computed roster.
     """
     _check_statuses(filters)
+    unit: Any
+    status: Any
     if filters.as_of is not None or computed:
         inner = roster_select(filters, today=today, tz=tz, computed=True).subquery()
         unit, status = inner.c.unit, inner.c.status

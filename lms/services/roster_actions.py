@@ -219,7 +219,8 @@ def apply_action(session: Session, plan: ActionPlan, cycle: Cycle, *, actor: Mem
             exemption = grant_exemption(session, cycle=cycle, member=member, reason=reason,
                                         granted_by_id=actor.id, now=now)
             record_event(session, "exemption.grant", at=now, actor_id=actor.id, target=f"exemption:{exemption.id}",
-                         ip=ip, details={"cycle": cycle.id, "cycle_name": cycle.name, "member_id": member.id, "badge": member.badge,
+                         ip=ip, details={"cycle": cycle.id, "cycle_name": cycle.name, "member_id": member.id,
+                                         "badge": member.badge,
                                          "reason": exemption.reason, "via": "roster action"})
         details["reason"] = reason
     elif plan.action == "grant":

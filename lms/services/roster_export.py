@@ -1,7 +1,8 @@
 """The roster as files: CSV (the contract), XLSX and PDF, written from ``roster.roster_rows``.
 
 The CSV and XLSX writers take rows as they come and write them a chunk at a time, so a
-50,000-member export holds no more rows than ``roster_rows`` hands over at once. The PDF is a print of the coordinator's view (status counts,
+50,000-member export holds no more rows than ``roster_rows`` hands over at once.
+The PDF is a print of the coordinator's view (status counts,
 the completion-by-unit chart and its table, then the rows) and lays out every row, so it suits a
 unit or a filtered list rather than a whole large department.
 """
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from itertools import chain, islice
 from operator import itemgetter
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from lms.services.charts import completion_by_unit_svg, percent_complete
 from lms.services.progress import STATUS_LABELS, STATUSES
@@ -44,7 +45,7 @@ def _contract_values(rows: Iterable) -> Iterator[tuple]:
     iterator = iter(rows)
     for first in iterator:
         if isinstance(first, Mapping):
-            pick = itemgetter(*ROSTER_COLUMNS)
+            pick: itemgetter[Any] = itemgetter(*ROSTER_COLUMNS)
         else:
             fields = list(first._fields)
             pick = itemgetter(*(fields.index(name) for name in ROSTER_COLUMNS))
@@ -406,7 +407,7 @@ def _iso(value) -> str:
 
 def _roster_layout(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                    counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
-                   department: str | None = None) -> tuple["Document", "SplitTable | None"]:
+                   department: str | None = None) -> tuple[Document, SplitTable | None]:
     """The roster PDF laid out, and how its member table's lines divide into columns (None when
     no member matches: the table's one row then says so)."""
     # Imported here: WeasyPrint takes about a second to load, which a CSV export need not pay.
@@ -434,7 +435,7 @@ def _roster_layout(rows: Iterable, *, title: str, filters_text: str, generated_a
 
 def roster_document(rows: Iterable, *, title: str, filters_text: str, generated_at: datetime,
                     counts: Mapping[str, int], unit_summary: list[tuple[str, int, int]],
-                    department: str | None = None) -> "Document":
+                    department: str | None = None) -> Document:
     """The roster PDF laid out (landscape Letter), before it becomes bytes; its ``pages`` tell the
     page count and size."""
     return _roster_layout(rows, title=title, filters_text=filters_text, generated_at=generated_at, counts=counts,

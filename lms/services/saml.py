@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lms.services.sso import MEMBER_FIELDS, Identity, SsoRefused
 
@@ -35,7 +35,7 @@ RETRY_SECONDS = 60
 UNREACHABLE = "The department's SAML sign-in service did not answer; try again in a minute, or ask IT."
 
 _metadata_cache: dict[str, tuple[float, str | None]] = {}
-_client_cache: dict[tuple, "Saml2Client"] = {}
+_client_cache: dict[tuple, Saml2Client] = {}
 
 
 class SamlError(SsoRefused):
@@ -186,7 +186,7 @@ def begin(settings: SamlSettings, addresses: ServiceAddresses, *, relay_state: s
     from saml2 import BINDING_HTTP_REDIRECT
 
     saml_client = client(settings, addresses)
-    kwargs = {"force_authn": "true"} if fresh else {}
+    kwargs: dict[str, Any] = {"force_authn": "true"} if fresh else {}
     request_id, info = saml_client.prepare_for_authenticate(entityid=_provider_entity(saml_client),
                                                             relay_state=relay_state,
                                                             binding=BINDING_HTTP_REDIRECT, **kwargs)

@@ -91,7 +91,7 @@ def provisioning_uri(factor: TotpFactor, member: Member, department: str) -> str
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     """The time step whose code is ``code``, within the allowed drift, or None."""
     code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         return None
     import pyotp
 
@@ -106,7 +106,7 @@ def _matching_step(secret: str, code: str, now: datetime) -> int | None:
 def _use_step(session: Session, factor: TotpFactor, step: int) -> bool:
     """Record ``step`` as used, only if it is later than the last one used: a code is accepted
     once, even by two servers checking it at the same moment."""
-    won = session.execute(update(TotpFactor).where(
+    won = session.execute(update(TotpFactor).where(  # type: ignore[attr-defined]  # DML gives a CursorResult
         TotpFactor.member_id == factor.member_id,
         (TotpFactor.last_step.is_(None)) | (TotpFactor.last_step < step),
     ).values(last_step=step)).rowcount
@@ -180,7 +180,7 @@ def verify(session: Session, member: Member, code: str, *, now: datetime, ip: st
         if step is not None and _use_step(session, factor, step):
             used = "totp"
         elif step is None and len(code.strip()) > 8:
-            won = session.execute(update(RecoveryCode).where(
+            won = session.execute(update(RecoveryCode).where(  # type: ignore[attr-defined]  # DML gives a CursorResult
                 RecoveryCode.member_id == member.id, RecoveryCode.code_hash == _recovery_digest(code),
                 RecoveryCode.used_at.is_(None)).values(used_at=now)).rowcount
             used = "recovery_code" if won else None
@@ -192,7 +192,7 @@ def verify(session: Session, member: Member, code: str, *, now: datetime, ip: st
         session.flush()
         return None
     member.failed_sign_ins = 0
-    details = {"badge": member.badge, "factor": used}
+    details: dict[str, str | int] = {"badge": member.badge, "factor": used}
     if used == "recovery_code":
         details["recovery_codes_left"] = unused_recovery_codes(session, member.id)
     record_event(session, "auth.second_factor", at=now, actor_id=member.id, target=target, ip=ip, details=details)

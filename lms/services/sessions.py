@@ -117,7 +117,7 @@ def revoke_member_sessions(session: Session, member_id: int, *, now: datetime, r
                  .execution_options(synchronize_session="fetch"))
     if keep_id is not None:
         statement = statement.where(SignInSession.id != keep_id)
-    return session.execute(statement).rowcount
+    return session.execute(statement).rowcount  # type: ignore[attr-defined]  # DML gives a CursorResult
 
 
 def live_sessions(session: Session, member_id: int, *, now: datetime,

@@ -172,7 +172,7 @@ def sign_acknowledgment(session: Session, *, assignment: Assignment, member: Mem
     if problems:
         raise SigningError(problems)
 
-    at = facts.now if proof.method == "password" else proof.authenticated_at
+    at = proof.authenticated_at if proof.method != "password" and proof.authenticated_at else facts.now
     return append_acknowledgment(session, assignment=assignment, member=member, printed_name=typed_name,
                                  facts=facts, authentication=Authentication(proof.method, proof.provider, at))
 
@@ -214,8 +214,8 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
         return existing, False
     # Each earlier signature of this assignment has been voided; the next generation is unique,
     # so even a path that skipped the check above could not write a second live record.
-    ack.generation = session.scalar(select(func.count(Acknowledgment.id))
-                                    .where(Acknowledgment.assignment_id == assignment.id))
+    ack.generation = session.scalars(select(func.count(Acknowledgment.id))
+                                     .where(Acknowledgment.assignment_id == assignment.id)).one()
     append_to_chain(head, ack, lambda record: canonical_acknowledgment(record, receipt_sha256))
     session.add(ack)
     session.flush()
@@ -223,7 +223,8 @@ def append_acknowledgment(session: Session, *, assignment: Assignment, member: M
     record_event(session, "ack.sign", at=facts.now, actor_id=member.id,
                  target=f"acknowledgment:{ack.id}", ip=facts.ip,
                  details={"policy": version.policy_id, "version": version.effective.isoformat(),
-                          "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name, "verification_code": ack.verification_code,
+                          "cycle": assignment.cycle_id, "cycle_name": assignment.cycle.name,
+                          "verification_code": ack.verification_code,
                           "auth_method": authentication.method, "auth_provider": authentication.provider,
                           "receipt_signed": facts.sealer is not None, "receipt_timestamp": timestamp})
     session.flush()

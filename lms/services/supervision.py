@@ -33,15 +33,15 @@ class SupervisedCycle:
 def is_report(session: Session, supervisor_badge: str, member_id: int) -> bool:
     """Whether the member reports to the supervisor now, directly or through their sergeants."""
     reports = reports_of(supervisor_badge).subquery()
-    return session.scalar(select(func.count()).select_from(reports)
-                          .where(reports.c.member_id == member_id)) > 0
+    return session.scalars(select(func.count()).select_from(reports)
+                           .where(reports.c.member_id == member_id)).one() > 0
 
 
 def report_counts(session: Session, supervisor_badge: str) -> tuple[int, int]:
     """(direct reports, all reports at any depth) now, active or not."""
     boss = select(Member.id).where(Member.badge == supervisor_badge).scalar_subquery()
-    direct = session.scalar(select(func.count()).select_from(Member).where(Member.supervisor_id == boss))
-    everyone = session.scalar(select(func.count()).select_from(reports_of(supervisor_badge).subquery()))
+    direct = session.scalars(select(func.count()).select_from(Member).where(Member.supervisor_id == boss)).one()
+    everyone = session.scalars(select(func.count()).select_from(reports_of(supervisor_badge).subquery())).one()
     return direct, everyone
 
 

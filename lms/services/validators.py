@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
-from email.headerregistry import Address
 from email.errors import HeaderParseError
+from email.headerregistry import Address
 
 #: Ids in URLs and forms fit a signed 32-bit column, the narrowest integer any supported database
 #: uses for primary keys; a larger number cannot name a row, so it is "not found", not an error.

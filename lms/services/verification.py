@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,7 +82,7 @@ def _columns(model) -> list:
     return [attribute.columns[0].label(attribute.key) for attribute in inspect(model).column_attrs]
 
 
-def _acknowledgment_links(session: Session, up_to: int) -> Iterator[_Link]:
+def _acknowledgment_links(session: Session, up_to: int) -> Generator[_Link]:
     """Acknowledgments in sequence order, each with its receipt checked and its hash recomputed."""
     rows = session.connection().execute(
         select(*_columns(Acknowledgment), Receipt.pdf.label("receipt_pdf"), Receipt.sha256.label("receipt_sha256"))
@@ -110,7 +110,7 @@ def _acknowledgment_fault(ack, pdf: bytes | None, receipt_sha256: str | None) ->
     return None
 
 
-def _void_links(session: Session, up_to: int) -> Iterator[_Link]:
+def _void_links(session: Session, up_to: int) -> Generator[_Link]:
     """Voids in sequence order, each with its hash recomputed and its target checked."""
     voided = aliased(Acknowledgment)
     rows = session.connection().execute(
@@ -207,7 +207,7 @@ def _beyond_head(session: Session) -> ChainFailure | None:
     # beyond even this later head was not appended through the chain.
     highest = max(session.scalar(select(func.max(Acknowledgment.sequence))) or 0,
                   session.scalar(select(func.max(AcknowledgmentVoid.sequence))) or 0)
-    head_now = session.scalar(select(ChainHead.sequence).where(ChainHead.id == 1))
+    head_now = session.scalar(select(ChainHead.sequence).where(ChainHead.id == 1)) or 0
     if highest > head_now:
         return ChainFailure("chain head", None, highest, None,
                             f"a record with sequence {highest} lies beyond the chain head (sequence "

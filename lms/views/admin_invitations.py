@@ -10,6 +10,7 @@ from lms.db import get_session
 from lms.forms import ActionForm
 from lms.jobs import wake
 from lms.services.invitations import InvitationSettings, invitation_overview, invite, members_by_id
+from lms.services.validators import ascii_int
 from lms.web import after_commit, client_ip, request_now
 
 bp = Blueprint("admin_invitations", __name__, url_prefix="/admin/invitations")
@@ -35,11 +36,10 @@ def send():
     if request.form.get("scope") == "all":
         members = [row.member for row in invitation_overview(db) if row.member.password_hash is None]
     else:
-        try:
-            ids = sorted({int(value) for value in request.form.getlist("member_id")})
-        except ValueError:
-            abort(400)
-        members = members_by_id(db, ids)
+        ids = [ascii_int(value) for value in request.form.getlist("member_id")]
+        if None in ids:
+            abort(400, description="A member to invite is named by an id in the digits 0-9.")
+        members = members_by_id(db, sorted({i for i in ids if i is not None}))
     if not members:
         flash("Tick at least one member to invite.", "error")
         return redirect(url_for(".overview"), 303)

@@ -13,7 +13,6 @@ from lms.forms import ActionForm
 from lms.jobs import wake
 from lms.models import Job
 from lms.services import jobs as jobs_service
-from lms.services.clock import local_iso
 from lms.web import after_commit, client_ip, request_now
 
 bp = Blueprint("admin_jobs", __name__, url_prefix="/admin/jobs")

@@ -7,9 +7,9 @@ from flask_login import current_user
 from lms.auth import role_required
 from lms.db import get_session
 from lms.forms.personnel import PersonnelApplyForm, PersonnelUploadForm
+from lms.jobs import wake
 from lms.models import PersonnelUpload
 from lms.services.audit import record_event
-from lms.jobs import wake
 from lms.services.clock import date_words, local_date
 from lms.services.invitations import InvitationSettings, invite, members_to_invite_from_import
 from lms.services.personnel import PersonnelImportError, apply_import, plan_import, purge_expired_uploads

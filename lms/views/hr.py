@@ -20,8 +20,8 @@ from flask_login import current_user
 
 from lms.auth import role_required, signed_out_locked
 from lms.db import get_session
-from lms.jobs import wake
 from lms.forms.hr import AsOfForm, ExportForm, MemberSearchForm, ReceiptCheckForm, VoidForm
+from lms.jobs import wake
 from lms.models import Acknowledgment, Receipt
 from lms.services import export_jobs, exports
 from lms.services import hr as hr_service
@@ -29,10 +29,10 @@ from lms.services.accounts import SignInRules, count_reauthentication_failure, p
 from lms.services.audit import record_event
 from lms.services.clock import date_words, local_date, local_iso
 from lms.services.overview import acknowledgments_per_version
-from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.receipt_signature import check_signature_as_configured
-from lms.services.verification import check_receipt
+from lms.services.records import VoidError, void_acknowledgment, void_of
 from lms.services.roster_export import nothing_matches
+from lms.services.verification import check_receipt
 from lms.views.export_pages import export_download, export_status
 from lms.web import after_commit, attachment, client_ip, keep_on_error, on_rollback, request_now, today
 

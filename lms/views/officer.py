@@ -20,8 +20,8 @@ from lms.services.deadlines import DueNotice, due_notice
 from lms.services.hr import member_record
 from lms.services.lessons import render_lesson
 from lms.services.policy_text import render_policy, search_policy
-from lms.services.versions import changes_since_previous
 from lms.services.receipt_signature import SigningConfigError, receipt_sealer
+from lms.services.records import void_of
 from lms.services.signing import (
     SignerProof,
     SigningError,
@@ -31,8 +31,8 @@ from lms.services.signing import (
     signing_blockers,
 )
 from lms.services.validators import ascii_int
+from lms.services.versions import changes_since_previous
 from lms.web import attachment, client_ip, keep_on_error, request_now, today
-from lms.services.records import void_of
 
 bp = Blueprint("officer", __name__, url_prefix="/training")
 officer_required = role_required("officer")
@@ -104,7 +104,7 @@ def lesson(assignment_id: int, lesson_id: int):
     """A lesson, with the verbatim policy text it covers."""
     assignment = _own_assignment(assignment_id)
     lessons = assignment.policy_version.lessons
-    index = next((i for i, l in enumerate(lessons) if l.id == lesson_id), None)
+    index = next((i for i, each in enumerate(lessons) if each.id == lesson_id), None)
     if index is None:
         abort(404)
     db = get_session()
@@ -136,7 +136,7 @@ def mark_read(assignment_id: int, lesson_id: int):
     except IntegrityError:  # a double click recorded it a moment ago
         db.rollback()
     lessons = assignment.policy_version.lessons
-    following = next((l for l in lessons if l.position > lesson.position), None)
+    following = next((each for each in lessons if each.position > lesson.position), None)
     if following is not None:
         return redirect(url_for(".lesson", assignment_id=assignment.id, lesson_id=following.id))
     flash("All lessons read. You can take the quiz now.", "success")
@@ -224,7 +224,12 @@ def save_answers(assignment_id: int, attempt_id: int):
     answers = _answers_from_form()
     covered = request.form.getlist("positions")
     if covered:
-        positions = {int(p) for p in covered if p.isdigit()}
+        positions = {ascii_int(p) for p in covered}
+        if None in positions:
+            message = "A question is named by its number in the digits 0-9."
+            if wants_json:
+                return jsonify(error=message), 400
+            abort(400, description=message)
     else:  # the whole form: a question left blank (checkboxes all cleared) is cleared
         positions = {item.position for item in attempt.items}
     for position in positions:

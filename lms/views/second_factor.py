@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user
 
-from lms.auth import TOKEN_KEY, home_endpoint
+from lms.auth import TOKEN_KEY, current_sign_in, home_endpoint
 from lms.db import get_session
 from lms.forms import ActionForm
 from lms.forms.accounts import SecondFactorForm
@@ -18,7 +17,6 @@ from lms.services import passkeys
 from lms.services import second_factor as mfa
 from lms.services.accounts import SignInRules
 from lms.services.sessions import revoke_token, start_session
-from lms.auth import current_sign_in
 from lms.web import client_ip, keep_on_error, request_now
 
 

@@ -10,20 +10,16 @@ so a filter added there reaches supervisors too.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from math import ceil
-from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
     redirect,
     render_template,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -34,7 +30,6 @@ from lms.db import get_session
 from lms.forms.coordinator import ExemptionForm
 from lms.jobs import wake
 from lms.models import Assignment, Cycle, Member
-from lms.services import export_jobs
 from lms.services import reminders as reminders_service
 from lms.services.audit import record_event
 from lms.services.charts import completion_by_unit_svg, percent_complete
@@ -44,16 +39,12 @@ from lms.services.roster import NOT_DONE_STATUSES, RosterFilters, roster_rows, r
 from lms.services.roster_export import (
     describe_filters,
     filters_details,
-    render_pdf,
-    write_xlsx,
 )
 from lms.services.supervision import is_report, report_counts, supervised_cycles
 from lms.views.coordinator import (
-    EXPORT_TYPES,
     PAGE_SIZE,
     SORT_LABELS,
     Pages,
-    _csv_chunks,
     _folded_in_use,
     _member_page,
     _query_args,
@@ -63,7 +54,7 @@ from lms.views.coordinator import (
 )
 from lms.views.coordinator_tools import PREVIEW_LIMIT, SendRemindersForm
 from lms.views.export_pages import export_download, export_status
-from lms.web import after_commit, attachment, client_ip, cycle_or_404, request_now, today
+from lms.web import after_commit, client_ip, cycle_or_404, request_now, today
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 supervisor_required = role_required("supervisor")

@@ -15,7 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError, Locator, Page, expect
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.support import DEMO_PASSWORD, AxeAudit, QuizQuestion, choices, read_quiz
 

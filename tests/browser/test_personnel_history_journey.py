@@ -48,7 +48,8 @@ def test_a_transfer_from_a_date_leaves_the_earlier_record_as_it_was(page, axe, t
     ahead = ahead_day.isoformat()
     page.get_by_label("Changes take effect on (optional)").fill(ahead)
     page.get_by_role("button", name="Check the file").click()
-    expect(page.locator("dt:text-is('Takes effect on') + dd")).to_contain_text(f"{ahead_day:%B} {ahead_day.day}, {ahead_day.year} (a future date")
+    expect(page.locator("dt:text-is('Takes effect on') + dd")).to_contain_text(
+        f"{ahead_day:%B} {ahead_day.day}, {ahead_day.year} (a future date")
     axe.check(page)
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("load")

@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import start_server
-from tests.browser.support import annual_cycle_path
-from tests.browser.support import choices, read_quiz, sign_in
+from tests.browser.support import annual_cycle_path, choices, read_quiz, sign_in
 
 OFFICER, OFFICER_NAME = "1001", "Dana Whitfield"
 COORDINATOR, COORDINATOR_NAME = "1003", "Renee Okafor"

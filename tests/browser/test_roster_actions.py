@@ -12,7 +12,6 @@ from playwright.sync_api import expect
 from tests.browser.support import annual_cycle_path, sign_in
 
 
-
 def tab_to(page, locator, limit: int = 400) -> None:
     """Press Tab until ``locator`` has the focus, as a keyboard user moves through the page."""
     handle = locator.element_handle()

@@ -10,7 +10,6 @@ from playwright.sync_api import expect
 
 from tests.browser.support import annual_cycle_path, sign_in
 
-
 #: Each visible chart's text: its fill, the colour behind the chart, and its size on screen (the
 #: computed font size scaled by how the SVG's viewBox is drawn).
 CHART_TEXT = """() => {

@@ -11,12 +11,12 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, text, update
 
-from tests.helpers import cycle_id_of
 from lms.config import PACKAGE_DIR
 from lms.db import get_database
 from lms.models import Assignment, Cycle, Lesson, Member, PolicyVersion
 from lms.models.assignment_state import STATE_COLUMNS, refresh_assignment_state
 from lms.services import quiz as quiz_service
+from lms.services.attempt_grants import grant_attempts
 from lms.services.cycles import create_cycle, grant_exemption, lift_exemption, return_from_leave, sync_audience
 from lms.services.progress import mark_lesson_read
 from lms.services.records import void_acknowledgment
@@ -31,8 +31,8 @@ from lms.services.roster import (
 )
 from lms.services.signing import SigningFacts, append_acknowledgment
 from lms.services.versions import reassign_superseded
-from lms.services.attempt_grants import grant_attempts
 from tests.conftest import PASSWORD, PG_URL
+from tests.helpers import cycle_id_of
 
 TZ = "America/Chicago"
 START = datetime(2031, 1, 5, 15, 0, tzinfo=timezone.utc)

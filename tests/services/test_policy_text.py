@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from lms.config import PACKAGE_DIR
 from lms.services.content import normalise_text, sha256_hex
 from lms.services.policy_text import parse_policy, render_policy
-
 from tests.conftest import PASSWORD
 from tests.helpers import assignment_of, pass_quiz, read_all_lessons
 

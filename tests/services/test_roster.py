@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import cycle_id_of
 from lms.models import Assignment, Exemption
 from lms.services import quiz as quiz_service
 from lms.services.cycles import create_cycle
 from lms.services.progress import mark_lesson_read, progress_for
 from lms.services.roster import RosterError, RosterFilters, roster_rows, status_counts, unit_summary
 from lms.services.signing import SigningFacts, append_acknowledgment
+from tests.helpers import cycle_id_of
 
 TZ = "America/Chicago"
 START = datetime(2031, 1, 5, 15, 0, tzinfo=timezone.utc)
@@ -83,7 +83,8 @@ def test_each_status_in_sql_matches_the_rule(db, department):
 
 
 def test_past_due_turns_unfinished_work_overdue(db, department):
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 4, 2), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)),
+                                                   today=date(2031, 4, 2), tz=TZ)}
     assert rows["700"] == rows["701"] == rows["702"] == rows["703"] == "overdue"
     assert rows["704"] == "complete" and rows["705"] == "complete_late" and rows["706"] == "exempt"
 
@@ -92,7 +93,8 @@ def test_as_of_shows_the_roster_as_it_stood(db, department):
     before_anything = RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 6))
     counts = status_counts(db, before_anything, today=date(2031, 6, 1), tz=TZ)
     assert counts["not_started"] == 7 and sum(counts.values()) == 7
-    after_quiz = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 8)),
+    cycle_id = cycle_id_of(db, 2031)
+    after_quiz = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id, as_of=date(2031, 1, 8)),
                                                          today=date(2031, 6, 1), tz=TZ)}
     assert after_quiz["704"] == "complete" and after_quiz["705"] == "quiz_passed"
     assert after_quiz["706"] == "in_progress"  # exempted a day later
@@ -147,12 +149,14 @@ def test_exemption_is_granted_with_a_reason_and_can_be_lifted(db, department):
     with pytest.raises(ExemptionError):
         grant_exemption(db, cycle=cycle, member=member, reason="Again", granted_by_id=None, now=START)
     db.commit()
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 2, 1), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)),
+                                                   today=date(2031, 2, 1), tz=TZ)}
     assert rows[member.badge] == "exempt"
     lift_exemption(db, exemption, lifted_by_id=None, now=START + timedelta(days=10))
     db.commit()
     assert current_exemption(db, cycle.id, member.id) is None
-    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)), today=date(2031, 2, 1), tz=TZ)}
+    rows = {r.badge: r.status for r in roster_rows(db, RosterFilters(cycle_id=cycle_id_of(db, 2031)),
+                                                   today=date(2031, 2, 1), tz=TZ)}
     assert rows[member.badge] == "not_started"
     as_of = {r.badge: r.status for r in roster_rows(
         db, RosterFilters(cycle_id=cycle_id_of(db, 2031), as_of=date(2031, 1, 10)), today=date(2031, 2, 1), tz=TZ)}

@@ -1,11 +1,12 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 22:11:36.849442
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
 

@@ -4,11 +4,11 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 22:22:24.413203
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
-
 
 revision = '0002'
 down_revision = '0001'

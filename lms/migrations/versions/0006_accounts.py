@@ -7,8 +7,9 @@ Per-IP sign-in throttling needs no table of its own: every failed sign-in is alr
 event with its IP and time, so the throttle counts those through an index on (action, ip, at).
 An index on target serves an account's history on the administrator's page.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 
 revision = '0006'

@@ -3,8 +3,9 @@
 Revision ID: 0007
 Revises: 0006
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 
 revision = '0007'

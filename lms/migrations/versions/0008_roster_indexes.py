@@ -14,7 +14,6 @@ Plain CREATE INDEX: acknowledgment is append-only (triggers), and an index leave
 """
 from alembic import op
 
-
 revision = '0008'
 down_revision = '0007'
 branch_labels = None

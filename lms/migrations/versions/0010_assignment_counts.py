@@ -13,9 +13,8 @@ The backfill below is this revision's own copy of the rule in
 ``lms.models.assignment_state.state_values``, written as SQL so the migration keeps meaning what it
 meant when later code changes; the tests hold the two to the same results.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010'
 down_revision = '0009'

@@ -24,11 +24,11 @@ between preview and apply (None: the day it is applied).
 """
 from datetime import date, datetime, timedelta, timezone
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
-
 
 revision = '0011'
 down_revision = '0010'

@@ -9,11 +9,11 @@ append-only, like the other records. ``assignment.extra_attempts`` is their sum,
 allowed without reading the grants. ``attempt_item.saved`` holds the options a member has chosen
 but not yet submitted, so an idle sign-out or a dropped connection loses nothing.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
-
 
 revision = '0012'
 down_revision = '0011'

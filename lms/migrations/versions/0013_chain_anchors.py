@@ -5,11 +5,11 @@ Revises: 0012
 
 A new table only; existing records are untouched, so populated databases upgrade as they are.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 from lms.migrate_helpers import append_only, drop_append_only
-
 
 revision = '0013'
 down_revision = '0012'

@@ -19,8 +19,9 @@ verify.
 ``seen_assertion`` holds the IDs of SAML assertions already used, until they expire, so that a
 captured assertion cannot be posted a second time.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import lms.db
 
 revision = '0016'

@@ -5,10 +5,10 @@ Revises: 0016
 
 New tables only, so the migration is the same on a populated database as on an empty one.
 """
-from alembic import op
 import sqlalchemy as sa
-import lms.db
+from alembic import op
 
+import lms.db
 
 revision = '0017'
 down_revision = '0016'

@@ -11,10 +11,10 @@ are already unique on a populated database. ``closed_at``/``closed_by_id`` recor
 SQLite rebuilds the cycle table, which other tables point at: lms.migrate runs migrations with
 SQLite's foreign keys off and checks them before committing.
 """
-from alembic import op
 import sqlalchemy as sa
-import lms.db
+from alembic import op
 
+import lms.db
 
 revision = '0018'
 down_revision = '0017'

@@ -5,10 +5,10 @@ Revises: 0021
 
 A new table only. Assignments moved before it existed keep their latest due date, as before.
 """
-from alembic import op
 import sqlalchemy as sa
-import lms.db
+from alembic import op
 
+import lms.db
 
 revision = '0025'
 down_revision = '0021'
