@@ -64,7 +64,7 @@ def test_a_roster_page_in_other_digits_is_refused(client, db, coordinator, open_
 
     @_given_numbers
     def check(number):
-        response = client.get(f"/coordinator/cycles/{cycle.year}/roster", query_string={"page": number})
+        response = client.get(f"/coordinator/cycles/{cycle.id}/roster", query_string={"page": number})
         assert response.status_code == 400, number
         assert "digits 0-9" in response.get_data(as_text=True)
 

@@ -101,7 +101,7 @@ def test_a_worker_process_sends_the_queued_reminders(app, client, auth, db, team
     worker = workers(server.port)
     wait_for(lambda: jobs_service.worker_heartbeat_age(db, utcnow()) is not None, what="the first heartbeat")
 
-    assert _queue_reminders(client, auth, coordinator, cycle.year).status_code == 302
+    assert _queue_reminders(client, auth, coordinator, cycle.id).status_code == 302
     wait_for(lambda: server.recorder.count() >= 5, what="five messages")
     db.expire_all()
     wait_for(lambda: db.scalar(select(Job.id).where(Job.status != "done")) is None, what="jobs done")
@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_at_most_the_message
     # A short lease, so the restarted worker takes over the job the killed one was running.
     first = workers(server.port, JOBS_LEASE_SECONDS=2)
     wait_for(lambda: jobs_service.worker_heartbeat_age(db, utcnow()) is not None, what="the first heartbeat")
-    _queue_reminders(client, auth, coordinator, cycle.year)
+    _queue_reminders(client, auth, coordinator, cycle.id)
     wait_for(lambda: server.recorder.count() >= 2, what="two messages")
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(timeout=10)
