@@ -93,6 +93,10 @@ def _reset_postgres(app, fingerprint) -> None:
     only) and reload content only if a test changed it."""
     database = get_database(app)
     with database.engine.begin() as conn:
+        # A test that failed with a session still open leaves its transaction idle, holding locks
+        # the reset waits for: end it, so one failure is reported rather than hanging the run.
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                          " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"))
         conn.execute(text("SET session_replication_role = replica"))
         for table in _runtime_tables(conn):
             conn.execute(text(f"DELETE FROM {table}"))
