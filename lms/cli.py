@@ -780,9 +780,10 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
     today = local_date(now, tz)
     title = f"{cycle.name} roster"
     filters_text = roster_export.describe_filters(filters, cycle.name)
-    summary = roster_summary(session, filters, today=today, tz=tz)
-    total = sum(summary.counts.values())
-    if fmt == "pdf" and (refusal := roster_export.pdf_refusal(total, current_app.config["ROSTER_PDF_MAX_ROWS"])):
+    # The PDF's head (counts per status and unit) and its size bound; CSV and XLSX stream any size.
+    summary = roster_summary(session, filters, today=today, tz=tz) if fmt == "pdf" else None
+    if summary is not None and (refusal := roster_export.pdf_refusal(
+            sum(summary.counts.values()), current_app.config["ROSTER_PDF_MAX_ROWS"])):
         _fail(f"{refusal} (--format; ROSTER_PDF_MAX_ROWS sets the limit)")
     # Everything loaded so far lives until the command exits. Frozen, it is left out of the
     # garbage collector's passes, which otherwise rescan it again and again while tens of
@@ -805,7 +806,7 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
                 count = len(rows)
                 handle.write(roster_export.render_pdf(
                     rows, title=title, filters_text=filters_text, generated_at=now.astimezone(ZoneInfo(tz)),
-                    counts=summary.counts, unit_summary=summary.units,
+                    counts=summary.counts if summary else {}, unit_summary=summary.units if summary else [],
                     department=current_app.config["DEPARTMENT_NAME"]))
         record_event(session, "roster.export", at=now, target=f"cycle:{cycle.id}",
                      details={"filters": roster_export.filters_details(filters), "format": fmt, "rows": count,
