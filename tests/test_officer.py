@@ -405,3 +405,28 @@ def test_officer_pages_run_the_same_statements_whatever_the_history(app, client,
     assert cycles == 4
     assert three_before == one_before
     assert one_before["dashboard"] <= 8
+
+
+def test_a_multiple_answer_question_says_select_all_that_apply_once(client, auth, db, make_member, open_cycle):
+    """Issue 17: the quiz page printed "Select all that apply." twice on every multiple-answer
+    question. Members are drawn until an attempt holds one (the draw is random)."""
+    import random
+
+    from lms.services import quiz as quiz_service
+    from lms.services.progress import mark_lesson_read
+
+    members = [make_member(first="Quinn", last=f"Drawn{n}", badge=f"77{n:02d}") for n in range(12)]
+    open_cycle()
+    for n, member in enumerate(members):
+        assignment = assignment_of(db, member)
+        for lesson in assignment.policy_version.lessons:
+            mark_lesson_read(db, assignment, lesson, utcnow())
+        attempt = quiz_service.start_attempt(db, assignment, utcnow(), rng=random.Random(n))
+        multiple = [item for item in attempt.items if item.question.kind == "multiple"]
+        db.commit()
+        if multiple:
+            break
+    assert multiple, "no draw held a multiple-answer question"
+    auth.sign_in(member.badge)
+    page = html.unescape(client.get(f"/training/{assignment.id}/quiz").get_data(as_text=True))
+    assert len(re.findall(r"select all that apply", page, re.I)) == len(multiple)

@@ -47,9 +47,9 @@ def test_quiz_and_receipt_link_on_a_phone(phone_page, axe):
     expect(page.get_by_role("heading", level=1)).to_contain_text("Scenario quiz")
     axe.check(page)
 
-    # "Select all that apply." once per multiple-answer question, never twice.
+    # "Select all that apply." once per multiple-answer question, never twice. The draw is random
+    # and may hold none; tests/test_officer.py draws until one is held, so the rule is always tested.
     multiple = page.locator("fieldset:has(input[type=checkbox])")
-    assert multiple.count() >= 1
     for i in range(multiple.count()):
         question = multiple.nth(i).locator("xpath=ancestor::li[1]")
         said = re.findall(r"select all that apply", question.inner_text(), re.I)
