@@ -819,7 +819,8 @@ def roster_command(ref: str, policy, units, statuses, as_of, fmt: str, out: Path
     on_rollback(Path(partial).unlink, missing_ok=True)
     if count == 0:
         # The file is still written (a script may expect the CSV's header), but said plainly.
-        after_commit(click.echo, f"No members match these filters: {out} holds the column headings only.")
+        what = "the column headings only" if fmt == "csv" else "no member rows"
+        after_commit(click.echo, f"No members match these filters: {out} holds {what}.")
     else:
         after_commit(click.echo, f"Wrote {count} roster row{'' if count == 1 else 's'} to {out}.")
 
